@@ -1,0 +1,74 @@
+# luaweave — see README.md.  `make` builds for Lua 5.4 into build/;
+# `make LUA=5.1|5.2|5.3|jit` builds the same names under build/$(LUA)/.
+
+LUA ?= 5.4
+ifeq ($(LUA),5.4)
+  B := build
+else
+  B := build/$(LUA)
+endif
+ifeq ($(LUA),jit)
+  LUAPC := luajit
+  LUABIN := luajit
+  LUADEF := -DLW_LUAJIT
+else
+  LUAPC := lua$(LUA)
+  LUABIN := lua$(LUA)
+  LUADEF :=
+endif
+
+CC ?= cc
+WARN := -std=c99 -Wall -Wextra -pedantic -Werror
+OPT ?= -O2 -g
+LUA_CFLAGS := $(shell pkg-config --cflags $(LUAPC) 2>/dev/null)
+LUA_LIBS := $(shell pkg-config --libs $(LUAPC) 2>/dev/null)
+UV_CFLAGS := $(shell pkg-config --cflags libuv 2>/dev/null)
+UV_LIBS := $(shell pkg-config --libs libuv 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+CFLAGS_ALL = $(WARN) $(OPT) -fPIC -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
+  $(LUADEF) $(LUA_CFLAGS) $(UV_CFLAGS) $(CFLAGS)
+
+LIB_SRC := src/lw_compat.c src/lw_map.c src/lw_store.c src/lw_lua.c
+LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
+HDRS := $(wildcard include/*.h src/*.h)
+
+.PHONY: all test sanitize run clean check-versions
+all: $(B)/luaweave.so $(B)/libluaweave.a $(B)/libluaweave.so
+
+$(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(B)/obj:
+	mkdir -p $@
+
+# the module: Lua's symbols come from the interpreter that loads it
+$(B)/luaweave.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS)
+
+$(B)/libluaweave.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libluaweave.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libluaweave.so.0 -o $@ $^ $(LUA_LIBS) $(UV_LIBS) $(LDFLAGS)
+
+# C tests: one binary per file in tests/test_*.c
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
+
+$(B)/tests/%: tests/%.c tests/lwtest.h $(B)/libluaweave.a $(HDRS)
+	@mkdir -p $(B)/tests
+	$(CC) $(CFLAGS_ALL) -Itests $< -o $@ $(B)/libluaweave.a $(LUA_LIBS) $(UV_LIBS) $(CMOCKA_LIBS) -lm $(LDFLAGS)
+
+tests-c: $(TEST_BIN)
+
+test:
+	@sh tests/run.sh
+
+sanitize:
+	@sh tests/run.sh --sanitize
+
+run: all
+	$(LUABIN) -e 'package.cpath="$(B)/?.so;"..package.cpath' examples/demo.lua
+
+clean:
+	rm -rf build

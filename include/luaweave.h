@@ -1,0 +1,168 @@
+/*
+** luaweave.h — the whole public C face of luaweave.
+**
+** luaweave keeps the latest result of every resumption of the Lua threads
+** (coroutines) it tracks, keyed by the thread's own lua_State pointer, and
+** guarantees that a result is never handed to the wrong thread and never
+** kept after nobody can ask for it.  See docs/ for the guide.
+**
+** Conventions
+**   - Every function that can fail returns an int: LW_OK (0) or a positive
+**     count on success, a negative LW_E* code on failure.  A failing call
+**     changes nothing.
+**   - Functions that push onto a Lua stack may raise a Lua memory error,
+**     exactly like lua_push*; call them where a Lua error is expected
+**     (inside a lua_CFunction or a protected call).  Their comment says so.
+**   - `s` may be NULL everywhere: the call fails with LW_EINVAL.
+**   - `co` must be a live thread (you hold it, like any lua_State).  A thread
+**     of another Lua state than the store's fails with LW_EUNIVERSE.
+*/
+#ifndef LUAWEAVE_H
+#define LUAWEAVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+
+#define LW_VERSION_MAJOR 0
+#define LW_VERSION_MINOR 1
+#define LW_VERSION_PATCH 0
+#define LW_VERSION "0.1.0"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Failure codes (negative) */
+#define LW_OK          0
+#define LW_EMEM       (-1) /* out of memory; nothing changed */
+#define LW_EINVAL     (-2) /* NULL store or thread, or a closed store */
+#define LW_EUNIVERSE  (-3) /* thread belongs to another Lua state */
+#define LW_ENOTTRACKED (-4) /* thread is not tracked */
+#define LW_ESTATE     (-5) /* thread cannot be resumed (dead, running, normal) */
+#define LW_ENOTSUP    (-6) /* this Lua version cannot do it */
+
+/* What lw_status answers */
+enum lw_status_code {
+  LW_UNTRACKED = 0, /* not tracked (or forgotten) */
+  LW_PENDING,       /* tracked, no resumption recorded yet */
+  LW_YIELDED,       /* last resumption yielded */
+  LW_RETURNED,      /* last resumption returned (thread is dead) */
+  LW_FAILED,        /* last resumption raised an error (thread is dead) */
+  LW_CANCELLED,     /* cancelled: will never run again */
+  LW_RUNNING        /* a recorded resumption is under way */
+};
+
+/* One result store per Lua state (shared by all its threads). */
+typedef struct lw_store lw_store;
+
+/*
+** The store of L's Lua state, created on first use.  Opening installs
+** luaweave's allocator hook on the state (see docs/guide.md: this is how
+** the store learns the exact moment a tracked thread is freed).  Returns
+** NULL only when memory runs out.  Raises no Lua error.
+*/
+lw_store *lw_store_open(lua_State *L);
+
+/* The store of L's Lua state, or NULL if none was opened. */
+lw_store *lw_store_get(lua_State *L);
+
+/* Number of threads tracked now (0 for NULL). */
+size_t lw_store_count(const lw_store *s);
+
+/* Bytes luaweave itself holds for the store's map (0 for NULL). */
+size_t lw_store_bytes(const lw_store *s);
+
+/*
+** Start tracking co.  Tracking does not keep co alive.  Tracking a thread
+** already tracked keeps its record.  LW_EMEM when the map cannot grow.
+*/
+int lw_track(lw_store *s, lua_State *co);
+
+/* Forget co and its result.  LW_ENOTTRACKED if it was not tracked. */
+int lw_untrack(lw_store *s, lua_State *co);
+
+/* An lw_status, or a negative LW_E* code. */
+int lw_status(lw_store *s, lua_State *co);
+
+/*
+** Resume co like lua_resume (Lua 5.4 signature on every version) and, when
+** co is tracked, record what it yielded, returned or raised.  Returns the
+** Lua status (LUA_OK, LUA_YIELD, or an error status), or LW_ESTATE without
+** touching anything if co is not resumable (dead, running or normal), or
+** LW_EUNIVERSE/LW_EINVAL.
+**
+** Afterwards, read results with lw_result; what stays on co's stack is the
+** store's: on LUA_YIELD the *nres values are on top of co's stack and stay
+** there until the next resumption (do not pop them); on an error the error
+** object is on top.  When a tracked co returns, its values move into the
+** store so that co is dead as Lua sees it.  An untracked co is left as
+** lua_resume leaves it.  If recording runs out of memory, co is untracked
+** and LW_EMEM is returned (the resumption itself happened).
+*/
+int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
+              int *nres);
+
+/*
+** Push co's latest result onto L shaped like coroutine.resume's results:
+** true, v1..vn / false, err / false, "cancelled"; or one nil while nothing
+** is recorded.  Returns the number of values pushed, or a negative code
+** (nothing pushed).  May raise a Lua memory error.
+*/
+int lw_result(lw_store *s, lua_State *co, lua_State *L);
+
+/* lw_result, then forget co.  May raise a Lua memory error. */
+int lw_take(lw_store *s, lua_State *co, lua_State *L);
+
+/*
+** Mark co cancelled: it will not be resumed by luaweave again.  Where the
+** Lua version can (5.4), co is closed: pending to-be-closed variables run.
+** Returns LW_OK, or a negative code; LW_ESTATE if co is running or normal.
+** Tracks co if it was not tracked.  May raise a Lua memory error.
+*/
+int lw_cancel(lw_store *s, lua_State *co, lua_State *from);
+
+/*
+** Recycle co for new work (Lua 5.4: lua_closethread/lua_resetthread):
+** untracks it first, so its old result can never reach its new life.
+** Returns the status of the reset (LUA_OK or the error of a closing
+** to-be-closed variable), LW_ESTATE for a running/normal thread, or
+** LW_ENOTSUP where the Lua version cannot reset threads.
+*/
+int lw_reset(lw_store *s, lua_State *co, lua_State *from);
+
+/*
+** The thread's identity: its address.  Stable while co lives; another
+** thread may get the same key after co is freed (the store copes; a key
+** alone proves nothing).
+*/
+uintptr_t lw_key(const lua_State *co);
+
+/*
+** Handles: a host that holds no Lua reference to a thread keeps the thread
+** (and so its result) alive with a handle until it releases or takes it.
+** lw_hold tracks the thread at index idx of L and returns a handle (> 0)
+** or a negative code; it may raise a Lua memory error.
+*/
+typedef int lw_handle;
+lw_handle lw_hold(lw_store *s, lua_State *L, int idx);
+/* The thread of a handle, or NULL for an invalid handle. */
+lua_State *lw_handle_thread(lw_store *s, lua_State *L, lw_handle h);
+/* Drop the handle; the thread stays tracked while it lives. */
+int lw_release(lw_store *s, lua_State *L, lw_handle h);
+/* lw_take on the handle's thread, then release the handle. */
+int lw_handle_take(lw_store *s, lua_State *L, lw_handle h);
+
+/* The name of a status ("untracked", "pending", ...), or NULL. */
+const char *lw_status_name(int status);
+/* A message for a negative code. */
+const char *lw_strerror(int code);
+
+/* The Lua module: require "luaweave". */
+int luaopen_luaweave(lua_State *L);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,138 @@
+/*
+** lw_compat.c — Lua 5.1–5.4 and LuaJIT differences, nothing else.
+*/
+#include "lw_compat.h"
+
+int lw_co_resume(lua_State *co, lua_State *from, int nargs, int *nres) {
+#if LUA_VERSION_NUM >= 504
+  return lua_resume(co, from, nargs, nres);
+#else
+  int st;
+# if LUA_VERSION_NUM >= 502
+  st = lua_resume(co, from, nargs);
+# else
+  (void)from;
+  st = lua_resume(co, nargs);
+# endif
+  /* Before 5.4 a yield or a return leaves exactly its values in co's
+     visible frame (lua_yield moves the frame base up to them), so the
+     count is the frame's size. */
+  *nres = (st == LUA_OK || st == LUA_YIELD) ? lua_gettop(co) : 0;
+  return st;
+#endif
+}
+
+int lw_co_status(lua_State *L, lua_State *co) {
+  if (L == co) return LW_CO_RUNNING;
+  switch (lua_status(co)) {
+    case LUA_YIELD: return LW_CO_SUSPENDED;
+    case LUA_OK: {
+      lua_Debug ar;
+      if (lua_getstack(co, 0, &ar)) return LW_CO_NORMAL;
+      return lua_gettop(co) == 0 ? LW_CO_DEAD : LW_CO_SUSPENDED;
+    }
+    default: return LW_CO_DEAD;
+  }
+}
+
+int lw_co_canreset(void) {
+#if LUA_VERSION_NUM >= 504
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+int lw_co_reset(lua_State *co, lua_State *from) {
+#if LUA_VERSION_NUM >= 504
+# if LUA_VERSION_RELEASE_NUM >= 50406
+  return lua_closethread(co, from);
+# else
+  (void)from;
+  return lua_resetthread(co);
+# endif
+#else
+  (void)co; (void)from;
+  return -1;
+#endif
+}
+
+void lw_co_dropbelow(lua_State *co, int k, int nargs) {
+  if (k <= 0) return;
+  if (nargs == 0) {
+    lua_pop(co, k);
+    return;
+  }
+#if LUA_VERSION_NUM >= 503
+  lua_rotate(co, -(k + nargs), -k);
+  lua_pop(co, k);
+#else
+  {
+    int first = lua_gettop(co) - nargs - k + 1;
+    while (k-- > 0) lua_remove(co, first);
+  }
+#endif
+}
+
+const void *lw_universe(lua_State *L) {
+  return lua_topointer(L, LUA_REGISTRYINDEX);
+}
+
+int lw_absindex(lua_State *L, int idx) {
+#if LUA_VERSION_NUM >= 502
+  return lua_absindex(L, idx);
+#else
+  return (idx > 0 || idx <= LUA_REGISTRYINDEX) ? idx : lua_gettop(L) + idx + 1;
+#endif
+}
+
+void lw_rawgetp(lua_State *L, int idx, const void *p) {
+#if LUA_VERSION_NUM >= 502
+  lua_rawgetp(L, idx, p);
+#else
+  idx = lw_absindex(L, idx);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_rawget(L, idx);
+#endif
+}
+
+void lw_rawsetp(lua_State *L, int idx, const void *p) {
+#if LUA_VERSION_NUM >= 502
+  lua_rawsetp(L, idx, p);
+#else
+  idx = lw_absindex(L, idx);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_insert(L, -2);
+  lua_rawset(L, idx);
+#endif
+}
+
+void lw_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+  /* LuaJIT 2.1 has luaL_setfuncs, plain 5.1 does not */
+#if LUA_VERSION_NUM >= 502 || defined(LW_LUAJIT)
+  luaL_setfuncs(L, l, nup);
+#else
+  for (; l->name != NULL; l++) {
+    int i;
+    for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+#endif
+}
+
+size_t lw_rawlen(lua_State *L, int idx) {
+#if LUA_VERSION_NUM >= 502
+  return (size_t)lua_rawlen(L, idx);
+#else
+  return lua_objlen(L, idx);
+#endif
+}
+
+void lw_setweak(lua_State *L, const char *mode) {
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+}

@@ -1,0 +1,61 @@
+/*
+** lw_map.h — the thread map: thread key -> small fixed-size record.
+** Design notes and costs are at the top of lw_map.c.
+*/
+#ifndef LW_MAP_H
+#define LW_MAP_H
+
+#include <stddef.h>
+#include "lw_key.h"
+
+/* same contract as lua_Alloc, so a Lua state's allocator can feed the map */
+typedef void *(*lw_map_alloc)(void *ud, void *p, size_t osize, size_t nsize);
+
+/* A record is 8 bytes; its meaning is the store's (lw_store.c). */
+typedef struct lw_rec {
+  unsigned status : 4;
+  unsigned flags : 4;
+  unsigned nres : 24;   /* values recorded (Lua stacks hold < 2^24) */
+  unsigned top;         /* co's stack top when recorded */
+} lw_rec;
+
+typedef struct lw_slot {
+  lw_tkey key;          /* NULL: empty */
+  lw_rec rec;
+} lw_slot;
+
+typedef struct lw_map {
+  lw_slot *slots;
+  size_t mask;          /* capacity - 1; capacity is 0 or a power of 2 */
+  size_t count;
+  lw_map_alloc alloc;
+  void *ud;
+} lw_map;
+
+#define LW_MAP_MINCAP 16
+
+void lw_map_init(lw_map *m, lw_map_alloc alloc, void *ud);
+void lw_map_free(lw_map *m);
+size_t lw_map_capacity(const lw_map *m);
+
+/* the record of k, or NULL */
+lw_rec *lw_map_find(const lw_map *m, lw_tkey k);
+
+/* find or add k; *rec gets its record (zeroed when added).
+   Returns 1 added, 0 found, -1 out of memory (map unchanged). */
+int lw_map_insert(lw_map *m, lw_tkey k, lw_rec **rec);
+
+/* remove k: 1 removed, 0 absent.  Never allocates, so it is safe inside
+   an allocator hook. */
+int lw_map_remove(lw_map *m, lw_tkey k);
+
+/* shrink when mostly empty; keeps the map as is if memory runs out */
+void lw_map_compact(lw_map *m);
+
+/* visit: *i starts at 0; returns the next used slot or NULL */
+lw_slot *lw_map_next(const lw_map *m, size_t *i);
+
+/* invariant check for tests: 0 when sound, else a line number */
+int lw_map_check(const lw_map *m);
+
+#endif
