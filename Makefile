@@ -3,9 +3,9 @@
 
 LUA ?= 5.4
 ifeq ($(LUA),5.4)
-  B := build
+  B ?= build
 else
-  B := build/$(LUA)
+  B ?= build/$(LUA)
 endif
 ifeq ($(LUA),jit)
   LUAPC := luajit
@@ -28,12 +28,13 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 CFLAGS_ALL = $(WARN) $(OPT) -fPIC -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
   $(LUADEF) $(LUA_CFLAGS) $(UV_CFLAGS) $(CFLAGS)
 
-LIB_SRC := src/lw_compat.c src/lw_map.c src/lw_store.c src/lw_lua.c
+LIB_SRC := src/lw_compat.c src/lw_map.c src/lw_store.c src/lw_sched.c \
+  src/lw_loop.c src/lw_lua.c src/lw_lua_task.c src/lw_fs.c
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS := $(wildcard include/*.h src/*.h)
 
 .PHONY: all test sanitize run clean check-versions
-all: $(B)/luaweave.so $(B)/libluaweave.a $(B)/libluaweave.so
+all: $(B)/luaweave.so $(B)/libluaweave.a $(B)/libluaweave.so $(B)/luaweave
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
@@ -43,10 +44,13 @@ $(B)/obj:
 
 # the module: Lua's symbols come from the interpreter that loads it
 $(B)/luaweave.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDFLAGS)
+	$(CC) -shared -o $@ $^ $(UV_LIBS) -lm $(LDFLAGS)
 
 $(B)/libluaweave.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
+
+$(B)/luaweave: $(B)/obj/lw_cli.o $(B)/libluaweave.a
+	$(CC) -o $@ $< $(B)/libluaweave.a $(LUA_LIBS) $(UV_LIBS) -lm $(LDFLAGS)
 
 $(B)/libluaweave.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libluaweave.so.0 -o $@ $^ $(LUA_LIBS) $(UV_LIBS) $(LDFLAGS)

@@ -158,8 +158,126 @@ const char *lw_status_name(int status);
 /* A message for a negative code. */
 const char *lw_strerror(int code);
 
-/* The Lua module: require "luaweave". */
+/* ------------------------------------------------------------------ */
+/* The scheduler                                                       */
+/*
+** One scheduler per Lua state, created on first use.  It knows no event
+** loop: something steps it (lw_sched_run on luaweave's own libuv loop,
+** lw_sched_attach on a host's loop, or the host calling lw_sched_step).
+** A cycle (step) runs the timers that were due when it began, in deadline
+** order with FIFO ties, then the deferred queue in FIFO order, including
+** work deferred while it drains.  Every task is tracked in the store.
+*/
+typedef struct lw_sched lw_sched;
+
+#define LW_EDEADLOCK (-7) /* tasks await, and nothing can ever wake them */
+#define LW_EEXITED   (-8) /* task.exit was called: the scheduler stopped */
+#define LW_EBUSY     (-9) /* already running, attached, or stepping */
+
+/* The scheduler of L's Lua state, created (with the store) on first use;
+   NULL when memory runs out.  Raises no Lua error. */
+lw_sched *lw_sched_open(lua_State *L);
+/* The scheduler of L's Lua state, or NULL. */
+lw_sched *lw_sched_get(lua_State *L);
+
+/*
+** Spawn, defer, delay from C.  The function or thread to run is at
+** -(nargs+1) on L, its arguments above it; all are popped and the task's
+** thread is pushed.  lw_sched_spawn resumes it now, until its first
+** yield; its errors go to the error callback, never to the caller.
+** Return LW_OK, LW_EINVAL (not a function or thread) or LW_EMEM; may
+** raise a Lua memory error.
+*/
+int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs);
+int lw_sched_defer(lw_sched *S, lua_State *L, int nargs);
+int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs);
+
+/* Never resume co again; close it where Lua can; wake its awaiters with
+   false, "cancelled".  A dead or unknown thread: nothing happens (LW_OK).
+   The running thread is cancelled when it next yields. */
+int lw_sched_cancel(lw_sched *S, lua_State *co);
+
+/* Run one cycle.  Returns the number of resumptions, or LW_EEXITED,
+   LW_EBUSY (called from inside a step), LW_EINVAL. */
+int lw_sched_step(lw_sched *S);
+
+/* Seconds until the scheduler has work: 0 now, > 0 the next timer,
+   -1 nothing scheduled (only outside events could wake it). */
+double lw_sched_next(lw_sched *S);
+
+/* Counts: tasks that can still run by themselves (queued + timers), tasks
+   awaiting other tasks, outstanding async operations, errors reported. */
+size_t lw_sched_ready(const lw_sched *S);
+size_t lw_sched_waiting(const lw_sched *S);
+size_t lw_sched_async(const lw_sched *S);
+size_t lw_sched_errors(const lw_sched *S);
+
+/* After task.exit: 1 and *code set; else 0. */
+int lw_sched_exited(const lw_sched *S, int *code);
+
+/* Where errors of tasks nobody awaits go: msg holds the error and a
+   traceback.  NULL restores the default (print to stderr). */
+typedef void (*lw_error_fn)(void *ud, lua_State *co, const char *msg);
+void lw_sched_onerror(lw_sched *S, lw_error_fn fn, void *ud);
+
+/* The clock, in seconds (default: monotonic).  For tests and hosts with a
+   clock of their own.  NULL restores the default. */
+typedef double (*lw_clock_fn)(void *ud);
+void lw_sched_setclock(lw_sched *S, lw_clock_fn fn, void *ud);
+double lw_sched_now(lw_sched *S);
+
+/* ------------------------------------------------------------------ */
+/* Async C functions                                                   */
+/*
+** A lua_CFunction suspends its calling task with
+**     lw_async *op = lw_async_begin(L);  ...start work...
+**     return lw_async_yield(L, op);
+** and the host completes it later, from any callback of its own, with
+**     lua_push...(lw_sched_state(S), ...); lw_async_resolve(op, n);
+** or  lua_push...(lw_sched_state(S), err); lw_async_reject(op);
+** The task then resumes: the C function returns the n values, or raises
+** err.  Register such functions with lw_async_wrap so that rejection can
+** raise on every Lua version.  A token is valid until resolved or
+** rejected, exactly once, even if its task was cancelled meanwhile.
+*/
+typedef struct lw_async lw_async;
+/* NULL (with a Lua error raised) when L is not a task that can yield */
+lw_async *lw_async_begin(lua_State *L);
+int lw_async_yield(lua_State *L, lw_async *op);
+/* push f (a lua_CFunction that may call lw_async_yield) wrapped so that
+   a rejection raises in the task */
+void lw_async_wrap(lua_State *L, lua_CFunction f);
+int lw_async_resolve(lw_async *op, int nvalues);
+int lw_async_reject(lw_async *op);
+/* The safe way from a host callback: push(L, ud) runs protected, pushes
+   the values and returns their count, or pushes an error object and
+   returns -1 to reject.  If memory runs out, the task cannot be resumed
+   and LW_EMEM is returned.  All three consume the token. */
+typedef int (*lw_push_fn)(lua_State *L, void *ud);
+int lw_async_complete(lw_async *op, lw_push_fn push, void *ud);
+lw_sched *lw_async_sched(lw_async *op);
+/* A thread of the scheduler's own, on which a host pushes values to
+   complete an async operation or to spawn from outside Lua. */
+lua_State *lw_sched_state(lw_sched *S);
+
+/* ------------------------------------------------------------------ */
+/* Drivers (libuv)                                                     */
+
+struct uv_loop_s;
+/* Drive S on luaweave's own libuv loop until no task can run any more.
+   LW_OK; LW_EEXITED after task.exit; LW_EDEADLOCK if tasks await with
+   nothing left to wake them; LW_EBUSY. */
+int lw_sched_run(lw_sched *S);
+/* Drive S from a host's loop, which the host runs itself; detach before
+   closing the loop. */
+int lw_sched_attach(lw_sched *S, struct uv_loop_s *loop);
+int lw_sched_detach(lw_sched *S);
+/* The libuv loop async I/O uses: the attached loop or luaweave's own. */
+struct uv_loop_s *lw_sched_loop(lw_sched *S);
+
+/* The Lua modules: require "luaweave", require "luaweave.task". */
 int luaopen_luaweave(lua_State *L);
+int luaopen_luaweave_task(lua_State *L);
 
 #ifdef __cplusplus
 }

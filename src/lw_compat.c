@@ -136,3 +136,35 @@ void lw_setweak(lua_State *L, const char *mode) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
 }
+
+void lw_traceback(lua_State *L, lua_State *co, const char *msg) {
+#if LUA_VERSION_NUM >= 502 || defined(LW_LUAJIT)
+  luaL_traceback(L, co, msg, 0);
+#else
+  /* 5.1 has no luaL_traceback: ask debug.traceback, if it is there */
+  lua_getglobal(L, "debug");
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "traceback");
+  else lua_pushnil(L);
+  lua_remove(L, -2);
+  if (lua_isfunction(L, -1)) {
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    if (msg) lua_pushstring(L, msg);
+    else lua_pushnil(L);
+    lua_pushinteger(L, 0);
+    if (lua_pcall(L, 3, 1, 0) == 0 && lua_isstring(L, -1)) return;
+  }
+  lua_pop(L, 1);
+  lua_pushstring(L, msg ? msg : "");
+#endif
+}
+
+int lw_yieldable(lua_State *L) {
+#if LUA_VERSION_NUM >= 503 || defined(LW_LUAJIT)
+  return lua_isyieldable(L);
+#else
+  int ismain = lua_pushthread(L);
+  lua_pop(L, 1);
+  return !ismain;
+#endif
+}

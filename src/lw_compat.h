@@ -10,10 +10,22 @@
 
 #ifndef LUA_OK
 #define LUA_OK 0
+/* push msg (may be NULL) followed by a traceback of co */
+void lw_traceback(lua_State *L, lua_State *co, const char *msg);
+
+/* 1 if the running function of L may yield */
+int lw_yieldable(lua_State *L);
+
 #endif
 
 #if LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 504
 #error "luaweave supports Lua 5.1 to 5.4 and LuaJIT 2.1"
+/* push msg (may be NULL) followed by a traceback of co */
+void lw_traceback(lua_State *L, lua_State *co, const char *msg);
+
+/* 1 if the running function of L may yield */
+int lw_yieldable(lua_State *L);
+
 #endif
 
 /* what lw_co_status answers, as coroutine.status names them */
@@ -47,5 +59,11 @@ size_t lw_rawlen(lua_State *L, int idx);
 
 /* set the table on top as a weak table of the given mode */
 void lw_setweak(lua_State *L, const char *mode);
+
+/* push msg (may be NULL) followed by a traceback of co */
+void lw_traceback(lua_State *L, lua_State *co, const char *msg);
+
+/* 1 if the running function of L may yield */
+int lw_yieldable(lua_State *L);
 
 #endif

@@ -2,7 +2,7 @@
 ** lw_lua.c — the `luaweave` Lua module: argument checking, error
 ** messages, and coroutine.resume/wrap/close semantics on top of the store.
 */
-#include "lw_store.h"
+#include "lw_sched.h"
 #include "lw_compat.h"
 
 #include <string.h>
@@ -266,7 +266,8 @@ static int l_uninstall(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"track", l_track},     {"untrack", l_untrack}, {"status", l_status},
   {"result", l_result},   {"take", l_take},       {"key", l_key},
-  {"resume", l_resume},   {"count", l_count},     {NULL, NULL}
+  {"resume", l_resume},   {"count", l_count},     {"run", lw_lua_run},
+  {NULL, NULL}
 };
 
 /* what install() puts into the coroutine library */
@@ -298,6 +299,8 @@ int luaopen_luaweave(lua_State *L) {
   lua_setfield(L, -2, "install");
   lua_pushcfunction(L, l_uninstall);
   lua_setfield(L, -2, "uninstall");
+  lw_fs_open(L);
+  lua_setfield(L, -2, "fs");
   lua_pushliteral(L, LW_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

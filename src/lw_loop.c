@@ -1,0 +1,206 @@
+/*
+** lw_loop.c — the libuv drivers: run a scheduler on luaweave's own loop,
+** attach it to a host's loop, and the I/O loop of the host-stepped mode.
+**
+** The scheduler only asks to be stepped and says when it next has work
+** (lw_sched_next).  Own loop: step, then block in uv_run(ONCE) on a timer
+** for the next deadline (or on outstanding I/O) until nothing can run.
+** Attached: a prepare handle steps before every poll; an idle handle
+** keeps the poll from blocking while the queue has work; a timer wakes the
+** loop for the next deadline.  The prepare handle is unreferenced and the
+** others are active only while there is work, so luaweave keeps the host's
+** loop alive exactly as long as it has something to do.
+*/
+#include "lw_sched.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <uv.h>
+
+typedef struct attachment {
+  uv_prepare_t prep;
+  uv_idle_t idle;
+  uv_timer_t timer;
+  lw_sched *S;          /* NULL once detached */
+  int closing;          /* handles still to close */
+} attachment;
+
+typedef struct driver {
+  uv_loop_t own;
+  int own_ok;
+  uv_timer_t own_timer;
+  attachment *att;
+  int running;
+} driver;
+
+static driver *get_driver(lw_sched *S);
+
+static uint64_t to_ms(double sec) {
+  if (!(sec > 0)) return 0;
+  if (sec > 1e9) sec = 1e9;
+  return (uint64_t)ceil(sec * 1000.0);
+}
+
+static void noop_timer(uv_timer_t *t) { (void)t; }
+static void noop_idle(uv_idle_t *h) { (void)h; }
+
+static void poll_own(void *ud) {
+  driver *d = (driver *)ud;
+  uv_run(&d->own, UV_RUN_NOWAIT);
+}
+
+static void close_own(lw_sched *S) {
+  driver *d = (driver *)S->driver;
+  if (d == NULL) return;
+  if (d->att) lw_sched_detach(S);
+  if (d->own_ok) {
+    uv_close((uv_handle_t *)&d->own_timer, NULL);
+    uv_run(&d->own, UV_RUN_DEFAULT); /* finish closes and stray requests */
+    uv_loop_close(&d->own);
+  }
+  free(d);
+  S->driver = NULL;
+}
+
+static driver *get_driver(lw_sched *S) {
+  driver *d = (driver *)S->driver;
+  if (d != NULL) return d;
+  d = (driver *)calloc(1, sizeof *d);
+  if (d == NULL) return NULL;
+  S->driver = d;
+  S->driver_free = close_own;
+  return d;
+}
+
+/* luaweave's own loop, made on first use */
+static uv_loop_t *own_loop(lw_sched *S) {
+  driver *d = get_driver(S);
+  if (d == NULL) return NULL;
+  if (!d->own_ok) {
+    if (uv_loop_init(&d->own) != 0) return NULL;
+    uv_timer_init(&d->own, &d->own_timer);
+    uv_unref((uv_handle_t *)&d->own_timer);
+    d->own_ok = 1;
+    if (d->att == NULL) { /* host-stepped: poll I/O at each step */
+      S->poll = poll_own;
+      S->poll_ud = d;
+    }
+  }
+  return &d->own;
+}
+
+uv_loop_t *lw_sched_loop(lw_sched *S) {
+  driver *d;
+  if (S == NULL || S->closed) return NULL;
+  d = get_driver(S);
+  if (d == NULL) return NULL;
+  if (d->att) return d->att->prep.loop;
+  return own_loop(S);
+}
+
+int lw_sched_run(lw_sched *S) {
+  driver *d;
+  uv_loop_t *loop;
+  int rc = LW_OK;
+  if (S == NULL || S->closed) return LW_EINVAL;
+  if ((d = get_driver(S)) == NULL) return LW_EMEM;
+  if (d->att || d->running || S->stepping) return LW_EBUSY;
+  if ((loop = own_loop(S)) == NULL) return LW_EMEM;
+  d->running = 1;
+  S->poll = NULL; /* we run the loop ourselves */
+  for (;;) {
+    int c = lw_sched_step(S);
+    if (c == LW_EMEM) {
+      rc = LW_EMEM;
+      break;
+    }
+    if (S->exited) break;
+    if (S->qlen > 0) {
+      uv_run(loop, UV_RUN_NOWAIT);
+    } else if (S->hlen > 0) {
+      uv_ref((uv_handle_t *)&d->own_timer);
+      uv_timer_start(&d->own_timer, noop_timer, to_ms(lw_sched_next(S)), 0);
+      uv_run(loop, UV_RUN_ONCE);
+      uv_timer_stop(&d->own_timer);
+      uv_unref((uv_handle_t *)&d->own_timer);
+    } else if (S->nasync > 0) {
+      uv_run(loop, UV_RUN_ONCE);
+    } else {
+      break;
+    }
+  }
+  S->poll = poll_own;
+  S->poll_ud = d;
+  d->running = 0;
+  if (rc != LW_OK) return rc;
+  if (S->exited) return LW_EEXITED;
+  if (lw_sched_deadlocked(S)) return LW_EDEADLOCK;
+  return LW_OK;
+}
+
+/* attached mode */
+
+static void rearm(lw_sched *S) {
+  driver *d = (driver *)S->driver;
+  attachment *a = d ? d->att : NULL;
+  if (a == NULL) return;
+  if (S->qlen > 0 && !S->exited) uv_idle_start(&a->idle, noop_idle);
+  else uv_idle_stop(&a->idle);
+  if (S->hlen > 0 && !S->exited)
+    uv_timer_start(&a->timer, noop_timer, to_ms(lw_sched_next(S)), 0);
+  else uv_timer_stop(&a->timer);
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  attachment *a = (attachment *)h->data;
+  if (a->S == NULL) return;
+  if (!a->S->stepping) lw_sched_step(a->S);
+  rearm(a->S);
+}
+
+static void on_closed(uv_handle_t *h) {
+  attachment *a = (attachment *)h->data;
+  if (--a->closing == 0) free(a);
+}
+
+int lw_sched_attach(lw_sched *S, uv_loop_t *loop) {
+  driver *d;
+  attachment *a;
+  if (S == NULL || loop == NULL || S->closed) return LW_EINVAL;
+  if ((d = get_driver(S)) == NULL) return LW_EMEM;
+  if (d->att || d->running) return LW_EBUSY;
+  if ((a = (attachment *)calloc(1, sizeof *a)) == NULL) return LW_EMEM;
+  a->S = S;
+  uv_prepare_init(loop, &a->prep);
+  uv_idle_init(loop, &a->idle);
+  uv_timer_init(loop, &a->timer);
+  a->prep.data = a->idle.data = a->timer.data = a;
+  uv_prepare_start(&a->prep, on_prepare);
+  uv_unref((uv_handle_t *)&a->prep);
+  d->att = a;
+  S->poll = NULL;
+  S->notify = rearm;
+  rearm(S);
+  return LW_OK;
+}
+
+int lw_sched_detach(lw_sched *S) {
+  driver *d;
+  attachment *a;
+  if (S == NULL) return LW_EINVAL;
+  d = (driver *)S->driver;
+  if (d == NULL || d->att == NULL) return LW_EINVAL;
+  a = d->att;
+  d->att = NULL;
+  S->notify = NULL;
+  if (d->own_ok) {
+    S->poll = poll_own;
+    S->poll_ud = d;
+  }
+  a->S = NULL;
+  a->closing = 3;
+  uv_close((uv_handle_t *)&a->prep, on_closed);
+  uv_close((uv_handle_t *)&a->idle, on_closed);
+  uv_close((uv_handle_t *)&a->timer, on_closed);
+  return LW_OK;
+}

@@ -1,0 +1,167 @@
+/*
+** lw_lua_task.c — the `task` Lua library (require "luaweave.task", a
+** global in the CLI) and lw.run: argument checking and error messages on
+** top of the scheduler.
+*/
+#include "lw_sched.h"
+#include "lw_compat.h"
+
+#include <math.h>
+
+static lw_sched *sched(lua_State *L) { return lw_sched_check(L); }
+
+/* the function or thread at index 1, with a bad-argument error otherwise */
+static void check_target(lua_State *L, int arg, const char *fname) {
+  int t = lua_type(L, arg);
+  if (t != LUA_TFUNCTION && t != LUA_TTHREAD)
+    luaL_error(L, "bad argument #%d to '%s' (function or thread expected, got %s)",
+               arg, fname, lua_isnone(L, arg) ? "no value" : luaL_typename(L, arg));
+}
+
+static double opt_seconds(lua_State *L, int arg, const char *fname) {
+  if (lua_isnoneornil(L, arg)) return 0;
+  if (lua_type(L, arg) != LUA_TNUMBER)
+    luaL_error(L, "bad argument #%d to '%s' (number expected, got %s)", arg,
+               fname, luaL_typename(L, arg));
+  return (double)lua_tonumber(L, arg);
+}
+
+static int t_spawn(lua_State *L) {
+  lw_sched *S = sched(L);
+  check_target(L, 1, "spawn");
+  if (lw_sched_spawn(S, L, lua_gettop(L) - 1) != LW_OK)
+    return luaL_error(L, "spawn: cannot spawn");
+  return 1;
+}
+
+static int t_defer(lua_State *L) {
+  lw_sched *S = sched(L);
+  check_target(L, 1, "defer");
+  if (lw_sched_defer(S, L, lua_gettop(L) - 1) != LW_OK)
+    return luaL_error(L, "defer: cannot defer");
+  return 1;
+}
+
+static int t_delay(lua_State *L) {
+  lw_sched *S = sched(L);
+  double sec = opt_seconds(L, 1, "delay");
+  check_target(L, 2, "delay");
+  lua_remove(L, 1);
+  if (lw_sched_delay(S, L, sec, lua_gettop(L) - 1) != LW_OK)
+    return luaL_error(L, "delay: cannot delay");
+  return 1;
+}
+
+static int t_wait(lua_State *L) {
+  lw_sched *S = sched(L);
+  double sec = opt_seconds(L, 1, "wait");
+  lua_settop(L, 0);
+  return lw_sched_wait(S, L, sec);
+}
+
+static int t_cancel(lua_State *L) {
+  lw_sched *S = sched(L);
+  lua_State *co = lua_tothread(L, 1);
+  int e;
+  if (co == NULL)
+    return luaL_error(L, "bad argument #1 to 'cancel' (thread expected, got %s)",
+                      lua_isnone(L, 1) ? "no value" : luaL_typename(L, 1));
+  e = lw_sched_cancel_from(S, co, L);
+  if (e == LW_EMEM) {
+    lua_pushliteral(L, "not enough memory");
+    return lua_error(L);
+  }
+  return 0;
+}
+
+static int await_common(lua_State *L, const char *fname) {
+  lw_sched *S = sched(L);
+  int i, n = lua_gettop(L);
+  if (n == 0)
+    return luaL_error(L, "bad argument #1 to '%s' (thread expected, got no value)", fname);
+  for (i = 1; i <= n; i++)
+    if (lua_type(L, i) != LUA_TTHREAD)
+      return luaL_error(L, "bad argument #%d to '%s' (thread expected, got %s)", i,
+                        fname, luaL_typename(L, i));
+  return lw_sched_await(S, L, 1, n);
+}
+
+static int t_await(lua_State *L) {
+  lua_settop(L, lua_gettop(L) > 0 ? 1 : 0);
+  return await_common(L, "await");
+}
+
+static int t_any(lua_State *L) { return await_common(L, "any"); }
+
+static int t_exit(lua_State *L) {
+  lw_sched *S = sched(L);
+  int code = 0;
+  if (!lua_isnoneornil(L, 1)) {
+    if (lua_type(L, 1) == LUA_TBOOLEAN) code = lua_toboolean(L, 1) ? 0 : 1;
+    else if (lua_type(L, 1) == LUA_TNUMBER) code = (int)lua_tointeger(L, 1);
+    else
+      return luaL_error(L, "bad argument #1 to 'exit' (number expected, got %s)",
+                        luaL_typename(L, 1));
+  }
+  lua_settop(L, 0);
+  return lw_sched_exit(S, L, code);
+}
+
+static int t_clock(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)lw_sched_now(sched(L)));
+  return 1;
+}
+
+/* lw.run(f, ...): f as the main task, until no task can run any more */
+int lw_lua_run(lua_State *L) {
+  lw_sched *S = sched(L);
+  lua_State *co;
+  int rc, n;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (S->main != NULL || S->stepping)
+    return luaL_error(L, "run: the scheduler is already running");
+  S->exited = 0;
+  co = lua_newthread(L);
+  lua_insert(L, 1);                /* keep co referenced at index 1 */
+  lua_xmove(L, co, lua_gettop(L) - 1);
+  S->main = co;
+  rc = lw_sched_resume(S, co, L, lua_gettop(co) - 1);
+  if (rc == LW_EMEM) {
+    S->main = NULL;
+    lua_pushliteral(L, "not enough memory");
+    return lua_error(L);
+  }
+  rc = lw_sched_run(S);
+  S->main = NULL;
+  lua_settop(L, 1);
+  if (rc == LW_EEXITED) return 0;
+  if (rc == LW_EMEM) {
+    lua_pushliteral(L, "not enough memory");
+    return lua_error(L);
+  }
+  n = lw_status(S->s, co);
+  if (rc != LW_EDEADLOCK &&
+      (n == LW_RETURNED || n == LW_FAILED || n == LW_CANCELLED)) {
+    int k = lw_take(S->s, co, L);
+    if (lua_toboolean(L, 2)) return k - 1;
+    lua_settop(L, 3);
+    return lua_error(L);
+  }
+  n = (int)lw_sched_waiting(S);
+  return luaL_error(L, "deadlock: %d thread%s waiting", n ? n : 1,
+                    n > 1 ? "s" : "");
+}
+
+static const luaL_Reg task_funcs[] = {
+  {"spawn", t_spawn}, {"defer", t_defer},   {"delay", t_delay},
+  {"wait", t_wait},   {"cancel", t_cancel}, {"await", t_await},
+  {"any", t_any},     {"exit", t_exit},     {"clock", t_clock},
+  {NULL, NULL}
+};
+
+int luaopen_luaweave_task(lua_State *L) {
+  sched(L);
+  lua_createtable(L, 0, 9);
+  lw_setfuncs(L, task_funcs, 0);
+  return 1;
+}

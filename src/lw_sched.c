@@ -1,0 +1,1047 @@
+/*
+** lw_sched.c — the scheduler: run queue, timers, waiters, cancel, errors,
+** exit.  It knows no event loop: a driver (lw_loop.c) or the host steps it.
+**
+** Tasks are Lua threads tracked in the result store.  A task that waits
+** for something (a timer, another task, an async operation, its turn in
+** the deferred queue) is anchored in one Lua table, by a luaL_ref slot
+** that its queue or heap entry carries: O(1), no hashing, and the entry
+** knows what to unanchor.  A task suspended by a plain coroutine.yield is
+** anchored by nobody: if no one else holds it, the GC may take it.
+**
+** Every suspension and every resumption gives the task a new ticket (a
+** counter kept in the scheduler's own thread map).  An entry whose ticket
+** is no longer the task's is stale and skipped: a task woken early (by
+** task.spawn, say) is never resumed a second time by the timer it was
+** waiting on.  Tickets are 32 bits; a stale entry would have to outlive
+** 2^32 suspensions of its own task to be mistaken.
+**
+** Order: task.spawn resumes now, nested in its caller.  A step runs the
+** timers that were due when it began, by deadline with FIFO ties (a
+** sequence number), then drains the deferred queue in FIFO order,
+** including what is deferred while it drains.  Awaiters and completed
+** async operations are woken through the deferred queue.
+*/
+#include "lw_sched.h"
+#include "lw_compat.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char SCHED_KEY = 'K';
+static const char ASYNC_MARK = 'A'; /* first value of an async resumption */
+
+typedef struct sbox { lw_sched *S; } sbox;
+
+/* entry kinds: what a task is resumed with */
+enum { K_START, K_ARGS, K_WAIT, K_AWAITED, K_ASYNC };
+
+/* task states, in the task map's status field */
+enum { T_READY = 1, T_RUNNING, T_WAIT, T_AWAIT, T_ASYNC };
+#define TF_CANCEL 1 /* cancel it when it next yields */
+
+/* ------------------------------------------------------------------ */
+/* memory and small structures                                         */
+
+static void *sched_alloc(lw_sched *S, void *p, size_t osize, size_t nsize) {
+  return S->s->f(S->s->ud, p, osize, nsize);
+}
+
+static int q_push(lw_sched *S, const lw_ent *e) {
+  if (S->qlen == S->qcap) {
+    size_t ncap = S->qcap ? S->qcap * 2 : 64, i;
+    lw_ent *nq = (lw_ent *)sched_alloc(S, NULL, 0, ncap * sizeof(lw_ent));
+    if (nq == NULL) return LW_EMEM;
+    for (i = 0; i < S->qlen; i++) nq[i] = S->q[(S->qhead + i) % S->qcap];
+    if (S->q) sched_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
+    S->q = nq;
+    S->qcap = ncap;
+    S->qhead = 0;
+  }
+  S->q[(S->qhead + S->qlen) % S->qcap] = *e;
+  S->qlen++;
+  if (S->notify) S->notify(S);
+  return LW_OK;
+}
+
+static lw_ent q_pop(lw_sched *S) {
+  lw_ent e = S->q[S->qhead];
+  S->qhead = (S->qhead + 1) % S->qcap;
+  S->qlen--;
+  return e;
+}
+
+static int t_before(const lw_timer *a, const lw_timer *b) {
+  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static int h_push(lw_sched *S, double due, const lw_ent *e) {
+  size_t i;
+  if (S->hlen == S->hcap) {
+    size_t ncap = S->hcap ? S->hcap * 2 : 64;
+    lw_timer *nh = (lw_timer *)sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer),
+                                           ncap * sizeof(lw_timer));
+    if (nh == NULL) return LW_EMEM;
+    S->heap = nh;
+    S->hcap = ncap;
+  }
+  i = S->hlen++;
+  S->heap[i].due = due;
+  S->heap[i].seq = S->seq++;
+  S->heap[i].e = *e;
+  while (i > 0 && t_before(&S->heap[i], &S->heap[(i - 1) / 2])) {
+    lw_timer t = S->heap[i];
+    S->heap[i] = S->heap[(i - 1) / 2];
+    S->heap[(i - 1) / 2] = t;
+    i = (i - 1) / 2;
+  }
+  if (S->notify) S->notify(S);
+  return LW_OK;
+}
+
+static lw_timer h_pop(lw_sched *S) {
+  lw_timer top = S->heap[0];
+  size_t i = 0, n = --S->hlen;
+  S->heap[0] = S->heap[n];
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && t_before(&S->heap[l], &S->heap[m])) m = l;
+    if (r < n && t_before(&S->heap[r], &S->heap[m])) m = r;
+    if (m == i) break;
+    {
+      lw_timer t = S->heap[i];
+      S->heap[i] = S->heap[m];
+      S->heap[m] = t;
+    }
+    i = m;
+  }
+  return top;
+}
+
+/* anchor the value on L's top (popped); may raise a memory error */
+static int anchor(lw_sched *S, lua_State *L) {
+  int ref;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->aref);
+  lua_insert(L, -2);
+  ref = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  return ref;
+}
+
+/* push the anchored value and free its slot */
+static void unanchor(lw_sched *S, lua_State *L, int ref) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->aref);
+  lua_rawgeti(L, -1, ref);
+  luaL_unref(L, -2, ref);
+  lua_remove(L, -2);
+}
+
+static void push_thread(lua_State *L, lua_State *co) {
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* task records                                                        */
+
+static lw_rec *task_rec(lw_sched *S, lua_State *co) {
+  return lw_map_find(&S->tasks, co);
+}
+
+/* give co a state and a fresh ticket; NULL when memory runs out */
+static lw_rec *task_set(lw_sched *S, lua_State *co, int state) {
+  lw_rec *r;
+  if (lw_map_insert(&S->tasks, co, &r) < 0) return NULL;
+  if (r->status == T_AWAIT) S->nwaiting--;
+  r->status = (unsigned)state;
+  r->top = ++S->ticket;
+  if (state == T_AWAIT) S->nwaiting++;
+  return r;
+}
+
+static void task_drop(lw_sched *S, lua_State *co) {
+  lw_rec *r = task_rec(S, co);
+  if (r == NULL) return;
+  if (r->status == T_AWAIT) S->nwaiting--;
+  lw_map_remove(&S->tasks, co);
+}
+
+static void raise_mem(lua_State *L) {
+  lua_pushliteral(L, "not enough memory");
+  lua_error(L);
+}
+
+/* ------------------------------------------------------------------ */
+/* errors                                                              */
+
+static int tostring_protected(lua_State *L) {
+  /* converts arg 1 like tostring, running __tostring */
+  lua_getglobal(L, "tostring");
+  if (!lua_isfunction(L, -1)) return 0;
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return lua_isstring(L, -1) ? 1 : 0;
+}
+
+/* push a printable message for the error object on L's top (popped) */
+static void error_message(lua_State *L) {
+  int t = lua_type(L, -1);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    lua_pushstring(L, lua_tostring(L, -1));
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pushcfunction(L, tostring_protected);
+  lua_insert(L, -2);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "(error object is a %s value)", lua_typename(L, t));
+  }
+}
+
+/* W is the running thread: errors (memory only) are raised there */
+static void report(lw_sched *S, lua_State *co, lua_State *W) {
+  lua_State *T = W;
+  int top = lua_gettop(T);
+  luaL_checkstack(T, 8, "report");
+  S->nerrors++;
+  if (lw_result(S->s, co, T) == 2) {
+    error_message(T);
+    lw_traceback(T, co, lua_tostring(T, -1));
+  } else {
+    lw_traceback(T, co, "task failed");
+  }
+  if (S->onerror) S->onerror(S->onerror_ud, co, lua_tostring(T, -1));
+  else fprintf(stderr, "luaweave: %s\n", lua_tostring(T, -1));
+  lua_settop(T, top);
+}
+
+/* ------------------------------------------------------------------ */
+/* waking awaiters                                                     */
+
+/* co has ended (returned, failed or cancelled): wake whoever awaits it;
+   1 if someone did */
+static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
+  lua_State *T = W;
+  int top = lua_gettop(T), woke = 0, n, i;
+  luaL_checkstack(T, 8, "await");
+  lua_rawgeti(T, LUA_REGISTRYINDEX, S->wref);
+  push_thread(T, co);
+  lua_rawget(T, -2);
+  if (!lua_istable(T, -1)) {
+    lua_settop(T, top);
+    return 0;
+  }
+  n = (int)lw_rawlen(T, -1);
+  for (i = 1; i + 2 <= n; i += 3) {
+    lua_State *w;
+    lw_rec *r;
+    lw_ent e;
+    lua_rawgeti(T, -1, i);
+    w = lua_tothread(T, -1);
+    lua_rawgeti(T, -2, i + 1);
+    r = task_rec(S, w);
+    if (r == NULL || r->status != T_AWAIT ||
+        r->top != (unsigned)lua_tointeger(T, -1)) {
+      lua_pop(T, 2);
+      continue;
+    }
+    lua_pop(T, 1);
+    /* pack {w, target, isany} */
+    lua_createtable(T, 3, 0);
+    lua_insert(T, -2);
+    lua_rawseti(T, -2, 1);
+    push_thread(T, co);
+    lua_rawseti(T, -2, 2);
+    lua_rawgeti(T, -2, i + 2);
+    lua_rawseti(T, -2, 3);
+    if ((r = task_set(S, w, T_READY)) == NULL) raise_mem(T);
+    e.co = w;
+    e.ticket = r->top;
+    e.kind = K_AWAITED;
+    e.t0 = 0;
+    e.ref = anchor(S, T);
+    if (q_push(S, &e) != LW_OK) raise_mem(T);
+    woke = 1;
+  }
+  lua_settop(T, top + 1); /* waiters table */
+  push_thread(T, co);
+  lua_pushnil(T);
+  lua_rawset(T, -3);
+  lua_settop(T, top);
+  return woke;
+}
+
+/* co ended; failed: by an error */
+static void finished(lw_sched *S, lua_State *co, int failed, lua_State *W) {
+  int woke = wake_awaiters(S, co, W);
+  if (failed && !woke && co != S->main) report(S, co, W);
+}
+
+static void do_cancel(lw_sched *S, lua_State *co, lua_State *W) {
+  task_drop(S, co);
+  if (lw_cancel(S->s, co, W) == LW_EMEM) raise_mem(W);
+  finished(S, co, 0, W);
+}
+
+/* ------------------------------------------------------------------ */
+/* resuming                                                            */
+
+int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
+  lw_rec *r;
+  int st, n;
+  if (lw_track(S->s, co) == LW_EMEM || task_set(S, co, T_RUNNING) == NULL) {
+    lua_pop(co, nargs);
+    return LW_EMEM;
+  }
+  st = lw_resume(S->s, co, from, nargs, &n);
+  if (st < 0) {
+    if (st != LW_EMEM) lua_pop(co, nargs);
+    task_drop(S, co);
+    return st;
+  }
+  r = task_rec(S, co);
+  if (st == LUA_YIELD) {
+    if (r != NULL && r->status == T_RUNNING) {
+      /* a plain yield: someone else will resume it, or nobody */
+      if (r->flags & TF_CANCEL) do_cancel(S, co, from);
+      else task_drop(S, co);
+    }
+    return st;
+  }
+  task_drop(S, co);
+  if (lw_status(S->s, co) < LW_PENDING) return st; /* untracked meanwhile */
+  finished(S, co, st != LUA_OK, from);
+  return st;
+}
+
+/* resume the entry's task if its ticket is still good; 1 if it ran */
+static int run_entry(lw_sched *S, const lw_ent *e) {
+  lua_State *T = S->T, *co = e->co;
+  lw_rec *r = task_rec(S, co);
+  int top = lua_gettop(T), n = 0, i, st;
+  unanchor(S, T, e->ref);
+  if (r == NULL || r->top != e->ticket ||
+      (r->status != T_READY && r->status != T_WAIT && r->status != T_ASYNC)) {
+    lua_settop(T, top);
+    return 0;
+  }
+  switch (e->kind) {
+    case K_START:
+      n = lua_gettop(co) - 1;
+      break;
+    case K_ARGS: /* {co, n, args...} */
+      lua_rawgeti(T, -1, 2);
+      n = (int)lua_tointeger(T, -1);
+      lua_pop(T, 1);
+      luaL_checkstack(T, n, "too many arguments");
+      for (i = 1; i <= n; i++) lua_rawgeti(T, top + 1, i + 2);
+      if (!lua_checkstack(co, n)) raise_mem(T);
+      lua_xmove(T, co, n);
+      break;
+    case K_WAIT:
+      lua_pushnumber(co, lw_sched_now(S) - e->t0);
+      n = 1;
+      break;
+    case K_AWAITED: { /* {w, target, isany} */
+      lua_State *target;
+      int isany;
+      lua_rawgeti(T, top + 1, 2);
+      target = lua_tothread(T, -1);
+      lua_rawgeti(T, top + 1, 3);
+      isany = lua_toboolean(T, -1);
+      lua_pop(T, 1);
+      if (!isany) lua_pop(T, 1);
+      n = lw_result(S->s, target, T);
+      if (n < 0) { /* forgotten meanwhile */
+        lua_pushnil(T);
+        n = 1;
+      }
+      if (isany) n++;
+      if (!lua_checkstack(co, n)) raise_mem(T);
+      lua_xmove(T, co, n);
+      break;
+    }
+    case K_ASYNC: /* {co, n, ok, values...} -> mark, ok, values... */
+      lua_rawgeti(T, top + 1, 2);
+      n = (int)lua_tointeger(T, -1) + 2;
+      lua_pop(T, 1);
+      luaL_checkstack(T, n, "too many results");
+      lua_pushlightuserdata(T, (void *)&ASYNC_MARK);
+      for (i = 2; i <= n; i++) lua_rawgeti(T, top + 1, i + 1);
+      if (!lua_checkstack(co, n)) raise_mem(T);
+      lua_xmove(T, co, n);
+      break;
+  }
+  lua_settop(T, top);
+  st = lw_sched_resume(S, co, T, n);
+  if (st == LW_EMEM) raise_mem(T);
+  return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* opening                                                             */
+
+static double default_clock(void *ud) {
+  struct timespec ts;
+  (void)ud;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int complete_protected(lua_State *T);
+
+static int sched_gc(lua_State *L) {
+  sbox *b = (sbox *)lua_touserdata(L, 1);
+  lw_sched *S = b->S;
+  if (S == NULL) return 0;
+  b->S = NULL;
+  S->closed = 1;
+  if (S->driver_free) S->driver_free(S);
+  lw_map_free(&S->tasks);
+  if (S->q) sched_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
+  if (S->heap) sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer), 0);
+  sched_alloc(S, S, sizeof *S, 0);
+  return 0;
+}
+
+static int open_protected(lua_State *L) {
+  lw_sched *S = (lw_sched *)lua_touserdata(L, 1);
+  sbox *b;
+  S->T = lua_newthread(L);
+  S->tref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  S->aref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  S->wref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushcfunction(L, complete_protected);
+  S->cref = luaL_ref(L, LUA_REGISTRYINDEX);
+  b = (sbox *)lua_newuserdata(L, sizeof(sbox));
+  b->S = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, sched_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
+  b->S = S;
+  return 0;
+}
+
+lw_sched *lw_sched_get(lua_State *L) {
+  lw_sched *S = NULL;
+  if (L == NULL) return NULL;
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
+  if (lua_type(L, -1) == LUA_TUSERDATA) S = ((sbox *)lua_touserdata(L, -1))->S;
+  lua_pop(L, 1);
+  return S;
+}
+
+lw_sched *lw_sched_open(lua_State *L) {
+  lw_store *s;
+  lw_sched *S;
+  int st;
+  if ((S = lw_sched_get(L)) != NULL) return S;
+  if ((s = lw_store_open(L)) == NULL) return NULL;
+  S = (lw_sched *)s->f(s->ud, NULL, 0, sizeof *S);
+  if (S == NULL) return NULL;
+  memset(S, 0, sizeof *S);
+  S->s = s;
+  S->tref = S->aref = S->wref = S->cref = LUA_NOREF;
+  S->clock = default_clock;
+  lw_map_init(&S->tasks, s->f, s->ud);
+#if LUA_VERSION_NUM >= 502
+  if (!lua_checkstack(L, 2)) st = -1;
+  else {
+    lua_pushcfunction(L, open_protected);
+    lua_pushlightuserdata(L, S);
+    st = lua_pcall(L, 1, 0, 0);
+  }
+#else
+  st = lua_cpcall(L, open_protected, S);
+#endif
+  if (st != LUA_OK) {
+    if (st > 0) lua_pop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, S->tref);
+    luaL_unref(L, LUA_REGISTRYINDEX, S->aref);
+    luaL_unref(L, LUA_REGISTRYINDEX, S->wref);
+    luaL_unref(L, LUA_REGISTRYINDEX, S->cref);
+    s->f(s->ud, S, sizeof *S, 0);
+    return NULL;
+  }
+  return S;
+}
+
+/* ------------------------------------------------------------------ */
+/* spawn, defer, delay                                                 */
+
+/* the thread to run f_or_co with nargs arguments (all popped from L):
+   a new thread holding f and the arguments (K_START), or co itself with
+   a pack of the arguments on L's top (K_ARGS).  *kind says which. */
+static lua_State *prepare(lua_State *L, int nargs, int *kind) {
+  int fidx = lua_gettop(L) - nargs;
+  lua_State *co;
+  if (lua_type(L, fidx) == LUA_TFUNCTION) {
+    co = lua_newthread(L);
+    lua_insert(L, fidx);
+    lua_xmove(L, co, nargs + 1); /* f and its arguments */
+    *kind = K_START;
+    return co;
+  }
+  co = lua_tothread(L, fidx);
+  /* pack {co, n, args...} in place of co and the arguments */
+  lua_createtable(L, nargs + 2, 0);
+  lua_insert(L, fidx);
+  lua_pushinteger(L, nargs);
+  lua_rawseti(L, fidx, 2);
+  while (nargs > 0) lua_rawseti(L, fidx, 2 + nargs--);
+  lua_rawseti(L, fidx, 1);
+  *kind = K_ARGS;
+  return co;
+}
+
+static int valid_target(lua_State *L, int nargs) {
+  int t = lua_type(L, lua_gettop(L) - nargs);
+  return nargs >= 0 && lua_gettop(L) > nargs &&
+         (t == LUA_TFUNCTION || t == LUA_TTHREAD);
+}
+
+/* report to the error callback that co could not be resumed */
+static void report_msg(lw_sched *S, lua_State *co, const char *msg) {
+  S->nerrors++;
+  if (S->onerror) S->onerror(S->onerror_ud, co, msg);
+  else fprintf(stderr, "luaweave: %s\n", msg);
+}
+
+int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
+  lua_State *co;
+  int st;
+  if (S == NULL || L == NULL || S->closed || !valid_target(L, nargs))
+    return LW_EINVAL;
+  if (lua_type(L, -(nargs + 1)) == LUA_TFUNCTION) {
+    int kind;
+    co = prepare(L, nargs, &kind);
+    /* the new thread is on L's top, f and args on co */
+    nargs = lua_gettop(co) - 1;
+  } else {
+    co = lua_tothread(L, -(nargs + 1));
+    if (co == L || !lua_checkstack(co, nargs + 1)) {
+      lua_pop(L, nargs);
+      report_msg(S, co, co == L ? "cannot resume non-suspended coroutine"
+                                : "too many arguments to resume");
+      return LW_OK;
+    }
+    lua_xmove(L, co, nargs); /* the thread stays on L's top */
+  }
+  st = lw_sched_resume(S, co, L, nargs);
+  if (st == LW_EMEM) raise_mem(L);
+  if (st == LW_ESTATE) {
+    int cs = lw_co_status(L, co);
+    report_msg(S, co, cs == LW_CO_DEAD ? "cannot resume dead coroutine"
+                                       : "cannot resume non-suspended coroutine");
+  }
+  return LW_OK;
+}
+
+/* queue f_or_co to start or resume after `seconds` (< 0: deferred) */
+static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
+  lua_State *co;
+  lw_rec *r;
+  lw_ent e;
+  int kind, e2;
+  if (S == NULL || L == NULL || S->closed || !valid_target(L, nargs))
+    return LW_EINVAL;
+  co = prepare(L, nargs, &kind);
+  /* L's top: the new thread (K_START) or the pack (K_ARGS) */
+  if (lw_track(S->s, co) == LW_EMEM) raise_mem(L);
+  if (kind == K_START) {
+    lua_pushvalue(L, -1); /* keep the thread for the caller */
+  } else {
+    push_thread(L, co);   /* the caller gets the thread */
+    lua_insert(L, -2);
+  }
+  if ((r = task_set(S, co, T_READY)) == NULL) raise_mem(L);
+  e.co = co;
+  e.ticket = r->top;
+  e.kind = kind;
+  e.t0 = 0;
+  e.ref = anchor(S, L);
+  if (seconds < 0) e2 = q_push(S, &e);
+  else e2 = h_push(S, lw_sched_now(S) + seconds, &e);
+  if (e2 != LW_OK) {
+    unanchor(S, L, e.ref);
+    lua_pop(L, 1);
+    task_drop(S, co);
+    raise_mem(L);
+  }
+  return LW_OK;
+}
+
+int lw_sched_defer(lw_sched *S, lua_State *L, int nargs) {
+  return schedule(S, L, -1, nargs);
+}
+
+/* NaN, negative, infinite and absurd durations are 0 */
+static double sane_seconds(double sec) {
+  if (!(sec > 0) || sec > 2147483647.0) return 0;
+  return sec;
+}
+
+int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs) {
+  return schedule(S, L, sane_seconds(seconds), nargs);
+}
+
+/* ------------------------------------------------------------------ */
+/* suspending the running task                                         */
+
+int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
+  lw_rec *r;
+  lw_ent e;
+  double now = lw_sched_now(S);
+  if (!lw_yieldable(L))
+    return luaL_error(L, "task.wait: not in a task (cannot yield here)");
+  if (lw_track(S->s, L) == LW_EMEM) raise_mem(L);
+  lua_pushthread(L);
+  e.ref = anchor(S, L);
+  if ((r = task_set(S, L, T_WAIT)) == NULL) raise_mem(L);
+  e.co = L;
+  e.ticket = r->top;
+  e.kind = K_WAIT;
+  e.t0 = now;
+  if (h_push(S, now + sane_seconds(seconds), &e) != LW_OK) {
+    unanchor(S, L, e.ref);
+    task_set(S, L, T_RUNNING);
+    raise_mem(L);
+  }
+  return lua_yield(L, 0);
+}
+
+/* how a thread stands for await: 1 ended (result can be pushed), 0 not */
+static int ended(lw_sched *S, lua_State *co) {
+  int st = lw_status(S->s, co);
+  return st == LW_RETURNED || st == LW_FAILED || st == LW_CANCELLED;
+}
+
+int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
+  int i, isany = last > first;
+  lw_rec *r;
+  for (i = first; i <= last; i++) {
+    lua_State *co = lua_tothread(L, i);
+    if (co == L) return luaL_error(L, "cannot await the running thread");
+    if (lw_track(S->s, co) == LW_EMEM) raise_mem(L);
+    if (ended(S, co)) {
+      int n;
+      if (isany) lua_pushvalue(L, i);
+      n = lw_result(S->s, co, L);
+      return n + isany;
+    }
+    if (lw_co_status(L, co) == LW_CO_DEAD) { /* ended before it was tracked */
+      if (isany) lua_pushvalue(L, i);
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "thread ended untracked: its result is unknown");
+      return 2 + isany;
+    }
+  }
+  if (!lw_yieldable(L))
+    return luaL_error(L, "task.await: not in a task (cannot yield here)");
+  if ((r = task_set(S, L, T_AWAIT)) == NULL) raise_mem(L);
+  {
+    unsigned ticket = r->top;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->wref);
+    for (i = first; i <= last; i++) {
+      int n;
+      lua_pushvalue(L, i);
+      lua_rawget(L, -2);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, i);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4);
+      }
+      n = (int)lw_rawlen(L, -1);
+      lua_pushthread(L);
+      lua_rawseti(L, -2, n + 1);
+      lua_pushinteger(L, (lua_Integer)ticket);
+      lua_rawseti(L, -2, n + 2);
+      lua_pushboolean(L, isany);
+      lua_rawseti(L, -2, n + 3);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return lua_yield(L, 0);
+}
+
+int lw_sched_exit(lw_sched *S, lua_State *L, int code) {
+  S->exited = 1;
+  S->exitcode = code;
+  if (lw_yieldable(L)) return lua_yield(L, 0); /* and never come back */
+  return 0;
+}
+
+/* cancel co; W is the running thread (memory errors are raised there) */
+int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
+  lw_rec *r;
+  lua_Debug ar;
+  if (S == NULL || co == NULL || S->closed) return LW_EINVAL;
+  if (lw_universe(co) != S->s->universe) return LW_EUNIVERSE;
+  if (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)) {
+    /* running or normal: stop it when it next yields */
+    if ((r = task_rec(S, co)) == NULL) {
+      if (lw_track(S->s, co) == LW_EMEM) return LW_EMEM;
+      if ((r = task_set(S, co, T_RUNNING)) == NULL) return LW_EMEM;
+    }
+    r->flags |= TF_CANCEL;
+    return LW_OK;
+  }
+  if (lw_co_status(W, co) == LW_CO_DEAD || ended(S, co)) return LW_OK;
+  do_cancel(S, co, W);
+  return LW_OK;
+}
+
+/* run f(S-side args) protected on the scheduler's thread */
+static int protect(lw_sched *S, lua_CFunction f, void *ud) {
+  lua_State *T = S->T;
+  int st;
+#if LUA_VERSION_NUM >= 502
+  if (!lua_checkstack(T, 3)) return LW_EMEM;
+  lua_pushcfunction(T, f);
+  lua_pushlightuserdata(T, ud);
+  st = lua_pcall(T, 1, 0, 0);
+#else
+  st = lua_cpcall(T, f, ud);
+#endif
+  if (st != LUA_OK) {
+    lua_pop(T, 1);
+    return LW_EMEM;
+  }
+  return LW_OK;
+}
+
+typedef struct cancel_args { lw_sched *S; lua_State *co; int rc; } cancel_args;
+
+static int cancel_protected(lua_State *L) {
+  cancel_args *a = (cancel_args *)lua_touserdata(L, 1);
+  a->rc = lw_sched_cancel_from(a->S, a->co, L);
+  return 0;
+}
+
+int lw_sched_cancel(lw_sched *S, lua_State *co) {
+  cancel_args a;
+  int e;
+  if (S == NULL || co == NULL || S->closed) return LW_EINVAL;
+  if (S->stepping || lua_status(S->T) != LUA_OK)
+    return LW_EBUSY; /* from inside a step: use task.cancel */
+  a.S = S;
+  a.co = co;
+  a.rc = LW_OK;
+  e = protect(S, cancel_protected, &a);
+  return e != LW_OK ? e : a.rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* stepping                                                            */
+
+static int step_protected(lua_State *L) {
+  lw_sched *S = (lw_sched *)lua_touserdata(L, 1);
+  double now = lw_sched_now(S);
+  unsigned long long seq0 = S->seq;
+  int count = 0;
+  while (!S->exited && S->hlen > 0 && S->heap[0].due <= now &&
+         S->heap[0].seq < seq0) {
+    lw_timer t = h_pop(S);
+    count += run_entry(S, &t.e);
+  }
+  while (!S->exited && S->qlen > 0) {
+    lw_ent e = q_pop(S);
+    count += run_entry(S, &e);
+  }
+  lua_pushinteger(L, count);
+  return 1;
+}
+
+int lw_sched_step(lw_sched *S) {
+  lua_State *T;
+  int st, count;
+  if (S == NULL || S->closed) return LW_EINVAL;
+  if (S->exited) return LW_EEXITED;
+  if (S->stepping) return LW_EBUSY;
+  if (S->poll) S->poll(S->poll_ud);
+  T = S->T;
+  S->stepping = 1;
+#if LUA_VERSION_NUM >= 502
+  lua_pushcfunction(T, step_protected);
+  lua_pushlightuserdata(T, S);
+  st = lua_pcall(T, 1, 1, 0);
+#else
+  st = lua_cpcall(T, step_protected, S);
+  if (st == 0) lua_pushinteger(T, 0); /* cpcall returns no results */
+#endif
+  S->stepping = 0;
+  if (st != LUA_OK) {
+    lua_settop(T, 0);
+    return LW_EMEM;
+  }
+  count = (int)lua_tointeger(T, -1);
+  lua_settop(T, 0);
+  return count;
+}
+
+double lw_sched_next(lw_sched *S) {
+  double d;
+  if (S == NULL || S->closed || S->exited) return -1;
+  if (S->qlen > 0) return 0;
+  if (S->hlen > 0) {
+    d = S->heap[0].due - lw_sched_now(S);
+    return d > 0 ? d : 0;
+  }
+  if (S->nasync > 0) return 0.01; /* poll outstanding I/O */
+  return -1;
+}
+
+int lw_sched_deadlocked(const lw_sched *S) {
+  return S->qlen == 0 && S->hlen == 0 && S->nasync == 0 && S->nwaiting > 0;
+}
+
+size_t lw_sched_ready(const lw_sched *S) { return S ? S->qlen + S->hlen : 0; }
+size_t lw_sched_waiting(const lw_sched *S) { return S ? S->nwaiting : 0; }
+size_t lw_sched_async(const lw_sched *S) { return S ? S->nasync : 0; }
+size_t lw_sched_errors(const lw_sched *S) { return S ? S->nerrors : 0; }
+
+int lw_sched_exited(const lw_sched *S, int *code) {
+  if (S == NULL || !S->exited) return 0;
+  if (code) *code = S->exitcode;
+  return 1;
+}
+
+void lw_sched_onerror(lw_sched *S, lw_error_fn fn, void *ud) {
+  if (S == NULL) return;
+  S->onerror = fn;
+  S->onerror_ud = ud;
+}
+
+void lw_sched_setclock(lw_sched *S, lw_clock_fn fn, void *ud) {
+  if (S == NULL) return;
+  S->clock = fn ? fn : default_clock;
+  S->clock_ud = ud;
+}
+
+double lw_sched_now(lw_sched *S) {
+  return S ? S->clock(S->clock_ud) : 0;
+}
+
+lua_State *lw_sched_state(lw_sched *S) { return S ? S->T : NULL; }
+
+lw_sched *lw_sched_check(lua_State *L) {
+  lw_sched *S = lw_sched_open(L);
+  if (S == NULL) raise_mem(L);
+  if (S->closed) luaL_error(L, "luaweave: the Lua state is closing");
+  return S;
+}
+
+int lw_sched_check_invariants(lw_sched *S) {
+  size_t i, nw = 0;
+  lw_slot *sl;
+  int e;
+  if (S == NULL) return __LINE__;
+  if ((e = lw_map_check(&S->tasks)) != 0) return e;
+  for (i = 1; i < S->hlen; i++)
+    if (t_before(&S->heap[i], &S->heap[(i - 1) / 2])) return __LINE__;
+  i = 0;
+  while ((sl = lw_map_next(&S->tasks, &i)) != NULL) {
+    if (sl->rec.status < T_READY || sl->rec.status > T_ASYNC) return __LINE__;
+    if (sl->rec.status == T_AWAIT) nw++;
+  }
+  if (nw != S->nwaiting) return __LINE__;
+  if (S->qlen > S->qcap || S->hlen > S->hcap) return __LINE__;
+  return lw_store_check(S->s);
+}
+
+/* ------------------------------------------------------------------ */
+/* async operations                                                    */
+
+struct lw_async {
+  lw_sched *S;
+  lua_State *co;
+  unsigned ticket;
+  int ref; /* anchors co while the operation is outstanding */
+};
+
+lw_async *lw_async_begin(lua_State *L) {
+  lw_sched *S = lw_sched_check(L);
+  lw_async *op;
+  lw_rec *r;
+  int ref;
+  if (!lw_yieldable(L)) {
+    luaL_error(L, "async function called outside a task (cannot yield)");
+    return NULL;
+  }
+  if (lw_track(S->s, L) == LW_EMEM) raise_mem(L);
+  lua_pushthread(L);
+  ref = anchor(S, L);
+  op = (lw_async *)sched_alloc(S, NULL, 0, sizeof *op);
+  if (op == NULL || (r = task_set(S, L, T_ASYNC)) == NULL) {
+    if (op) sched_alloc(S, op, sizeof *op, 0);
+    unanchor(S, L, ref);
+    raise_mem(L);
+    return NULL;
+  }
+  op->S = S;
+  op->co = L;
+  op->ticket = r->top;
+  op->ref = ref;
+  S->nasync++;
+  return op;
+}
+
+int lw_async_yield(lua_State *L, lw_async *op) {
+  (void)op;
+  return lua_yield(L, 0);
+}
+
+lw_sched *lw_async_sched(lw_async *op) { return op ? op->S : NULL; }
+
+typedef struct complete_args {
+  lw_async *op;
+  int ok, n, rc;
+  lw_push_fn push;
+  void *ud;
+} complete_args;
+
+/* build the pack {co, n, ok, values...} in the op's anchor slot and queue
+   the task; runs protected on the scheduler's thread */
+static int complete_protected(lua_State *T) {
+  complete_args *a = (complete_args *)lua_touserdata(T, 1);
+  lw_async *op = a->op;
+  lw_sched *S = op->S;
+  int i, n = a->n, base;
+  lw_rec *r;
+  lw_ent e;
+  if (a->push != NULL) {
+    n = a->push(T, a->ud);
+    if (n < 0) { /* rejected: the error object is on top */
+      a->ok = 0;
+      n = 1;
+    }
+    a->n = n;
+  }
+  base = lua_gettop(T) - n; /* the values are base+1 .. base+n */
+  lua_createtable(T, n + 3, 0);
+  for (i = 1; i <= n; i++) {
+    lua_pushvalue(T, base + i);
+    lua_rawseti(T, -2, i + 3);
+  }
+  lua_pushboolean(T, a->ok);
+  lua_rawseti(T, -2, 3);
+  lua_pushinteger(T, n);
+  lua_rawseti(T, -2, 2);
+  push_thread(T, op->co);
+  lua_rawseti(T, -2, 1);
+  lua_rawgeti(T, LUA_REGISTRYINDEX, S->aref);
+  lua_insert(T, -2);
+  lua_rawseti(T, -2, op->ref); /* the pack replaces the thread: no growth */
+  r = task_rec(S, op->co);
+  r->status = T_READY;
+  e.co = op->co;
+  e.ticket = op->ticket;
+  e.kind = K_ASYNC;
+  e.t0 = 0;
+  e.ref = op->ref;
+  a->rc = q_push(S, &e);
+  return 0;
+}
+
+static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
+  lw_sched *S;
+  lua_State *T;
+  lw_rec *r;
+  complete_args a;
+  int e;
+  if (op == NULL) return LW_EINVAL;
+  S = op->S;
+  T = S->T;
+  if (S->closed) {
+    sched_alloc(S, op, sizeof *op, 0);
+    return LW_EINVAL;
+  }
+  if (n < 0 || lua_gettop(T) < n) return LW_EINVAL;
+  r = task_rec(S, op->co);
+  if (r == NULL || r->top != op->ticket || r->status != T_ASYNC) {
+    /* its task moved on (cancelled, woken): drop the outcome */
+    lua_pop(T, n);
+    lua_rawgeti(T, LUA_REGISTRYINDEX, S->aref);
+    luaL_unref(T, -1, op->ref);
+    lua_pop(T, 1);
+    S->nasync--;
+    sched_alloc(S, op, sizeof *op, 0);
+    return LW_OK;
+  }
+  a.op = op;
+  a.ok = ok;
+  a.n = n;
+  a.rc = LW_OK;
+  a.push = push;
+  a.ud = ud;
+  if (!lua_checkstack(T, 3)) {
+    lua_pop(T, n);
+    e = LW_EMEM;
+  } else {
+    /* below the values: the (preallocated) function and its argument */
+    lua_rawgeti(T, LUA_REGISTRYINDEX, S->cref);
+    lua_insert(T, -(n + 1));
+    lua_pushlightuserdata(T, &a);
+    lua_insert(T, -(n + 1));
+    if (lua_pcall(T, n + 1, 0, 0) != LUA_OK) {
+      lua_pop(T, 1); /* the error object */
+      e = LW_EMEM;
+    } else {
+      e = a.rc;
+    }
+  }
+  if (e != LW_OK) {
+    /* no memory to hand the outcome over: the task cannot be resumed */
+    lua_rawgeti(T, LUA_REGISTRYINDEX, S->aref);
+    luaL_unref(T, -1, op->ref);
+    lua_pop(T, 1);
+    task_drop(S, op->co);
+  }
+  S->nasync--;
+  sched_alloc(S, op, sizeof *op, 0);
+  return e;
+}
+
+int lw_async_resolve(lw_async *op, int nvalues) {
+  return complete(op, 1, nvalues, NULL, NULL);
+}
+
+int lw_async_reject(lw_async *op) { return complete(op, 0, 1, NULL, NULL); }
+
+int lw_async_complete(lw_async *op, lw_push_fn push, void *ud) {
+  if (push == NULL) return LW_EINVAL;
+  return complete(op, 1, 0, push, ud);
+}
+
+/* the wrapper's second half: after a suspension the values are
+   (mark, ok, ...): pass ... on, or raise; a C function that returned
+   without suspending passes its results through untouched */
+static int async_finish(lua_State *L) {
+  if (lua_touserdata(L, 1) != (void *)&ASYNC_MARK) return lua_gettop(L);
+  if (lua_toboolean(L, 2)) return lua_gettop(L) - 2;
+  lua_settop(L, 3);
+  return lua_error(L);
+}
+
+void lw_async_wrap(lua_State *L, lua_CFunction f) {
+  /* a Lua-level wrapper so that rejections raise on every Lua version:
+     the C function's yield returns (ok, ...) into async_finish */
+  static const char code[] =
+    "local f, finish = ...\n"
+    "return function(...) return finish(f(...)) end\n";
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.async") != 0)
+    lua_error(L);
+  lua_pushcfunction(L, f);
+  lua_pushcfunction(L, async_finish);
+  lua_call(L, 2, 1);
+}

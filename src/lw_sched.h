@@ -1,0 +1,78 @@
+/*
+** lw_sched.h — the scheduler's inside, for the drivers, the bindings and
+** the tests.  The public face is luaweave.h.
+*/
+#ifndef LW_SCHED_H
+#define LW_SCHED_H
+
+#include "lw_store.h"
+
+/* a resumption waiting to happen */
+typedef struct lw_ent {
+  lua_State *co;
+  int ref;              /* anchor in the scheduler's table (co or a pack) */
+  unsigned ticket;      /* valid while it equals the task's ticket */
+  int kind;             /* what to resume co with (lw_sched.c) */
+  double t0;            /* when a wait began */
+} lw_ent;
+
+typedef struct lw_timer {
+  double due;
+  unsigned long long seq;
+  lw_ent e;
+} lw_timer;
+
+struct lw_sched {
+  lua_State *T;         /* the scheduler's own thread (anchored) */
+  int tref;
+  lw_store *s;
+  lw_map tasks;         /* task -> {status: state, top: ticket} */
+  lw_ent *q;            /* deferred FIFO, a ring */
+  size_t qhead, qlen, qcap;
+  lw_timer *heap;       /* timers, a binary min-heap on (due, seq) */
+  size_t hlen, hcap;
+  unsigned long long seq;
+  unsigned ticket;
+  int aref;             /* registry ref: anchor table */
+  int wref;             /* registry ref: target -> waiter list */
+  int cref;             /* registry ref: the async completion function */
+  size_t nwaiting, nasync, nerrors;
+  int exited, exitcode, stepping, closed;
+  lua_State *main;      /* lw.run's main task, awaited by run */
+  lw_clock_fn clock;
+  void *clock_ud;
+  lw_error_fn onerror;
+  void *onerror_ud;
+  void (*poll)(void *ud);  /* the driver's I/O poll, run at each step */
+  void *poll_ud;
+  void (*notify)(lw_sched *S); /* work was queued (an attached driver) */
+  void *driver;         /* the driver's state (lw_loop.c) */
+  void (*driver_free)(lw_sched *S);
+};
+
+/* resume co (a task or any thread) now, with nargs values already on its
+   stack, and settle the outcome; from is the running thread */
+int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs);
+
+/* run the scheduler's own loop-less check: 1 if deadlocked */
+int lw_sched_deadlocked(const lw_sched *S);
+
+/* the scheduler of the running task's state, raising if none can be made */
+lw_sched *lw_sched_check(lua_State *L);
+
+/* task.wait/await/any/exit from C: suspend the running task L */
+int lw_sched_wait(lw_sched *S, lua_State *L, double seconds);
+int lw_sched_await(lw_sched *S, lua_State *L, int first, int last);
+int lw_sched_exit(lw_sched *S, lua_State *L, int code);
+
+/* task.cancel: W is the running thread */
+int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W);
+
+/* lw.run, and the luaweave.fs table (pushed) */
+int lw_lua_run(lua_State *L);
+int lw_fs_open(lua_State *L);
+
+/* invariant check for tests: 0 when sound, else a line number */
+int lw_sched_check_invariants(lw_sched *S);
+
+#endif

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Install from Debian's packages whatever the build and tests need and the
+# machine lacks.  Sourced by tests/run.sh; safe to run again.
+need=""
+have_pc() { pkg-config --exists "$1" 2>/dev/null; }
+command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
+command -v cc >/dev/null 2>&1 || need="$need gcc"
+for v in 5.1 5.2 5.3 5.4; do
+  pkg=liblua$v-dev; [ $v = 5.1 ] && pkg=liblua5.1-0-dev
+  have_pc lua$v || need="$need $pkg"
+  command -v lua$v >/dev/null 2>&1 || need="$need lua$v"
+done
+have_pc luajit || need="$need libluajit-5.1-dev"
+command -v luajit >/dev/null 2>&1 || need="$need luajit"
+have_pc libuv || need="$need libuv1-dev"
+have_pc cmocka || need="$need libcmocka-dev"
+command -v busted >/dev/null 2>&1 || need="$need lua-busted"
+if [ -n "$need" ]; then
+  echo "deps: installing$need"
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq >/dev/null 2>&1
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null 2>&1 ||
+    { echo "deps: apt-get install$need failed" >&2; exit 1; }
+fi
