@@ -33,7 +33,7 @@ LIB_SRC := src/lw_compat.c src/lw_map.c src/lw_store.c src/lw_sched.c \
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS := $(wildcard include/*.h src/*.h)
 
-.PHONY: all test sanitize run clean check-versions
+.PHONY: all test sanitize run clean tests-c
 all: $(B)/luaweave.so $(B)/libluaweave.a $(B)/libluaweave.so $(B)/luaweave
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
@@ -71,8 +71,11 @@ test:
 sanitize:
 	@sh tests/run.sh --sanitize
 
-run: all
-	$(LUABIN) -e 'package.cpath="$(B)/?.so;"..package.cpath' examples/demo.lua
+# the demo; installs what the build needs first (a fresh machine works)
+run:
+	@sh tests/deps.sh
+	@$(MAKE) --no-print-directory -s LUA=$(LUA) all
+	$(B)/luaweave examples/demo.lua
 
 clean:
 	rm -rf build
