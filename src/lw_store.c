@@ -225,10 +225,11 @@ static void clear_vals(lw_store *s, lua_State *co) {
   lua_pop(co, 1);
 }
 
-/* The record still describes co?  A thread resumed or reset behind our
-   back no longer matches, and its record must not be served. */
-static int rec_valid(lua_State *co, const lw_rec *r) {
-  int st = lua_status(co), top = lua_gettop(co);
+/* The record still describes co, with `above` values pushed on top of
+   it since?  A thread resumed or reset behind our back no longer matches,
+   and its record must not be served. */
+static int rec_valid(lua_State *co, const lw_rec *r, int above) {
+  int st = lua_status(co), top = lua_gettop(co) - above;
   switch (r->status) {
     case LW_YIELDED:
       return st == LUA_YIELD && (unsigned)top == r->top && r->nres <= r->top;
@@ -244,9 +245,9 @@ static int rec_valid(lua_State *co, const lw_rec *r) {
 }
 
 /* find co's record and drop it if stale; NULL if untracked */
-static lw_rec *lookup(lw_store *s, lua_State *co) {
+static lw_rec *lookup_above(lw_store *s, lua_State *co, int above) {
   lw_rec *r = find(s, co);
-  if (r != NULL && !rec_valid(co, r)) {
+  if (r != NULL && !rec_valid(co, r, above)) {
     int had = r->flags & LW_F_VALS;
     r->status = LW_PENDING;
     r->flags = 0;
@@ -255,6 +256,10 @@ static lw_rec *lookup(lw_store *s, lua_State *co) {
     if (had) clear_vals(s, co);
   }
   return r;
+}
+
+static lw_rec *lookup(lw_store *s, lua_State *co) {
+  return lookup_above(s, co, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -290,7 +295,7 @@ int lw_untrack(lw_store *s, lua_State *co) {
   int e = check(s, co);
   if (e != LW_OK) return e;
   if ((r = find(s, co)) == NULL) return LW_ENOTTRACKED;
-  if ((r->flags & LW_F_VALS) && rec_valid(co, r)) clear_vals(s, co);
+  if ((r->flags & LW_F_VALS) && rec_valid(co, r, 0)) clear_vals(s, co);
   lw_map_remove(&s->map, co);
   lw_map_compact(&s->map);
   return LW_OK;
@@ -363,8 +368,7 @@ int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
   int e = check(s, co), st, n = 0;
   if (e != LW_OK) return e;
   if (nargs < 0 || lua_gettop(co) < nargs) return LW_EINVAL;
-  r = find(s, co);
-  if (r != NULL && !rec_valid(co, r)) r = lookup(s, co);
+  r = lookup_above(s, co, nargs); /* the arguments sit on the record */
   if (r != NULL && r->status == LW_CANCELLED) return LW_ESTATE;
   if (r != NULL && r->status == LW_YIELDED) {
     /* the recorded values sit under the arguments: Lua wants them gone */
