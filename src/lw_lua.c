@@ -82,11 +82,19 @@ static int l_count(lua_State *L) {
   return 1;
 }
 
-#ifdef LW_LUAJIT
-#define MSG_NOTSUSP "cannot resume running coroutine"
+/* what coroutine.resume says of a running or normal coroutine */
+static const char *notsuspended(int cs) {
+#if defined(LW_LUAJIT)
+  (void)cs;
+  return "cannot resume running coroutine";
+#elif LUA_VERSION_NUM == 501
+  return cs == LW_CO_RUNNING ? "cannot resume running coroutine"
+                             : "cannot resume normal coroutine";
 #else
-#define MSG_NOTSUSP "cannot resume non-suspended coroutine"
+  (void)cs;
+  return "cannot resume non-suspended coroutine";
 #endif
+}
 
 /* coroutine.resume's core: the results onto L and their count, or -1
    with the error object on L's top (as lcorolib's auxresume does) */
@@ -96,7 +104,7 @@ static int resume_core(lua_State *L, lw_store *s, lua_State *co, int narg) {
     cs = LW_CO_DEAD;
   if (cs != LW_CO_SUSPENDED) {
     if (cs == LW_CO_DEAD) lua_pushliteral(L, "cannot resume dead coroutine");
-    else lua_pushliteral(L, MSG_NOTSUSP);
+    else lua_pushstring(L, notsuspended(cs));
     return -1;
   }
   if (!lua_checkstack(co, narg)) {
