@@ -130,9 +130,13 @@ static int build_main(lua_State *L, int argc, char **argv, const opts *o) {
       lua_rawseti(L, -2, ++n);
     } else if (a[1] == 'l') {
       const char *name = a[2] ? a + 2 : argv[++i];
-      lua_pushfstring(L, "local m = require(%q) _G[%q] = m", name, name);
-      if (luaL_loadstring(L, lua_tostring(L, -1)) != 0) return report_load(L);
-      lua_remove(L, -2);
+      static const char req[] =
+        "local name = ...\n"
+        "return function() _G[name] = require(name) end\n";
+      if (luaL_loadbuffer(L, req, sizeof req - 1, "=luaweave") != 0)
+        return report_load(L);
+      lua_pushstring(L, name);
+      lua_call(L, 1, 1);
       lua_rawseti(L, -2, ++n);
     } else if (a[1] == 'v' || strcmp(a, "--version") == 0) {
       continue;

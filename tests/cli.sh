@@ -1,0 +1,119 @@
+#!/bin/sh
+# The luaweave command line: exit status, stdout and stderr of small
+# scripts.  Prints TAP.  LUAWEAVE_BUILD: the build dir (default build).
+B=${LUAWEAVE_BUILD:-build}
+LW="$B/luaweave"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+n=0 failed=0
+
+# check NAME EXPECTED_STATUS STDOUT_PATTERN STDERR_PATTERN -- command...
+# patterns are grep -E expressions; "" means "must be empty", "*" anything
+check() {
+  name=$1 want=$2 out=$3 err=$4
+  shift 5
+  n=$((n + 1))
+  timeout 20 "$@" >"$T/out" 2>"$T/err" </dev/null
+  got=$?
+  why=""
+  [ "$got" = "$want" ] || why="exit $got, wanted $want"
+  case $out in
+    "*") ;;
+    "") [ -s "$T/out" ] && why="$why; stdout not empty" ;;
+    *) grep -Eq "$out" "$T/out" || why="$why; stdout lacks /$out/" ;;
+  esac
+  case $err in
+    "*") ;;
+    "") [ -s "$T/err" ] && why="$why; stderr not empty" ;;
+    *) grep -Eq "$err" "$T/err" || why="$why; stderr lacks /$err/" ;;
+  esac
+  if [ -z "$why" ]; then
+    echo "ok $n - $name"
+  else
+    failed=$((failed + 1))
+    echo "not ok $n - $name ($why)"
+    sed 's/^/#   out: /' "$T/out" | head -5
+    sed 's/^/#   err: /' "$T/err" | head -5
+  fi
+}
+
+script() { cat >"$T/$1"; }
+
+check "-v prints the version" 0 '^luaweave [0-9]+\.[0-9]+\.[0-9]+' "" -- "$LW" -v
+check "--version too" 0 '^luaweave ' "" -- "$LW" --version
+check "-h prints usage" 0 'usage: .*script' "" -- "$LW" -h
+check "--help too" 0 'task' "" -- "$LW" --help
+check "unknown option: usage on stderr, exit 1" 1 "" "unrecognized option '-x'" -- "$LW" -x
+check "-e without argument" 1 "" "needs argument" -- "$LW" -e
+check "-e runs a statement" 0 '^hi	3$' "" -- "$LW" -e 'print("hi", 1 + 2)'
+check "-e runs as a task" 0 '^waited	true$' "" -- "$LW" -e 'print("waited", task.wait(0.01) >= 0.01)'
+check "-l requires into a global" 0 '^table$' "" -- "$LW" -l string -e 'print(type(string))'
+script mod.lua <<'EOF'
+return { answer = 42 }
+EOF
+check "-l loads a module from LUA_PATH" 0 '^42$' "" -- env LUA_PATH="$T/?.lua;;" "$LW" -l mod -e 'print(mod.answer)'
+
+script args.lua <<'EOF'
+print(arg[0], arg[1], arg[2], #arg, arg[-1] ~= nil, select("#", ...), ...)
+EOF
+check "arg and ... as lua sets them" 0 "args.lua	a	b	2	true	2	a	b" "" -- "$LW" "$T/args.lua" a b
+check "- reads the script from stdin" 0 '^from stdin$' "" -- sh -c "echo 'print(\"from stdin\")' | $LW -"
+
+script main.lua <<'EOF'
+local lw = require "luaweave"
+assert(type(task) == "table" and task == require "luaweave.task")
+local co = coroutine.running()
+print("main is a task", lw.status(co))
+local t = task.spawn(function() task.wait(0.01) return "child" end)
+print(task.await(t))
+EOF
+check "main chunk runs as a task" 0 'main is a task	running' "" -- "$LW" "$T/main.lua"
+check "await in the main chunk" 0 '^true	child$' "" -- "$LW" "$T/main.lua"
+
+check "task.exit(3) exits 3" 3 "" "" -- "$LW" -e 'task.exit(3) print("not reached")'
+check "task.exit() exits 0, nothing else runs" 0 "" "" -- "$LW" -e 'task.delay(0, function() print("no") end) task.exit()'
+check "task.exit from a deferred task" 7 '^a$' "" -- "$LW" -e 'task.defer(function() print("a") task.exit(7) end) task.wait(1) print("no")'
+
+script boom.lua <<'EOF'
+local function f() error("boom here") end
+f()
+EOF
+check "uncaught error: exit 1, message and traceback" 1 "" 'boom\.lua:1: boom here' -- "$LW" "$T/boom.lua"
+check "uncaught error has a traceback" 1 "" 'stack traceback' -- "$LW" "$T/boom.lua"
+check "non-string error object" 1 "" 'error object is a table value' -- "$LW" -e 'error({})'
+
+script taskerr.lua <<'EOF'
+task.spawn(function() error("in a task") end)
+print("main goes on")
+EOF
+check "unawaited task error: reported, main finishes, exit 1" 1 '^main goes on$' 'in a task' -- "$LW" "$T/taskerr.lua"
+check "unawaited task error comes with a traceback" 1 '*' 'stack traceback' -- "$LW" "$T/taskerr.lua"
+
+script awaited.lua <<'EOF'
+local t = task.delay(0.01, function() error("caught", 0) end)
+print(task.await(t))
+EOF
+check "awaited task error goes to the awaiter: exit 0" 0 '^false	caught$' "" -- "$LW" "$T/awaited.lua"
+
+script dead.lua <<'EOF'
+local a = task.spawn(function() coroutine.yield() end)
+local b = task.spawn(function() task.await(a) end)
+task.await(b)
+EOF
+check "deadlock: exit 1, says deadlock and how many wait" 1 "" 'deadlock: 2 threads waiting' -- "$LW" "$T/dead.lua"
+
+check "syntax error: exit 1" 1 "" "unexpected symbol|expected" -- "$LW" -e 'x = = 1'
+check "missing script: exit 1" 1 "" "cannot open" -- "$LW" "$T/nope.lua"
+
+script timers.lua <<'EOF'
+task.delay(0.02, function() print("late") end)
+task.delay(0.01, function() print("early") end)
+EOF
+check "pending timers run before exit" 0 'early' "" -- "$LW" "$T/timers.lua"
+check "timers run in deadline order" 0 '^late$' "" -- sh -c "$LW $T/timers.lua | tail -1"
+
+check "task.delay(math.huge) does not hang" 0 '^fired$' "" -- "$LW" -e 'task.delay(math.huge, function() print("fired") end)'
+check "task.wait(0/0) does not hang" 0 '^number$' "" -- "$LW" -e 'print(type(task.wait(0/0)))'
+
+echo "1..$n"
+[ "$failed" = 0 ]
