@@ -134,14 +134,20 @@ int lw_lua_run(lua_State *L) {
   rc = lw_sched_run(S);
   S->main = NULL;
   lua_settop(L, 1);
-  if (rc == LW_EEXITED) return 0;
+  if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {
+    n = (int)lw_sched_waiting(S);
+    lw_sched_clear(S, L); /* the next run starts clean */
+    S->exited = 0;
+    if (rc == LW_EEXITED) return 0;
+    return luaL_error(L, "deadlock: %d thread%s waiting", n ? n : 1,
+                      n > 1 ? "s" : "");
+  }
   if (rc == LW_EMEM) {
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);
   }
   n = lw_status(S->s, co);
-  if (rc != LW_EDEADLOCK &&
-      (n == LW_RETURNED || n == LW_FAILED || n == LW_CANCELLED)) {
+  if (n == LW_RETURNED || n == LW_FAILED || n == LW_CANCELLED) {
     int k = lw_take(S->s, co, L);
     if (lua_toboolean(L, 2)) return k - 1;
     lua_settop(L, 3);

@@ -16,7 +16,8 @@
 ** waiting on.  Tickets are 32 bits; a stale entry would have to outlive
 ** 2^32 suspensions of its own task to be mistaken.
 **
-** Order: task.spawn resumes now, nested in its caller.  A step runs the
+** Order: task.spawn resumes now, nested in its caller.  A step first
+** drains what was deferred before it (outside any step), then runs the
 ** timers that were due when it began, by deadline with FIFO ties (a
 ** sequence number), then drains the deferred queue in FIFO order,
 ** including what is deferred while it drains.  Awaiters and completed
@@ -537,9 +538,10 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
   st = lw_sched_resume(S, co, L, nargs);
   if (st == LW_EMEM) raise_mem(L);
   if (st == LW_ESTATE) {
-    int cs = lw_co_status(L, co);
-    report_msg(S, co, cs == LW_CO_DEAD ? "cannot resume dead coroutine"
-                                       : "cannot resume non-suspended coroutine");
+    int dead = lw_co_status(L, co) == LW_CO_DEAD ||
+               lw_status(S->s, co) == LW_CANCELLED;
+    report_msg(S, co, dead ? "cannot resume dead coroutine"
+                           : "cannot resume non-suspended coroutine");
   }
   return LW_OK;
 }
@@ -749,6 +751,12 @@ static int step_protected(lua_State *L) {
   double now = lw_sched_now(S);
   unsigned long long seq0 = S->seq;
   int count = 0;
+  /* work deferred outside any step (by the main chunk, by the host)
+     belongs to the cycle that is ending: it runs before the timers */
+  while (!S->exited && S->qlen > 0) {
+    lw_ent e = q_pop(S);
+    count += run_entry(S, &e);
+  }
   while (!S->exited && S->hlen > 0 && S->heap[0].due <= now &&
          S->heap[0].seq < seq0) {
     lw_timer t = h_pop(S);
@@ -799,6 +807,23 @@ double lw_sched_next(lw_sched *S) {
   }
   if (S->nasync > 0) return 0.01; /* poll outstanding I/O */
   return -1;
+}
+
+void lw_sched_clear(lw_sched *S, lua_State *W) {
+  while (S->qlen > 0) {
+    lw_ent e = q_pop(S);
+    unanchor(S, W, e.ref);
+    lua_pop(W, 1);
+  }
+  while (S->hlen > 0) {
+    lw_timer t = h_pop(S);
+    unanchor(S, W, t.e.ref);
+    lua_pop(W, 1);
+  }
+  lua_newtable(W); /* forget every waiter list */
+  lua_rawseti(W, LUA_REGISTRYINDEX, S->wref);
+  lw_map_free(&S->tasks);
+  S->nwaiting = 0;
 }
 
 int lw_sched_deadlocked(const lw_sched *S) {

@@ -54,6 +54,10 @@ struct lw_sched {
    stack, and settle the outcome; from is the running thread */
 int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs);
 
+/* drop every queued resumption, timer and waiter (after task.exit or a
+   deadlock, so that the next run starts clean); W: the running thread */
+void lw_sched_clear(lw_sched *S, lua_State *W);
+
 /* run the scheduler's own loop-less check: 1 if deadlocked */
 int lw_sched_deadlocked(const lw_sched *S);
 
