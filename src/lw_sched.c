@@ -50,17 +50,22 @@ static void *sched_alloc(lw_sched *S, void *p, size_t osize, size_t nsize) {
   return S->s->f(S->s->ud, p, osize, nsize);
 }
 
+/* move the ring into ncap (>= qlen) slots, unwrapped */
+static int q_resize(lw_sched *S, size_t ncap) {
+  size_t i;
+  lw_ent *nq = (lw_ent *)sched_alloc(S, NULL, 0, ncap * sizeof(lw_ent));
+  if (nq == NULL) return LW_EMEM;
+  for (i = 0; i < S->qlen; i++) nq[i] = S->q[(S->qhead + i) % S->qcap];
+  if (S->q) sched_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
+  S->q = nq;
+  S->qcap = ncap;
+  S->qhead = 0;
+  return LW_OK;
+}
+
 static int q_push(lw_sched *S, const lw_ent *e) {
-  if (S->qlen == S->qcap) {
-    size_t ncap = S->qcap ? S->qcap * 2 : 64, i;
-    lw_ent *nq = (lw_ent *)sched_alloc(S, NULL, 0, ncap * sizeof(lw_ent));
-    if (nq == NULL) return LW_EMEM;
-    for (i = 0; i < S->qlen; i++) nq[i] = S->q[(S->qhead + i) % S->qcap];
-    if (S->q) sched_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
-    S->q = nq;
-    S->qcap = ncap;
-    S->qhead = 0;
-  }
+  if (S->qlen == S->qcap && q_resize(S, S->qcap ? S->qcap * 2 : 64) != LW_OK)
+    return LW_EMEM;
   S->q[(S->qhead + S->qlen) % S->qcap] = *e;
   S->qlen++;
   if (S->notify) S->notify(S);
@@ -100,6 +105,25 @@ static int h_push(lw_sched *S, double due, const lw_ent *e) {
   }
   if (S->notify) S->notify(S);
   return LW_OK;
+}
+
+/* give back what a burst of work left behind: between steps, a queue,
+   heap or task map used to a quarter or less shrinks (keeping room to
+   double); if memory runs out, the bigger one stays */
+static void shrink(lw_sched *S) {
+  size_t ncap;
+  lw_map_compact(&S->tasks);
+  for (ncap = S->qcap; ncap > 64 && S->qlen * 4 < ncap; ncap /= 2) {}
+  if (ncap < S->qcap) (void)q_resize(S, ncap);
+  for (ncap = S->hcap; ncap > 64 && S->hlen * 4 < ncap; ncap /= 2) {}
+  if (ncap < S->hcap) {
+    lw_timer *nh = (lw_timer *)sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer),
+                                           ncap * sizeof(lw_timer));
+    if (nh != NULL) {
+      S->heap = nh;
+      S->hcap = ncap;
+    }
+  }
 }
 
 static lw_timer h_pop(lw_sched *S) {
@@ -305,11 +329,12 @@ int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
   }
   r = task_rec(S, co);
   if (st == LUA_YIELD) {
-    if (r != NULL && r->status == T_RUNNING) {
-      /* a plain yield: someone else will resume it, or nobody */
-      if (r->flags & TF_CANCEL) do_cancel(S, co, from);
-      else task_drop(S, co);
-    }
+    /* cancelled while it ran: whatever it yields for (a plain yield, a
+       wait, an await, an async operation), it never runs again; its
+       entries go stale with its record */
+    if (r != NULL && (r->flags & TF_CANCEL)) do_cancel(S, co, from);
+    else if (r != NULL && r->status == T_RUNNING)
+      task_drop(S, co); /* a plain yield: someone else resumes it, or nobody */
     return st;
   }
   task_drop(S, co);
@@ -417,7 +442,8 @@ static int open_protected(lua_State *L) {
   S->aref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   S->wref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pushcfunction(L, complete_protected);
+  lua_pushlightuserdata(L, S);
+  lua_pushcclosure(L, complete_protected, 1);
   S->cref = luaL_ref(L, LUA_REGISTRYINDEX);
   b = (sbox *)lua_newuserdata(L, sizeof(sbox));
   b->S = NULL;
@@ -430,13 +456,36 @@ static int open_protected(lua_State *L) {
   return 0;
 }
 
-lw_sched *lw_sched_get(lua_State *L) {
+static lw_sched *registry_lookup(lua_State *L) {
   lw_sched *S = NULL;
-  if (L == NULL) return NULL;
   lw_rawgetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   if (lua_type(L, -1) == LUA_TUSERDATA) S = ((sbox *)lua_touserdata(L, -1))->S;
   lua_pop(L, 1);
   return S;
+}
+
+#ifdef LW_LUAJIT
+static int lookup_protected(lua_State *L) {
+  lw_sched **out = (lw_sched **)lua_touserdata(L, 1);
+  *out = registry_lookup(L);
+  return 0;
+}
+#endif
+
+lw_sched *lw_sched_get(lua_State *L) {
+  if (L == NULL) return NULL;
+#ifdef LW_LUAJIT
+  { /* pushing a light userdata may allocate on LuaJIT: protect it */
+    lw_sched *S = NULL;
+    if (lua_cpcall(L, lookup_protected, &S) != 0) {
+      lua_pop(L, 1);
+      return NULL;
+    }
+    return S;
+  }
+#else
+  return registry_lookup(L);
+#endif
 }
 
 lw_sched *lw_sched_open(lua_State *L) {
@@ -746,55 +795,48 @@ int lw_sched_cancel(lw_sched *S, lua_State *co) {
 /* ------------------------------------------------------------------ */
 /* stepping                                                            */
 
+typedef struct step_args { lw_sched *S; int count; } step_args;
+
+/* the count goes out through the arguments: lua_cpcall (5.1) returns no
+   results */
 static int step_protected(lua_State *L) {
-  lw_sched *S = (lw_sched *)lua_touserdata(L, 1);
+  step_args *a = (step_args *)lua_touserdata(L, 1);
+  lw_sched *S = a->S;
   double now = lw_sched_now(S);
   unsigned long long seq0 = S->seq;
-  int count = 0;
   /* work deferred outside any step (by the main chunk, by the host)
      belongs to the cycle that is ending: it runs before the timers */
   while (!S->exited && S->qlen > 0) {
     lw_ent e = q_pop(S);
-    count += run_entry(S, &e);
+    a->count += run_entry(S, &e);
   }
   while (!S->exited && S->hlen > 0 && S->heap[0].due <= now &&
          S->heap[0].seq < seq0) {
     lw_timer t = h_pop(S);
-    count += run_entry(S, &t.e);
+    a->count += run_entry(S, &t.e);
   }
   while (!S->exited && S->qlen > 0) {
     lw_ent e = q_pop(S);
-    count += run_entry(S, &e);
+    a->count += run_entry(S, &e);
   }
-  lua_pushinteger(L, count);
-  return 1;
+  return 0;
 }
 
 int lw_sched_step(lw_sched *S) {
-  lua_State *T;
-  int st, count;
+  step_args a;
+  int st;
   if (S == NULL || S->closed) return LW_EINVAL;
   if (S->exited) return LW_EEXITED;
   if (S->stepping) return LW_EBUSY;
   if (S->poll) S->poll(S->poll_ud);
-  T = S->T;
+  a.S = S;
+  a.count = 0;
   S->stepping = 1;
-#if LUA_VERSION_NUM >= 502
-  lua_pushcfunction(T, step_protected);
-  lua_pushlightuserdata(T, S);
-  st = lua_pcall(T, 1, 1, 0);
-#else
-  st = lua_cpcall(T, step_protected, S);
-  if (st == 0) lua_pushinteger(T, 0); /* cpcall returns no results */
-#endif
+  st = protect(S, step_protected, &a);
   S->stepping = 0;
-  if (st != LUA_OK) {
-    lua_settop(T, 0);
-    return LW_EMEM;
-  }
-  count = (int)lua_tointeger(T, -1);
-  lua_settop(T, 0);
-  return count;
+  shrink(S);
+  lua_settop(S->T, 0);
+  return st != LW_OK ? LW_EMEM : a.count;
 }
 
 double lw_sched_next(lw_sched *S) {
@@ -938,7 +980,8 @@ typedef struct complete_args {
 /* build the pack {co, n, ok, values...} in the op's anchor slot and queue
    the task; runs protected on the scheduler's thread */
 static int complete_protected(lua_State *T) {
-  complete_args *a = (complete_args *)lua_touserdata(T, 1);
+  lw_sched *S0 = (lw_sched *)lua_touserdata(T, lua_upvalueindex(1));
+  complete_args *a = (complete_args *)S0->completing;
   lw_async *op = a->op;
   lw_sched *S = op->S;
   int i, n = a->n, base;
@@ -1013,12 +1056,12 @@ static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
     lua_pop(T, n);
     e = LW_EMEM;
   } else {
-    /* below the values: the (preallocated) function and its argument */
+    /* below the values, the preallocated function; the arguments go
+       through S, since pushing a light userdata may allocate (LuaJIT) */
     lua_rawgeti(T, LUA_REGISTRYINDEX, S->cref);
     lua_insert(T, -(n + 1));
-    lua_pushlightuserdata(T, &a);
-    lua_insert(T, -(n + 1));
-    if (lua_pcall(T, n + 1, 0, 0) != LUA_OK) {
+    S->completing = &a;
+    if (lua_pcall(T, n, 0, 0) != LUA_OK) {
       lua_pop(T, 1); /* the error object */
       e = LW_EMEM;
     } else {

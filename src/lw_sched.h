@@ -36,6 +36,7 @@ struct lw_sched {
   int aref;             /* registry ref: anchor table */
   int wref;             /* registry ref: target -> waiter list */
   int cref;             /* registry ref: the async completion function */
+  void *completing;     /* its arguments, while it runs */
   size_t nwaiting, nasync, nerrors;
   int exited, exitcode, stepping, closed;
   lua_State *main;      /* lw.run's main task, awaited by run */

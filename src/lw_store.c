@@ -122,12 +122,35 @@ static int open_protected(lua_State *L) {
   return 0;
 }
 
-static lw_store *registry_store(lua_State *L) {
+static lw_store *registry_lookup(lua_State *L) {
   lw_store *s = NULL;
   lw_rawgetp(L, LUA_REGISTRYINDEX, &STORE_KEY);
   if (lua_type(L, -1) == LUA_TUSERDATA) s = ((box *)lua_touserdata(L, -1))->s;
   lua_pop(L, 1);
   return s;
+}
+
+#ifdef LW_LUAJIT
+static int lookup_protected(lua_State *L) {
+  lw_store **out = (lw_store **)lua_touserdata(L, 1);
+  *out = registry_lookup(L);
+  return 0;
+}
+#endif
+
+/* LuaJIT may allocate to push a light userdata (and so raise): there the
+   lookup runs protected, and a memory error reads as "no store" */
+static lw_store *registry_store(lua_State *L) {
+#ifdef LW_LUAJIT
+  lw_store *s = NULL;
+  if (lua_cpcall(L, lookup_protected, &s) != 0) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  return s;
+#else
+  return registry_lookup(L);
+#endif
 }
 
 lw_store *lw_store_get(lua_State *L) {

@@ -1,0 +1,97 @@
+/*
+** lwtest.h — shared helpers of the C tests: a counting allocator that can
+** fail on purpose, and Lua states with luaweave opened.
+*/
+#ifndef LWTEST_H
+#define LWTEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "luaweave.h"
+#include "lw_compat.h"
+#include "lw_sched.h"
+
+/* The counting allocator: live blocks and bytes, and a countdown that
+   makes the Nth allocation (not free) from now fail. */
+typedef struct lwt_heap {
+  long blocks;
+  long bytes;
+  long fail_in;   /* 0: never fail; n: the nth allocation fails */
+  long allocs;    /* allocations seen */
+  long failures;  /* allocations refused */
+} lwt_heap;
+
+static inline void *lwt_alloc(void *ud, void *p, size_t osize, size_t nsize) {
+  lwt_heap *h = (lwt_heap *)ud;
+  if (nsize == 0) {
+    if (p != NULL) {
+      h->blocks--;
+      h->bytes -= (long)osize;
+      free(p);
+    }
+    return NULL;
+  }
+  h->allocs++;
+  /* Lua assumes a shrinking realloc never fails: only growth may fail */
+  if ((p == NULL || nsize > osize) && h->fail_in > 0 && --h->fail_in == 0) {
+    h->failures++;
+    return NULL;
+  }
+  {
+    void *q = realloc(p, nsize);
+    if (q == NULL) return NULL;
+    if (p == NULL) h->blocks++;
+    h->bytes += (long)nsize - (p ? (long)osize : 0);
+    return q;
+  }
+}
+
+static inline int lwt_panic(lua_State *L) {
+  fail_msg("Lua panic: %s", lua_tostring(L, -1));
+  return 0;
+}
+
+/* a state on the counting allocator, standard libraries and the luaweave
+   modules in package.preload */
+static inline lua_State *lwt_state(lwt_heap *h) {
+  lua_State *L;
+  memset(h, 0, sizeof *h);
+  L = lua_newstate(lwt_alloc, h);
+  assert_non_null(L);
+  lua_atpanic(L, lwt_panic);
+  luaL_openlibs(L);
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_luaweave);
+  lua_setfield(L, -2, "luaweave");
+  lua_pushcfunction(L, luaopen_luaweave_task);
+  lua_setfield(L, -2, "luaweave.task");
+  lua_pop(L, 2);
+  return L;
+}
+
+/* run Lua code, failing the test on error */
+static inline void lwt_do(lua_State *L, const char *code) {
+  if (luaL_dostring(L, code) != 0)
+    fail_msg("Lua error: %s", lua_tostring(L, -1));
+}
+
+/* push a new thread holding the function compiled from code */
+static inline lua_State *lwt_thread(lua_State *L, const char *code) {
+  lua_State *co = lua_newthread(L);
+  if (luaL_loadstring(co, code) != 0)
+    fail_msg("compile error: %s", lua_tostring(co, -1));
+  return co;
+}
+
+#endif

@@ -1,0 +1,810 @@
+/* The scheduler stepped by hand from C on a fake clock: order, timers,
+   next deadline, cancel in every state, await/any, deadlock, errors,
+   exit, async C functions, and churn.  No libuv loop is involved. */
+#include "lwtest.h"
+#include <stdio.h>
+
+static lwt_heap heap;
+static lua_State *L;
+static lw_sched *S;
+static double clk;            /* the fake clock, in seconds */
+static int nerr;              /* error callback calls */
+static char lasterr[512];
+
+static double fake_clock(void *ud) { return *(double *)ud; }
+
+static void on_error(void *ud, lua_State *co, const char *msg) {
+  (void)ud;
+  (void)co;
+  nerr++;
+  snprintf(lasterr, sizeof lasterr, "%s", msg ? msg : "(null)");
+}
+
+static const char prelude[] =
+  "task = require 'luaweave.task'\n"
+  "lw = require 'luaweave'\n"
+  "log = {}\n"
+  "function L(...)\n"
+  "  local t = {}\n"
+  "  for i = 1, select('#', ...) do t[i] = tostring((select(i, ...))) end\n"
+  "  log[#log + 1] = table.concat(t, ',')\n"
+  "end\n"
+  "function flush() local s = table.concat(log, ' '); log = {}; return s end\n";
+
+static void open_all(void) {
+  L = lwt_state(&heap);
+  S = lw_sched_open(L);
+  assert_non_null(S);
+  assert_ptr_equal(S, lw_sched_get(L));
+  clk = 0;
+  nerr = 0;
+  lasterr[0] = 0;
+  lw_sched_setclock(S, fake_clock, &clk);
+  lw_sched_onerror(S, on_error, NULL);
+  lwt_do(L, prelude);
+  assert_int_equal(0, lw_sched_check_invariants(S));
+}
+
+static void close_all(void) {
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  lua_close(L);
+  assert_int_equal(0, heap.blocks); /* scheduler and store included */
+  L = NULL;
+  S = NULL;
+}
+
+/* one step, checked */
+static int step(void) {
+  int n = lw_sched_step(S);
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  return n;
+}
+
+/* step until nothing is queued or due; the count of resumptions */
+static int drain(void) {
+  int n = 0, k, guard = 0;
+  while (lw_sched_next(S) == 0) {
+    k = step();
+    assert_true(k >= 0);
+    n += k;
+    assert_true(++guard < 1000);
+  }
+  return n;
+}
+
+static void expect_log(const char *want) {
+  lua_getglobal(L, "flush");
+  lua_call(L, 0, 1);
+  assert_string_equal(want, lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
+static lua_State *global_thread(const char *name) {
+  lua_State *co;
+  lua_getglobal(L, name);
+  co = lua_tothread(L, -1);
+  assert_non_null(co);
+  lua_pop(L, 1); /* the global keeps it */
+  return co;
+}
+
+static int status_of(const char *name) {
+  return lw_status(S->s, global_thread(name));
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_order(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "task.delay(2, function() L('t2') end)\n"
+    "task.delay(1, function() L('t1a') end)\n"
+    "task.delay(1, function() L('t1b') end)\n"
+    "task.delay(0.5, function() L('t05') end)\n"
+    "task.defer(function() L('d1'); task.defer(function() L('d3') end) end)\n"
+    "task.spawn(function(x) L('s1', x); task.wait(0); L('s1w') end, 'arg')\n"
+    "task.defer(function(a, b) L('d2', a, b) end, 1, nil)\n"
+    "L('main')\n");
+  /* spawn runs now, until its first yield */
+  expect_log("s1,arg main");
+  assert_int_equal(7, lw_sched_ready(S)); /* 2 deferred + 5 timers */
+  assert_true(lw_sched_next(S) == 0);
+  /* deferred work in FIFO order (with what is deferred meanwhile), and the
+     timers due now */
+  assert_int_equal(4, step());
+  expect_log("d1 d2,1,nil d3 s1w");
+  assert_true(lw_sched_next(S) == 0.5);
+  assert_int_equal(0, step()); /* nothing due */
+  clk = 1.5;
+  assert_true(lw_sched_next(S) == 0);
+  assert_int_equal(3, step());
+  expect_log("t05 t1a t1b"); /* deadline order, FIFO among equals */
+  assert_true(lw_sched_next(S) == 0.5);
+  clk = 10;
+  assert_int_equal(1, step());
+  expect_log("t2");
+  assert_true(lw_sched_next(S) == -1);
+  assert_int_equal(0, lw_sched_ready(S));
+  assert_int_equal(0, step());
+  close_all();
+}
+
+/* a timer set during a step is not due in that step, even if it is due
+   already: wait(0) resumes in the next step */
+static void test_wait0_next_step(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "task.defer(function()\n"
+    "  for i = 1, 3 do L('w' .. i, ('%g'):format(task.wait(0))) end\n"
+    "end)\n"
+    "task.delay(0, function() L('t'); task.wait(); L('t2') end)\n");
+  assert_int_equal(2, step());
+  expect_log("t");
+  clk = 0.25;
+  assert_int_equal(2, step());
+  expect_log("w1,0.25 t2");
+  assert_int_equal(1, step());
+  expect_log("w2,0");
+  assert_int_equal(1, step());
+  expect_log("w3,0");
+  assert_int_equal(0, step());
+  assert_true(lw_sched_next(S) == -1);
+  /* timers of long delays come back with at least their delay */
+  clk = 10;
+  lwt_do(L, "task.spawn(function() L('e', ('%g'):format(task.wait(2))) end)");
+  clk = 11;
+  assert_int_equal(0, step());
+  assert_true(lw_sched_next(S) == 1);
+  clk = 12;
+  assert_int_equal(1, step());
+  expect_log("e,2");
+  close_all();
+}
+
+static void test_next(void **state) {
+  (void)state;
+  open_all();
+  assert_true(lw_sched_next(S) == -1);
+  lwt_do(L, "task.delay(3, function() end)");
+  assert_true(lw_sched_next(S) == 3);
+  lwt_do(L, "task.defer(function() end)");
+  assert_true(lw_sched_next(S) == 0);
+  assert_int_equal(1, step());
+  clk = 2;
+  assert_true(lw_sched_next(S) == 1);
+  clk = 7; /* overdue: 0, never negative */
+  assert_true(lw_sched_next(S) == 0);
+  assert_int_equal(1, step());
+  assert_true(lw_sched_next(S) == -1);
+  /* absurd durations are 0 */
+  lwt_do(L, "task.delay(0/0, function() L('nan') end)\n"
+            "task.delay(-5, function() L('neg') end)\n"
+            "task.delay(1/0, function() L('inf') end)\n");
+  assert_true(lw_sched_next(S) == 0);
+  assert_int_equal(3, step());
+  expect_log("nan neg inf");
+  /* a task suspended by a plain yield schedules nothing */
+  lwt_do(L, "y = task.spawn(function() coroutine.yield() end)");
+  assert_true(lw_sched_next(S) == -1);
+  assert_int_equal(0, lw_sched_waiting(S));
+  assert_int_equal(0, lw_sched_deadlocked(S));
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* cancel                                                              */
+
+static int c_cancel(lua_State *Ls) {
+  /* lw_sched_cancel is for the host, outside a step */
+  lua_pushinteger(Ls, lw_sched_cancel(lw_sched_get(Ls), lua_tothread(Ls, 1)));
+  return 1;
+}
+
+static void test_cancel_queued_and_timer(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "q = task.defer(function() L('q never') end)\n"
+    "qa = task.defer(coroutine.create(function() L('qa never') end))\n"
+    "t = task.delay(1, function() L('t never') end)\n"
+    "w = task.spawn(function() L('w'); task.wait(1); L('w never') end)\n"
+    "k = task.defer(function() L('k') end)\n");
+  expect_log("w");
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("q")));
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("qa")));
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("t")));
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("w")));
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  assert_int_equal(LW_CANCELLED, status_of("q"));
+  assert_int_equal(LW_CANCELLED, status_of("qa"));
+  assert_int_equal(LW_CANCELLED, status_of("t"));
+  assert_int_equal(LW_CANCELLED, status_of("w"));
+  /* cancelling again is harmless */
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("q")));
+  assert_int_equal(1, step());
+  expect_log("k");
+  clk = 5;
+  assert_int_equal(0, step());
+  expect_log("");
+  assert_true(lw_sched_next(S) == -1);
+  lwt_do(L, "L(lw.result(w))");
+  expect_log("false,cancelled");
+  /* rescheduling a cancelled task never resumes it */
+  lwt_do(L, "task.defer(w); task.delay(0, t); task.spawn(q)");
+  clk = 6;
+  drain();
+  expect_log("");
+  assert_int_equal(LW_CANCELLED, status_of("w"));
+  assert_int_equal(LW_CANCELLED, status_of("q"));
+  close_all();
+}
+
+static void test_cancel_awaiting(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "b = task.delay(1, function() L('b'); return 'bv' end)\n"
+    "a = task.spawn(function() L('a', task.await(b)); L('a never') end)\n"
+    "c = task.spawn(function() L('c', task.await(a)) end)\n");
+  assert_int_equal(2, lw_sched_waiting(S));
+  assert_int_equal(0, lw_sched_deadlocked(S));
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("a")));
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  assert_int_equal(0, lw_sched_waiting(S)); /* c is being woken */
+  assert_int_equal(1, step());
+  expect_log("c,false,cancelled");
+  assert_int_equal(0, lw_sched_waiting(S));
+  clk = 1;
+  assert_int_equal(1, step()); /* b runs; a is not woken */
+  expect_log("b");
+  assert_int_equal(0, step());
+  assert_int_equal(LW_CANCELLED, status_of("a"));
+  assert_int_equal(LW_RETURNED, status_of("b"));
+  assert_int_equal(0, nerr);
+  close_all();
+}
+
+static void test_cancel_yielded(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "y = task.spawn(function() L('y'); coroutine.yield(); L('y never') end)\n"
+    "z = task.spawn(function() L('z'); coroutine.yield(); L('z never') end)\n");
+  expect_log("y z");
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("y")));
+  assert_int_equal(LW_CANCELLED, status_of("y"));
+  lwt_do(L, "task.spawn(y)");
+  assert_int_equal(1, nerr); /* spawn of a cancelled task is an error... */
+  assert_non_null(strstr(lasterr, "cannot resume"));
+  lwt_do(L, "task.defer(y, 1)");
+  drain();
+  expect_log(""); /* ...and it never runs */
+  /* cancel from Lua, then a plain resume is refused where Lua can close */
+  lwt_do(L, "task.cancel(z)\n"
+            "L(lw.status(z))\n");
+  expect_log("cancelled");
+  lwt_do(L, "task.defer(z)");
+  drain();
+  expect_log("");
+  assert_int_equal(LW_CANCELLED, status_of("z"));
+  close_all();
+}
+
+static void test_cancel_running(void **state) {
+  (void)state;
+  open_all();
+  lua_pushcfunction(L, c_cancel);
+  lua_setglobal(L, "ccancel");
+  /* a task cancels itself: it runs on until it yields, then never again */
+  lwt_do(L,
+    "r = task.spawn(function()\n"
+    "  L('busy', ccancel(coroutine.running()))\n"
+    "  task.cancel(coroutine.running())\n"
+    "  L('r1')\n"
+    "  task.wait(0)\n"
+    "  L('r never')\n"
+    "end)\n"
+    /* a normal task (it resumed the canceller) is cancelled too */
+    "n = task.spawn(function()\n"
+    "  local me = coroutine.running()\n"
+    "  task.spawn(function() task.cancel(me) end)\n"
+    "  L('n1')\n"
+    "  task.wait(1)\n"
+    "  L('n never')\n"
+    "end)\n"
+    "p = task.spawn(function()\n"
+    "  task.cancel((coroutine.running()))\n"
+    "  coroutine.yield()\n"
+    "  L('p never')\n"
+    "end)\n"
+    "aw = task.spawn(function() L('aw', task.await(r)) end)\n");
+  expect_log("busy,0 r1 n1 aw,false,cancelled"); /* r ended already */
+  assert_int_equal(LW_CANCELLED, status_of("r"));
+  assert_int_equal(LW_CANCELLED, status_of("n"));
+  assert_int_equal(LW_CANCELLED, status_of("p"));
+  clk = 2;
+  drain();
+  expect_log("");
+  lwt_do(L, "task.spawn(p)"); /* refused */
+  expect_log("");
+  assert_int_equal(0, lw_sched_waiting(S));
+  assert_true(lw_sched_next(S) == -1);
+  close_all();
+}
+
+static void test_cancel_dead(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L, "d = task.spawn(function() return 7 end)\n"
+            "e = task.spawn(function() error('x', 0) end)\n"
+            "u = coroutine.create(function() end); coroutine.resume(u)\n");
+  assert_int_equal(1, nerr);
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("d")));
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("e")));
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("u")));
+  lwt_do(L, "task.cancel(d); task.cancel(u)");
+  assert_int_equal(LW_RETURNED, status_of("d"));
+  assert_int_equal(LW_FAILED, status_of("e"));
+  lwt_do(L, "L(lw.result(d)); L(lw.result(e))");
+  expect_log("true,7 false,x");
+  assert_int_equal(LW_EINVAL, lw_sched_cancel(S, NULL));
+  assert_int_equal(LW_EINVAL, lw_sched_cancel(NULL, global_thread("d")));
+  assert_int_equal(0, step());
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* await, any                                                          */
+
+static void test_await_any(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "a = task.delay(1, function() L('a'); return 1, nil, 3 end)\n"
+    "b = task.delay(2, function() L('b'); error('boom', 0) end)\n"
+    "c = task.delay(3, function() L('c never') end)\n"
+    "w = task.spawn(function()\n"
+    "  L('wa', task.await(a))\n"
+    "  L('wb', task.await(b))\n"
+    "  L('wc', task.await(c))\n"
+    "  L('again', task.await(a))\n" /* does not consume */
+    "end)\n"
+    "x = task.spawn(function()\n"
+    "  local t, ok, v = task.any(c, b, a)\n"
+    "  L('any', t == a, ok, v)\n"
+    "end)\n"
+    "ok, err = pcall(task.await, coroutine.running())\n");
+  assert_int_equal(2, lw_sched_waiting(S));
+  clk = 1;
+  assert_int_equal(3, step()); /* a, then its awaiters (deferred) */
+  expect_log("a wa,true,1,nil,3 any,true,true,1");
+  assert_int_equal(1, lw_sched_waiting(S));
+  clk = 2;
+  assert_int_equal(2, step());
+  expect_log("b wb,false,boom");
+  assert_int_equal(0, nerr); /* b's failure was awaited */
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("c")));
+  assert_int_equal(1, step());
+  expect_log("wc,false,cancelled again,true,1,nil,3");
+  clk = 3;
+  assert_int_equal(0, step());
+  assert_int_equal(LW_RETURNED, status_of("w"));
+  assert_int_equal(0, lw_sched_waiting(S));
+  /* awaiters are woken through the deferred queue, not nested */
+  lwt_do(L,
+    "g = coroutine.create(function() L('g'); return 'gv' end)\n"
+    "h = task.spawn(function() L('h', task.await(g)) end)\n"
+    "task.spawn(g)\n"
+    "L('after spawn')\n");
+  expect_log("g after spawn");
+  assert_int_equal(1, lw_sched_ready(S));
+  assert_int_equal(1, step());
+  expect_log("h,true,gv");
+  /* await of a task that has already ended returns at once */
+  lwt_do(L, "task.spawn(function() L('now', task.await(a)); "
+            "L('now any', select(2, task.any(c, b))) end)");
+  expect_log("now,true,1,nil,3 now any,false,cancelled");
+  /* awaiting the running thread raises */
+  lwt_do(L, "task.spawn(function() L(pcall(task.await, coroutine.running())) end)");
+  lua_getglobal(L, "flush");
+  lua_call(L, 0, 1);
+  assert_non_null(strstr(lua_tostring(L, -1), "cannot await the running thread"));
+  lua_pop(L, 1);
+  assert_int_equal(0, nerr);
+  close_all();
+}
+
+static void test_deadlock(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "a = task.spawn(function() task.wait(0); L('a', task.await(b)) end)\n"
+    "b = task.spawn(function() L('b', task.await(a)) end)\n");
+  assert_int_equal(1, lw_sched_waiting(S));
+  assert_int_equal(0, lw_sched_deadlocked(S)); /* a's timer can still run */
+  assert_int_equal(1, step());
+  assert_int_equal(2, lw_sched_waiting(S));
+  assert_int_equal(1, lw_sched_deadlocked(S));
+  assert_true(lw_sched_next(S) == -1);
+  assert_int_equal(0, step());
+  /* the host breaks it: cancel one, the other wakes */
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("a")));
+  assert_int_equal(0, lw_sched_deadlocked(S));
+  assert_int_equal(1, step());
+  expect_log("b,false,cancelled");
+  assert_int_equal(0, lw_sched_waiting(S));
+  assert_int_equal(0, lw_sched_deadlocked(S));
+  /* awaiting a coroutine nobody will resume */
+  lwt_do(L, "task.spawn(function() task.await(coroutine.create(function() end)) end)");
+  assert_int_equal(1, lw_sched_deadlocked(S));
+  lw_sched_clear(S, L);
+  assert_int_equal(0, lw_sched_waiting(S));
+  assert_int_equal(0, lw_sched_deadlocked(S));
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* errors, exit                                                        */
+
+static void test_onerror(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "f = task.spawn(function() local x = nil; return x.field end)\n");
+  assert_int_equal(1, nerr);
+  assert_int_equal(1, lw_sched_errors(S));
+  assert_non_null(strstr(lasterr, "index"));
+  assert_non_null(strstr(lasterr, "traceback"));
+  lwt_do(L,
+    "g = task.delay(1, function() error({}) end)\n"
+    "h = task.delay(1, function() error('awaited', 0) end)\n"
+    "task.spawn(function() L(task.await(h)) end)\n"
+    "task.defer(function() error(setmetatable({}, {__tostring = "
+    "function() return 'custom' end})) end)\n");
+  assert_int_equal(1, step());
+  assert_int_equal(2, nerr);
+  assert_non_null(strstr(lasterr, "custom"));
+  clk = 1;
+  assert_int_equal(3, step());
+  expect_log("false,awaited");
+  assert_int_equal(3, nerr); /* g once, h never */
+  assert_non_null(strstr(lasterr, "table"));
+  assert_int_equal(3, lw_sched_errors(S));
+  assert_int_equal(LW_FAILED, status_of("g"));
+  assert_int_equal(LW_FAILED, status_of("h"));
+  /* NULL restores the default reporter (stderr) */
+  lw_sched_onerror(S, NULL, NULL);
+  lw_sched_onerror(S, on_error, NULL);
+  close_all();
+}
+
+static void test_exit(void **state) {
+  int code = -1;
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "task.delay(0, function() L('t never') end)\n"
+    "task.defer(function() L('d1'); task.defer(function() L('d never') end);"
+    " task.exit(3); L('after exit never') end)\n"
+    "task.defer(function() L('d2 never') end)\n");
+  assert_int_equal(0, lw_sched_exited(S, &code));
+  assert_int_equal(1, step());
+  expect_log("d1");
+  assert_int_equal(1, lw_sched_exited(S, &code));
+  assert_int_equal(3, code);
+  assert_int_equal(1, lw_sched_exited(S, NULL));
+  assert_int_equal(LW_EEXITED, lw_sched_step(S));
+  assert_true(lw_sched_next(S) == -1);
+  expect_log("");
+  lw_sched_clear(S, L);
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  close_all();
+  /* exit from the main chunk's spawn, with the default code */
+  open_all();
+  lwt_do(L, "task.defer(function() L('never') end)\n"
+            "task.spawn(function() task.exit() end)\n"
+            "L('main goes on')\n");
+  assert_int_equal(1, lw_sched_exited(S, &code));
+  assert_int_equal(0, code);
+  assert_int_equal(LW_EEXITED, lw_sched_step(S));
+  expect_log("main goes on");
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* spawn, defer, delay from C                                          */
+
+static void test_from_c(void **state) {
+  lua_State *T;
+  (void)state;
+  open_all();
+  T = lw_sched_state(S);
+  assert_non_null(T);
+  lua_getglobal(L, "L");
+  lua_pushliteral(L, "cs");
+  lua_pushinteger(L, 1);
+  assert_int_equal(LW_OK, lw_sched_spawn(S, L, 2));
+  assert_int_equal(LUA_TTHREAD, lua_type(L, -1));
+  lua_pop(L, 1);
+  expect_log("cs,1");
+  lua_getglobal(L, "L");
+  lua_pushliteral(L, "cd");
+  assert_int_equal(LW_OK, lw_sched_defer(S, L, 1));
+  lua_pop(L, 1);
+  lua_getglobal(L, "L");
+  lua_pushliteral(L, "cl");
+  assert_int_equal(LW_OK, lw_sched_delay(S, L, 0.5, 1));
+  lua_pop(L, 1);
+  /* from the scheduler's own thread, as a host callback would */
+  lua_getglobal(T, "L");
+  lua_pushliteral(T, "ct");
+  assert_int_equal(LW_OK, lw_sched_defer(S, T, 1));
+  lua_pop(T, 1);
+  assert_int_equal(0, lua_gettop(T));
+  lua_pushinteger(L, 1);
+  assert_int_equal(LW_EINVAL, lw_sched_spawn(S, L, 0)); /* not callable */
+  assert_int_equal(LW_EINVAL, lw_sched_defer(S, L, 1)); /* nothing below */
+  assert_int_equal(LW_EINVAL, lw_sched_delay(NULL, L, 1, 0));
+  lua_pop(L, 1);
+  assert_int_equal(0, lua_gettop(L));
+  assert_int_equal(2, step());
+  expect_log("cd ct");
+  clk = 0.5;
+  assert_int_equal(1, step());
+  expect_log("cl");
+  /* a yielded task resumed with arguments */
+  lwt_do(L, "y = task.spawn(function() L('y', coroutine.yield()) end)");
+  lua_getglobal(L, "y");
+  lua_pushliteral(L, "v");
+  lua_pushnil(L);
+  assert_int_equal(LW_OK, lw_sched_defer(S, L, 2));
+  lua_pop(L, 1);
+  assert_int_equal(1, step());
+  expect_log("y,v,nil");
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* async C functions                                                   */
+
+#if LUA_VERSION_NUM == 501 && !defined(LW_LUAJIT)
+#define YIELDING_PCALL 0
+#else
+#define YIELDING_PCALL 1
+#endif
+
+#define MAXOPS 16
+static lw_async *ops[MAXOPS];
+static int nops;
+
+/* later(...): suspends until the host completes it; with "now" as its
+   argument it returns at once without suspending */
+static int c_later(lua_State *Ls) {
+  lw_async *op;
+  if (lua_type(Ls, 1) == LUA_TSTRING) {
+    lua_pushliteral(Ls, "immediate");
+    return 1;
+  }
+  op = lw_async_begin(Ls);
+  assert_non_null(op);
+  assert_true(nops < MAXOPS);
+  ops[nops++] = op;
+  return lw_async_yield(Ls, op);
+}
+
+static int push_two(lua_State *T, void *ud) {
+  lua_pushstring(T, (const char *)ud);
+  lua_pushboolean(T, 1);
+  return 2;
+}
+
+static int push_err(lua_State *T, void *ud) {
+  (void)ud;
+  lua_pushliteral(T, "pushed error");
+  return -1;
+}
+
+static int push_raise(lua_State *T, void *ud) {
+  (void)ud;
+  lua_pushliteral(T, "raised in push");
+  return lua_error(T);
+}
+
+static void test_async(void **state) {
+  lua_State *T;
+  (void)state;
+  open_all();
+  nops = 0;
+  T = lw_sched_state(S);
+  lw_async_wrap(L, c_later);
+  lua_setglobal(L, "later");
+  /* Lua 5.1 cannot yield across pcall (LuaJIT can) */
+  lwt_do(L, YIELDING_PCALL ? "try = pcall" : "try = function(f) return f() end");
+  lwt_do(L,
+    "r1 = task.spawn(function() L('r1', later()) end)\n"
+    "r2 = task.spawn(function() L('r2', try(later)) end)\n"
+    "r3 = task.spawn(function() L('r3', later()) end)\n"
+    "r4 = task.spawn(function() L('r4', try(later)) end)\n"
+    "r5 = task.spawn(function() L('r5', later('now')) end)\n");
+  expect_log("r5,immediate");
+  assert_int_equal(4, nops);
+  assert_int_equal(4, lw_sched_async(S));
+  assert_int_equal(0, lw_sched_ready(S));
+  assert_int_equal(0, lw_sched_deadlocked(S)); /* the host can wake them */
+  assert_ptr_equal(S, lw_async_sched(ops[0]));
+  assert_int_equal(0, step());
+  /* resolve: values pushed on the scheduler's state */
+  lua_pushinteger(T, 4);
+  lua_pushnil(T);
+  lua_pushliteral(T, "x");
+  assert_int_equal(LW_OK, lw_async_resolve(ops[0], 3));
+  assert_int_equal(0, lua_gettop(T));
+  assert_int_equal(3, lw_sched_async(S));
+  assert_int_equal(1, lw_sched_ready(S));
+  expect_log(""); /* not before the next step */
+  assert_int_equal(1, step());
+  expect_log("r1,4,nil,x");
+  /* reject: raises in the task */
+  lua_pushliteral(T, "nope");
+  assert_int_equal(LW_OK, lw_async_reject(ops[1]));
+  /* complete with a push callback: values, then an error */
+  assert_int_equal(LW_OK, lw_async_complete(ops[2], push_two, (void *)"cb"));
+  assert_int_equal(LW_OK, lw_async_complete(ops[3], push_err, NULL));
+  assert_int_equal(0, lua_gettop(T));
+  assert_int_equal(0, lw_sched_async(S));
+  assert_int_equal(3, step());
+#if YIELDING_PCALL
+  expect_log("r2,false,nope r3,cb,true r4,false,pushed error");
+  assert_int_equal(0, nerr);
+#else /* a rejection raised in r2 and r4: their errors are reported */
+  expect_log("r3,cb,true");
+  assert_int_equal(2, nerr);
+  assert_non_null(strstr(lasterr, "pushed error"));
+  nerr = 0;
+#endif
+  /* an unprotected rejection is a task error */
+  nops = 0;
+  lwt_do(L, "u = task.spawn(function() later(); L('u never') end)");
+  lua_pushliteral(T, "unhandled");
+  assert_int_equal(LW_OK, lw_async_reject(ops[0]));
+  assert_int_equal(1, step());
+  expect_log("");
+  assert_int_equal(1, nerr);
+  assert_non_null(strstr(lasterr, "unhandled"));
+  assert_int_equal(LW_FAILED, status_of("u"));
+  /* a push callback that raises: the task cannot be resumed */
+  nops = 0;
+  lwt_do(L, "v = task.spawn(function() later(); L('v never') end)");
+  assert_int_equal(LW_EMEM, lw_async_complete(ops[0], push_raise, NULL));
+  assert_int_equal(0, lua_gettop(T));
+  assert_int_equal(0, lw_sched_async(S));
+  assert_int_equal(0, step());
+  expect_log("");
+  /* bad arguments */
+  assert_int_equal(LW_EINVAL, lw_async_resolve(NULL, 0));
+  assert_int_equal(LW_EINVAL, lw_async_complete(NULL, push_two, NULL));
+  close_all();
+}
+
+static void test_async_cancelled(void **state) {
+  lua_State *T;
+  (void)state;
+  open_all();
+  nops = 0;
+  T = lw_sched_state(S);
+  lw_async_wrap(L, c_later);
+  lua_setglobal(L, "later");
+  lwt_do(L,
+    "a = task.spawn(function() L('a', later()); L('a never') end)\n"
+    "b = task.spawn(function() L('b', later()); L('b never') end)\n"
+    "c = task.spawn(function() L('c', later()); L('c never') end)\n"
+    "w = task.spawn(function() L('w', task.await(a)) end)\n");
+  assert_int_equal(3, nops);
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("a")));
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("b")));
+  lwt_do(L, "task.cancel(c)");
+  assert_int_equal(1, step());
+  expect_log("w,false,cancelled");
+  assert_int_equal(3, lw_sched_async(S)); /* the host still owns tokens */
+  lua_pushinteger(T, 1);
+  assert_int_equal(LW_OK, lw_async_resolve(ops[0], 1));
+  lua_pushliteral(T, "e");
+  assert_int_equal(LW_OK, lw_async_reject(ops[1]));
+  assert_int_equal(LW_OK, lw_async_complete(ops[2], push_two, (void *)"z"));
+  assert_int_equal(0, lua_gettop(T));
+  assert_int_equal(0, lw_sched_async(S));
+  assert_int_equal(0, step());
+  expect_log("");
+  assert_int_equal(LW_CANCELLED, status_of("a"));
+  assert_int_equal(LW_CANCELLED, status_of("b"));
+  assert_int_equal(LW_CANCELLED, status_of("c"));
+  assert_int_equal(0, nerr);
+  /* a task woken early (spawned again) drops the outcome too */
+  nops = 0;
+  lwt_do(L, "d = task.spawn(function() L('d', later()); L('d2', coroutine.yield()) end)\n"
+            "task.spawn(d, 'early')\n");
+  expect_log("d,early");
+  lua_pushinteger(T, 2);
+  assert_int_equal(LW_OK, lw_async_resolve(ops[0], 1));
+  assert_int_equal(0, step());
+  expect_log("");
+  /* outside a task: an error, not a crash */
+  lwt_do(L, "ok, err = pcall(later)\nL(ok)\n");
+  expect_log("false");
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* churn                                                               */
+
+static void churn_round(int n) {
+  int guard = 0;
+  lua_pushinteger(L, n);
+  lua_setglobal(L, "N");
+  lwt_do(L,
+    "done = 0\n"
+    "for i = 1, N do\n"
+    "  local m = i % 4\n"
+    "  if m == 0 then task.spawn(function() task.wait(0); done = done + 1 end)\n"
+    "  elseif m == 1 then task.defer(function() done = done + 1 end)\n"
+    "  elseif m == 2 then task.delay(0.001 * (i % 7), function() task.wait(); done = done + 1 end)\n"
+    "  else local co = task.spawn(function() coroutine.yield(); done = done + 1 end)\n"
+    "    task.defer(co) end\n"
+    "end\n");
+  while (lw_sched_ready(S) > 0) {
+    clk += 0.002;
+    assert_true(step() >= 0);
+    assert_true(++guard < 100);
+  }
+  lua_getglobal(L, "done");
+  assert_int_equal(n, lua_tointeger(L, -1));
+  lua_pop(L, 1);
+  lwt_do(L, "collectgarbage(); collectgarbage()");
+}
+
+static void test_churn(void **state) {
+  long before, after1, after2;
+  (void)state;
+  open_all();
+  lwt_do(L, "collectgarbage(); collectgarbage()");
+  before = heap.bytes;
+  churn_round(100000);
+  after1 = heap.bytes;
+  assert_int_equal(0, lw_store_count(S->s));
+  assert_int_equal(0, S->tasks.count);
+  churn_round(100000);
+  after2 = heap.bytes;
+  /* the scheduler gives back its queue, heap and task map; what stays
+     is the store's map (it does not shrink when the GC frees threads)
+     and the anchor table's array part; a second round adds nothing */
+  assert_true(S->qcap <= 64 && S->hcap <= 64);
+  assert_int_equal(0, lw_map_capacity(&S->tasks));
+  assert_true((size_t)(after1 - before) < lw_store_bytes(S->s) + 3 * 1024 * 1024);
+  assert_true(after2 <= after1 + 4096);
+  assert_int_equal(0, lw_store_count(S->s));
+  close_all();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_order),
+    cmocka_unit_test(test_wait0_next_step),
+    cmocka_unit_test(test_next),
+    cmocka_unit_test(test_cancel_queued_and_timer),
+    cmocka_unit_test(test_cancel_awaiting),
+    cmocka_unit_test(test_cancel_yielded),
+    cmocka_unit_test(test_cancel_running),
+    cmocka_unit_test(test_cancel_dead),
+    cmocka_unit_test(test_await_any),
+    cmocka_unit_test(test_deadlock),
+    cmocka_unit_test(test_onerror),
+    cmocka_unit_test(test_exit),
+    cmocka_unit_test(test_from_c),
+    cmocka_unit_test(test_async),
+    cmocka_unit_test(test_async_cancelled),
+    cmocka_unit_test(test_churn),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

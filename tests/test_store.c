@@ -1,0 +1,442 @@
+/* The result store from C: every function, reuse, memory, failures. */
+#include "lwtest.h"
+#include <stdio.h>
+
+static lwt_heap heap;
+
+static lua_State *open_state(lw_store **s) {
+  lua_State *L = lwt_state(&heap);
+  *s = lw_store_open(L);
+  assert_non_null(*s);
+  assert_ptr_equal(*s, lw_store_open(L));
+  assert_ptr_equal(*s, lw_store_get(L));
+  return L;
+}
+
+static void close_state(lua_State *L) {
+  lua_close(L);
+  assert_int_equal(0, heap.blocks); /* nothing leaked, store included */
+}
+
+static void test_transitions(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s), *co;
+  int nres;
+  (void)state;
+  co = lwt_thread(L, "local a = ... ; local b = coroutine.yield(a + 1, nil) ; return b, nil, 'z'");
+  assert_int_equal(LW_UNTRACKED, lw_status(s, co));
+  assert_int_equal(LW_ENOTTRACKED, lw_result(s, co, L));
+  assert_int_equal(LW_OK, lw_track(s, co));
+  assert_int_equal(LW_OK, lw_track(s, co)); /* idempotent */
+  assert_int_equal(1, lw_store_count(s));
+  assert_int_equal(LW_PENDING, lw_status(s, co));
+  assert_int_equal(1, lw_result(s, co, L));
+  assert_true(lua_isnil(L, -1));
+  lua_pop(L, 1);
+  lua_pushinteger(co, 41);
+  assert_int_equal(LUA_YIELD, lw_resume(s, co, L, 1, &nres));
+  assert_int_equal(2, nres);
+  assert_int_equal(LW_YIELDED, lw_status(s, co));
+  assert_int_equal(3, lw_result(s, co, L));
+  assert_true(lua_toboolean(L, -3));
+  assert_int_equal(42, lua_tointeger(L, -2));
+  assert_true(lua_isnil(L, -1));
+  lua_pop(L, 3);
+  assert_int_equal(3, lw_result(s, co, L)); /* again, unchanged */
+  lua_pop(L, 3);
+  lua_pushliteral(co, "b");
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 1, &nres));
+  assert_int_equal(3, nres);
+  assert_int_equal(0, lua_gettop(co)); /* dead as Lua sees it */
+  assert_int_equal(LW_RETURNED, lw_status(s, co));
+  assert_int_equal(4, lw_take(s, co, L));
+  assert_string_equal("b", lua_tostring(L, -3));
+  assert_true(lua_isnil(L, -2));
+  assert_string_equal("z", lua_tostring(L, -1));
+  lua_pop(L, 4);
+  assert_int_equal(LW_UNTRACKED, lw_status(s, co));
+  assert_int_equal(0, lw_store_count(s));
+  assert_int_equal(LW_ESTATE, lw_resume(s, co, L, 0, &nres)); /* dead */
+  assert_int_equal(0, lw_store_check(s));
+  close_state(L);
+}
+
+static void test_errors_and_values(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s), *co;
+  int nres, i;
+  (void)state;
+  /* 300 values with nil holes */
+  co = lwt_thread(L, "local t = {n = 300} for i = 1, 300 do if i % 3 ~= 0 then t[i] = i end end "
+                     "local up = table.unpack or unpack coroutine.yield(up(t, 1, 300))");
+  lw_track(s, co);
+  assert_int_equal(LUA_YIELD, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(300, nres);
+  assert_int_equal(301, lw_result(s, co, L));
+  for (i = 1; i <= 300; i++) {
+    if (i % 3 == 0) assert_true(lua_isnil(L, -301 + i));
+    else assert_int_equal(i, lua_tointeger(L, -301 + i));
+  }
+  lua_settop(L, 0);
+  /* an error object of any type is kept as raised */
+  co = lwt_thread(L, "error(setmetatable({}, {__index = {code = 7}}))");
+  lw_track(s, co);
+  assert_true(lw_resume(s, co, L, 0, &nres) > LUA_YIELD);
+  assert_int_equal(LW_FAILED, lw_status(s, co));
+  assert_int_equal(2, lw_result(s, co, L));
+  assert_false(lua_toboolean(L, -2));
+  lua_getfield(L, -1, "code");
+  assert_int_equal(7, lua_tointeger(L, -1));
+  lua_settop(L, 0);
+  assert_int_equal(0, lw_store_check(s));
+  close_state(L);
+}
+
+static void test_bad_input(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s), *co, *L2, *other;
+  lwt_heap heap2;
+  int nres;
+  (void)state;
+  co = lwt_thread(L, "return 1");
+  assert_int_equal(LW_EINVAL, lw_track(NULL, co));
+  assert_int_equal(LW_EINVAL, lw_track(s, NULL));
+  assert_int_equal(LW_EINVAL, lw_untrack(NULL, co));
+  assert_int_equal(LW_EINVAL, lw_status(NULL, co));
+  assert_int_equal(LW_EINVAL, lw_resume(NULL, co, L, 0, &nres));
+  assert_int_equal(LW_EINVAL, lw_result(NULL, co, L));
+  assert_int_equal(LW_EINVAL, lw_result(s, co, NULL));
+  assert_int_equal(LW_EINVAL, lw_take(NULL, co, L));
+  assert_int_equal(LW_EINVAL, lw_cancel(NULL, co, L));
+  assert_int_equal(LW_EINVAL, lw_reset(NULL, co, L));
+  assert_int_equal(0, lw_store_count(NULL));
+  assert_null(lw_store_get(NULL));
+  assert_null(lw_store_open(NULL));
+  /* a thread of another Lua state */
+  L2 = lua_newstate(lwt_alloc, &heap2);
+  memset(&heap2, 0, sizeof heap2);
+  other = lua_newthread(L2);
+  assert_int_equal(LW_EUNIVERSE, lw_track(s, other));
+  assert_int_equal(LW_EUNIVERSE, lw_status(s, other));
+  assert_int_equal(LW_EUNIVERSE, lw_resume(s, other, L, 0, &nres));
+  assert_int_equal(LW_EUNIVERSE, lw_result(s, co, L2));
+  lua_close(L2);
+  /* not resumable: running, and nargs beyond the stack */
+  assert_int_equal(LW_ESTATE, lw_resume(s, L, L, 0, &nres));
+  assert_int_equal(LW_EINVAL, lw_resume(s, co, L, 5, &nres));
+  assert_int_equal(LW_EINVAL, lw_hold(s, L, 1 + lua_gettop(L))); /* no thread */
+  assert_string_equal("not tracked", lw_strerror(LW_ENOTTRACKED));
+  assert_string_equal("returned", lw_status_name(LW_RETURNED));
+  assert_null(lw_status_name(-1));
+  close_state(L);
+}
+
+static void test_handles(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s), *co;
+  lw_handle h;
+  int nres;
+  (void)state;
+  co = lwt_thread(L, "return 'kept'");
+  h = lw_hold(s, L, -1);
+  assert_true(h > 0);
+  lua_pop(L, 1); /* no Lua reference left: only the handle */
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  assert_ptr_equal(co, lw_handle_thread(s, L, h));
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  assert_int_equal(LW_RETURNED, lw_status(s, co));
+  assert_int_equal(2, lw_handle_take(s, L, h));
+  assert_string_equal("kept", lua_tostring(L, -1));
+  lua_pop(L, 2);
+  assert_null(lw_handle_thread(s, L, h));
+  h = lw_hold(s, L, -1 + 0 * (lua_newthread(L) != NULL));
+  assert_int_equal(LW_OK, lw_release(s, L, h));
+  assert_int_equal(LW_EINVAL, lw_release(s, L, h));
+  lua_settop(L, 0);
+  close_state(L);
+}
+
+/* Churn short-lived tracked threads under GC pressure: a new thread must
+   never look tracked, and must read its own result, even at an address
+   that held another tracked thread a moment ago. */
+static void test_reuse_churn(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s);
+  lw_map seen;
+  lw_rec *r;
+  long reused = 0, stale = 0, i;
+  (void)state;
+  lw_map_init(&seen, lwt_alloc, &heap);
+  lua_gc(L, LUA_GCSETPAUSE, 50);
+  luaL_loadstring(L, "return ...");
+  srand(99);
+  for (i = 0; i < 300000; i++) {
+    lua_State *co = lua_newthread(L);
+    int nres;
+    if (lw_map_insert(&seen, co, &r) == 0) reused++;
+    if (lw_status(s, co) != LW_UNTRACKED) stale++;
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, i);
+    lua_xmove(L, co, 2);
+    assert_int_equal(LW_OK, lw_track(s, co));
+    if (i % 3 == 0) {
+      assert_int_equal(LUA_OK, lw_resume(s, co, L, 1, &nres));
+    }
+    if (i % 3 == 0) {
+      assert_int_equal(2, lw_result(s, co, L));
+      if (lua_tointeger(L, -1) != i) stale++;
+      lua_pop(L, 2);
+    } else if (lw_status(s, co) != LW_PENDING) {
+      stale++;
+    }
+    lua_pop(L, 1);
+    if (rand() % 5000 == 0) lua_gc(L, LUA_GCCOLLECT, 0);
+  }
+  assert_int_equal(0, stale);
+  assert_true(reused > 1000);
+  lua_settop(L, 0);
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  assert_int_equal(0, lw_store_count(s));
+  assert_true(lw_store_freed(s) >= 200000);
+  assert_int_equal(0, lw_store_check(s));
+  lw_map_free(&seen);
+  close_state(L);
+}
+
+/* Recycled states: lw_reset untracks; a raw reset is never served stale */
+static void test_recycle(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s), *co;
+  int nres, i, stale = 0;
+  (void)state;
+  co = lua_newthread(L);
+#if LUA_VERSION_NUM < 504
+  (void)stale; (void)i; (void)nres;
+  assert_int_equal(LW_ENOTSUP, lw_reset(s, co, L));
+  lua_settop(L, 0);
+  close_state(L);
+#else
+  for (i = 0; i < 20000; i++) {
+    lua_pushfstring(co, "return %d", i);
+    luaL_loadstring(co, lua_tostring(co, -1));
+    lua_remove(co, -2);
+    if (lw_status(s, co) != LW_UNTRACKED && lw_status(s, co) != LW_PENDING) stale++;
+    lw_track(s, co);
+    assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+    assert_int_equal(2, lw_result(s, co, L));
+    if (lua_tointeger(L, -1) != i) stale++;
+    lua_pop(L, 2);
+    if (i % 2 == 0) {
+      assert_int_equal(LUA_OK, lw_reset(s, co, L));
+      if (lw_status(s, co) != LW_UNTRACKED) stale++;
+    } else {
+      lua_resetthread(co); /* behind luaweave's back */
+    }
+  }
+  /* a raw reset of a yielded thread, then new work: the old values go */
+  lua_settop(co, 0);
+  luaL_loadstring(co, "coroutine.yield('old')");
+  lw_track(s, co);
+  assert_int_equal(LUA_YIELD, lw_resume(s, co, L, 0, &nres));
+  lua_resetthread(co);
+  luaL_loadstring(co, "return 'new'");
+  assert_int_equal(LW_PENDING, lw_status(s, co));
+  assert_int_equal(1, lw_result(s, co, L));
+  assert_true(lua_isnil(L, -1));
+  lua_pop(L, 1);
+  assert_int_equal(0, stale);
+  assert_int_equal(0, lw_store_check(s));
+  lua_settop(L, 0);
+  close_state(L);
+#endif
+}
+
+static void test_cancel(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s), *co;
+  int nres;
+  (void)state;
+  lwt_do(L, "closed = false");
+  if (LUA_VERSION_NUM >= 504) {
+    co = lwt_thread(L, "local x <close> = setmetatable({}, {__close = function() closed = true end}) "
+                       "coroutine.yield()");
+  } else {
+    co = lwt_thread(L, "coroutine.yield()");
+  }
+  lw_track(s, co);
+  assert_int_equal(LUA_YIELD, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(LW_OK, lw_cancel(s, co, L));
+  assert_int_equal(LW_CANCELLED, lw_status(s, co));
+  assert_int_equal(LW_ESTATE, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(2, lw_result(s, co, L));
+  assert_string_equal("cancelled", lua_tostring(L, -1));
+  lua_pop(L, 2);
+  lua_getglobal(L, "closed");
+  assert_int_equal(LUA_VERSION_NUM >= 504, lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  assert_int_equal(LW_ESTATE, lw_cancel(s, L, L)); /* running */
+  co = lwt_thread(L, "return 1");
+  assert_int_equal(LW_OK, lw_cancel(s, co, L)); /* never started */
+  assert_int_equal(LW_CANCELLED, lw_status(s, co));
+  assert_int_equal(0, lua_gettop(co));
+  lua_settop(L, 0);
+  close_state(L);
+}
+
+static void test_dropped_threads_freed(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s);
+  long before;
+  (void)state;
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  before = heap.bytes;
+  lwt_do(L, "local lw = require 'luaweave' "
+            "for i = 1, 50000 do local co = lw.track(coroutine.create(function(x) "
+            "coroutine.yield({x}) return x, {} end)) lw.resume(co, i) "
+            "if i % 2 == 0 then lw.resume(co) end end");
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  assert_int_equal(0, lw_store_count(s));
+  /* the module and its tables stay; the 50000 threads and results go */
+  assert_true(heap.bytes < before + 64 * 1024);
+  close_state(L);
+}
+
+/* ---- allocation failure: fail the 1st, 2nd, ... allocation ---- */
+
+typedef struct op_ctx { lw_store *s; int which; int rc; } op_ctx;
+
+static int run_op(lua_State *L) {
+  op_ctx *c = (op_ctx *)lua_touserdata(L, 1);
+  lua_State *co;
+  int nres;
+  c->rc = 0;
+  switch (c->which) {
+    case 0: /* track many (map growth) */
+      luaL_checkstack(L, 45, "threads");
+      for (nres = 0; nres < 40; nres++) {
+        co = lua_newthread(L);
+        c->rc = lw_track(c->s, co);
+        if (c->rc != LW_OK) return 0;
+      }
+      return 0;
+    case 1: case 2: case 3: case 4: { /* resume: yield, return 1/3, error */
+      static const char *const code[] = {
+        "coroutine.yield(1, 2)", "return {}", "return 1, {}, 'x'", "error({})"};
+      co = lua_newthread(L);
+      if (luaL_loadstring(co, code[c->which - 1]) != 0) {
+        lua_xmove(co, L, 1); /* a memory error while compiling */
+        return lua_error(L);
+      }
+      c->rc = lw_track(c->s, co);
+      if (c->rc != LW_OK) return 0;
+      c->rc = lw_resume(c->s, co, L, 0, &nres);
+      if (c->rc < 0) return 0;
+      c->rc = lw_result(c->s, co, L);
+      if (c->rc < 0) return 0;
+      c->rc = lw_take(c->s, co, L);
+      return 0;
+    }
+    case 5: /* hold */
+      lua_newthread(L);
+      c->rc = lw_hold(c->s, L, -1);
+      if (c->rc > 0) c->rc = lw_release(c->s, L, c->rc);
+      return 0;
+    default: /* the Lua module */
+      if (luaL_dostring(L, "local lw = require 'luaweave' local co = lw.track(coroutine.create("
+                "function() coroutine.yield(1, 2) return {}, 3 end)) "
+                "lw.resume(co) lw.result(co) lw.resume(co) lw.take(co)") != 0)
+        return lua_error(L);
+      return 0;
+  }
+}
+
+static int protected_op(lua_State *L, op_ctx *c) {
+#if LUA_VERSION_NUM >= 502
+  lua_pushcfunction(L, run_op); /* a light C function: no allocation */
+  lua_pushlightuserdata(L, c);
+  return lua_pcall(L, 1, 0, 0);
+#else
+  return lua_cpcall(L, run_op, c);
+#endif
+}
+
+static void test_allocation_failure_sweep(void **state) {
+  int which;
+  (void)state;
+  for (which = 0; which <= 6; which++) {
+    long n;
+    int done = 0;
+    for (n = 1; !done && n < 5000; n++) {
+      lw_store *s;
+      lua_State *L = open_state(&s);
+      op_ctx c;
+      int st;
+      c.s = s;
+      c.which = which;
+      c.rc = 0;
+      if (getenv("LWT_VERBOSE")) fprintf(stderr, "sweep op %d fail at %ld\n", which, n);
+      heap.fail_in = n;
+      st = protected_op(L, &c);
+      heap.fail_in = 0;
+      if (st == LUA_OK && c.rc >= 0) {
+        done = heap.failures == 0; /* ran to the end without a refusal */
+      } else if (st != LUA_OK) {
+        /* a clean memory error */
+        if (!(st == LUA_ERRMEM || (lua_isstring(L, -1) &&
+              strstr(lua_tostring(L, -1), "not enough memory") != NULL)))
+          fail_msg("op %d, failing allocation %ld: status %d, %s", which, n, st,
+                   lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+        lua_pop(L, 1);
+      } else {
+        assert_int_equal(LW_EMEM, c.rc);
+      }
+      assert_int_equal(0, lw_store_check(s));
+      lua_settop(L, 0);
+      lua_gc(L, LUA_GCCOLLECT, 0);
+      close_state(L); /* and no leak */
+    }
+    assert_true(done);
+  }
+}
+
+static void test_open_failure(void **state) {
+  long n;
+  int opened = 0;
+  (void)state;
+  for (n = 1; !opened && n < 200; n++) {
+    lua_State *L = lwt_state(&heap);
+    lw_store *s;
+    if (getenv("LWT_VERBOSE")) fprintf(stderr, "open fail at %ld\n", n);
+    heap.fail_in = n;
+    s = lw_store_open(L);
+    heap.fail_in = 0;
+    if (s != NULL) {
+      opened = 1;
+    } else {
+      assert_null(lw_store_get(L));
+      assert_non_null(lw_store_open(L)); /* and it can try again */
+    }
+    lua_close(L);
+    assert_int_equal(0, heap.blocks);
+  }
+  assert_true(opened);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_transitions),
+    cmocka_unit_test(test_errors_and_values),
+    cmocka_unit_test(test_bad_input),
+    cmocka_unit_test(test_handles),
+    cmocka_unit_test(test_reuse_churn),
+    cmocka_unit_test(test_recycle),
+    cmocka_unit_test(test_cancel),
+    cmocka_unit_test(test_dropped_threads_freed),
+    cmocka_unit_test(test_allocation_failure_sweep),
+    cmocka_unit_test(test_open_failure),
+  };
+  if (getenv("LWT_FILTER")) cmocka_set_test_filter(getenv("LWT_FILTER"));
+  return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
