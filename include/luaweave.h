@@ -164,9 +164,10 @@ const char *lw_strerror(int code);
 ** One scheduler per Lua state, created on first use.  It knows no event
 ** loop: something steps it (lw_sched_run on luaweave's own libuv loop,
 ** lw_sched_attach on a host's loop, or the host calling lw_sched_step).
-** A cycle (step) runs the timers that were due when it began, in deadline
-** order with FIFO ties, then the deferred queue in FIFO order, including
-** work deferred while it drains.  Every task is tracked in the store.
+** A cycle (step) first runs what was deferred before it (outside any
+** step), then the timers that were due when it began, in deadline order
+** with FIFO ties, then the deferred queue in FIFO order, including work
+** deferred while it drains.  Every task is tracked in the store.
 */
 typedef struct lw_sched lw_sched;
 
@@ -194,7 +195,8 @@ int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs);
 
 /* Never resume co again; close it where Lua can; wake its awaiters with
    false, "cancelled".  A dead or unknown thread: nothing happens (LW_OK).
-   The running thread is cancelled when it next yields. */
+   The running thread is cancelled when it next yields.  From inside a step
+   (a task's C code) this returns LW_EBUSY: use task.cancel there. */
 int lw_sched_cancel(lw_sched *S, lua_State *co);
 
 /* Run one cycle.  Returns the number of resumptions, or LW_EEXITED,

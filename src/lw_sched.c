@@ -344,13 +344,29 @@ int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
 }
 
 /* resume the entry's task if its ticket is still good; 1 if it ran */
+/* 1 if the entry's ticket is still its task's (else it is stale) */
+static int ent_live(lw_sched *S, const lw_ent *e) {
+  lw_rec *r = task_rec(S, e->co);
+  return r != NULL && r->top == e->ticket &&
+         (r->status == T_READY || r->status == T_WAIT || r->status == T_ASYNC);
+}
+
+/* drop stale timers from the top of the heap (a cancelled or woken task's),
+   so that the next deadline, run and deadlock see only live ones; W is the
+   running thread */
+static void purge_timers(lw_sched *S, lua_State *W) {
+  while (S->hlen > 0 && !ent_live(S, &S->heap[0].e)) {
+    lw_timer t = h_pop(S);
+    unanchor(S, W, t.e.ref);
+    lua_pop(W, 1);
+  }
+}
+
 static int run_entry(lw_sched *S, const lw_ent *e) {
   lua_State *T = S->T, *co = e->co;
-  lw_rec *r = task_rec(S, co);
   int top = lua_gettop(T), n = 0, i, st;
   unanchor(S, T, e->ref);
-  if (r == NULL || r->top != e->ticket ||
-      (r->status != T_READY && r->status != T_WAIT && r->status != T_ASYNC)) {
+  if (!ent_live(S, e)) {
     lua_settop(T, top);
     return 0;
   }
@@ -749,6 +765,7 @@ int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
   }
   if (lw_co_status(W, co) == LW_CO_DEAD || ended(S, co)) return LW_OK;
   do_cancel(S, co, W);
+  purge_timers(S, W);
   return LW_OK;
 }
 
@@ -819,6 +836,7 @@ static int step_protected(lua_State *L) {
     lw_ent e = q_pop(S);
     a->count += run_entry(S, &e);
   }
+  purge_timers(S, L);
   return 0;
 }
 
@@ -847,7 +865,8 @@ double lw_sched_next(lw_sched *S) {
     d = S->heap[0].due - lw_sched_now(S);
     return d > 0 ? d : 0;
   }
-  if (S->nasync > 0) return 0.01; /* poll outstanding I/O */
+  /* outstanding I/O on luaweave's own loop is polled at each step */
+  if (S->nasync > 0 && S->poll != NULL) return 0.01;
   return -1;
 }
 

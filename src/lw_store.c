@@ -307,6 +307,9 @@ int lw_track(lw_store *s, lua_State *co) {
   lw_rec *r;
   int e = check(s, co), added;
   if (e != LW_OK) return e;
+  /* the allocator hook removes freed threads but must not allocate, so
+     a map emptied by the GC is shrunk here, on the next track */
+  if (s->map.count * 8 < lw_map_capacity(&s->map)) lw_map_compact(&s->map);
   added = lw_map_insert(&s->map, co, &r);
   if (added < 0) return LW_EMEM;
   if (added) r->status = LW_PENDING;

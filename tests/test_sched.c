@@ -231,6 +231,16 @@ static void test_cancel_queued_and_timer(void **state) {
   assert_true(lw_sched_next(S) == -1);
   lwt_do(L, "L(lw.result(w))");
   expect_log("false,cancelled");
+  /* a cancelled long wait leaves nothing to wait for */
+  lwt_do(L, "long = task.spawn(function() task.wait(1000); L('long never') end)");
+  assert_true(lw_sched_next(S) == 1000);
+  lwt_do(L, "task.cancel(long)");
+  assert_true(lw_sched_next(S) == -1);
+  assert_int_equal(0, lw_sched_ready(S));
+  lwt_do(L, "long = task.delay(1000, function() L('long never') end)");
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("long")));
+  assert_true(lw_sched_next(S) == -1);
+  assert_int_equal(0, lw_sched_ready(S));
   /* rescheduling a cancelled task never resumes it */
   lwt_do(L, "task.defer(w); task.delay(0, t); task.spawn(q)");
   clk = 6;
@@ -436,6 +446,14 @@ static void test_deadlock(void **state) {
   expect_log("b,false,cancelled");
   assert_int_equal(0, lw_sched_waiting(S));
   assert_int_equal(0, lw_sched_deadlocked(S));
+  /* a cancelled timer does not hide a deadlock */
+  lwt_do(L, "p = task.spawn(function() coroutine.yield() end)\n"
+            "task.spawn(function() task.await(p) end)\n"
+            "s = task.spawn(function() task.wait(1000) end)\n");
+  assert_int_equal(0, lw_sched_deadlocked(S));
+  lwt_do(L, "task.cancel(s)");
+  assert_int_equal(1, lw_sched_deadlocked(S));
+  lw_sched_clear(S, L);
   /* awaiting a coroutine nobody will resume */
   lwt_do(L, "task.spawn(function() task.await(coroutine.create(function() end)) end)");
   assert_int_equal(1, lw_sched_deadlocked(S));
@@ -633,6 +651,7 @@ static void test_async(void **state) {
   assert_int_equal(4, lw_sched_async(S));
   assert_int_equal(0, lw_sched_ready(S));
   assert_int_equal(0, lw_sched_deadlocked(S)); /* the host can wake them */
+  assert_true(lw_sched_next(S) == -1); /* only outside events can */
   assert_ptr_equal(S, lw_async_sched(ops[0]));
   assert_int_equal(0, step());
   /* resolve: values pushed on the scheduler's state */

@@ -113,8 +113,8 @@ static void test_bad_input(void **state) {
   assert_null(lw_store_get(NULL));
   assert_null(lw_store_open(NULL));
   /* a thread of another Lua state */
-  L2 = lua_newstate(lwt_alloc, &heap2);
   memset(&heap2, 0, sizeof heap2);
+  L2 = lua_newstate(lwt_alloc, &heap2);
   other = lua_newthread(L2);
   assert_int_equal(LW_EUNIVERSE, lw_track(s, other));
   assert_int_equal(LW_EUNIVERSE, lw_status(s, other));
