@@ -103,6 +103,25 @@ describe("task", function()
     end)
   end)
 
+  it("forgets a cancel mark when its thread is freed (no inheritance by address)", function()
+    local ran = 0
+    lw.run(function()
+      for _ = 1, 3000 do
+        local co = coroutine.create(function()
+          task.cancel(coroutine.running()) -- marked; it yields to a plain resume
+          coroutine.yield()
+        end)
+        coroutine.resume(co)
+      end
+      collectgarbage(); collectgarbage()
+      for _ = 1, 3000 do
+        task.defer(function() task.wait(); ran = ran + 1 end)
+      end
+      task.wait(); task.wait()
+    end)
+    assert.are.equal(3000, ran)
+  end)
+
   if _VERSION == "Lua 5.4" then
     it("closes the to-be-closed variables of a cancelled task", function()
       local closed = false

@@ -91,7 +91,7 @@ static uv_loop_t *own_loop(lw_sched *S) {
 
 uv_loop_t *lw_sched_loop(lw_sched *S) {
   driver *d;
-  if (S == NULL || S->closed) return NULL;
+  if (S == NULL || S->closed || S->s == NULL) return NULL;
   d = get_driver(S);
   if (d == NULL) return NULL;
   if (d->att) return d->att->prep.loop;
@@ -102,7 +102,7 @@ int lw_sched_run(lw_sched *S) {
   driver *d;
   uv_loop_t *loop;
   int rc = LW_OK;
-  if (S == NULL || S->closed) return LW_EINVAL;
+  if (S == NULL || S->closed || S->s == NULL) return LW_EINVAL;
   if ((d = get_driver(S)) == NULL) return LW_EMEM;
   if (d->att || d->running || S->stepping) return LW_EBUSY;
   if ((loop = own_loop(S)) == NULL) return LW_EMEM;
@@ -166,7 +166,7 @@ static void on_closed(uv_handle_t *h) {
 int lw_sched_attach(lw_sched *S, uv_loop_t *loop) {
   driver *d;
   attachment *a;
-  if (S == NULL || loop == NULL || S->closed) return LW_EINVAL;
+  if (S == NULL || loop == NULL || S->closed || S->s == NULL) return LW_EINVAL;
   if ((d = get_driver(S)) == NULL) return LW_EMEM;
   if (d->att || d->running) return LW_EBUSY;
   if ((a = (attachment *)calloc(1, sizeof *a)) == NULL) return LW_EMEM;

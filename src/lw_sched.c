@@ -32,6 +32,9 @@
 #include <time.h>
 
 static const char SCHED_KEY = 'K';
+
+/* the state is closing: the scheduler, or the store under it, is gone */
+#define GONE(S) ((S)->closed || (S)->s == NULL)
 static const char ASYNC_MARK = 'A'; /* first value of an async resumption */
 
 typedef struct sbox { lw_sched *S; } sbox;
@@ -47,7 +50,7 @@ enum { T_READY = 1, T_RUNNING, T_WAIT, T_AWAIT, T_ASYNC };
 /* memory and small structures                                         */
 
 static void *sched_alloc(lw_sched *S, void *p, size_t osize, size_t nsize) {
-  return S->s->f(S->s->ud, p, osize, nsize);
+  return S->f(S->ud, p, osize, nsize); /* not through S->s: see sched_gc */
 }
 
 /* move the ring into ncap (>= qlen) slots, unwrapped */
@@ -435,12 +438,28 @@ static double default_clock(void *ud) {
 
 static int complete_protected(lua_State *T);
 
+/* the store's free notification: a thread that is freed has no task
+   record any more (one left behind, say a cancel mark on a coroutine that
+   was never a task, would otherwise pass to the next thread at that
+   address).  Inside the allocator: removal never allocates. */
+static void on_thread_freed(void *ud, const void *thread) {
+  lw_sched *S = (lw_sched *)ud;
+  if (S->tasks.count != 0) lw_map_remove(&S->tasks, thread);
+}
+
 static int sched_gc(lua_State *L) {
   sbox *b = (sbox *)lua_touserdata(L, 1);
   lw_sched *S = b->S;
   if (S == NULL) return 0;
   b->S = NULL;
   S->closed = 1;
+  /* lua_close finalizes in an order we do not choose: if the store went
+     first it has cleared S->s; if it is still there, stop listening */
+  if (S->s != NULL && S->s->onfree_ud == S) {
+    S->s->onfree = NULL;
+    S->s->onfree_ud = NULL;
+    S->s->backref = NULL;
+  }
   if (S->driver_free) S->driver_free(S);
   lw_map_free(&S->tasks);
   if (S->q) sched_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
@@ -469,6 +488,9 @@ static int open_protected(lua_State *L) {
   lua_setmetatable(L, -2);
   lw_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   b->S = S;
+  S->s->onfree = on_thread_freed;
+  S->s->onfree_ud = S;
+  S->s->backref = &S->s;
   return 0;
 }
 
@@ -514,6 +536,8 @@ lw_sched *lw_sched_open(lua_State *L) {
   if (S == NULL) return NULL;
   memset(S, 0, sizeof *S);
   S->s = s;
+  S->f = s->f;
+  S->ud = s->ud;
   S->tref = S->aref = S->wref = S->cref = LUA_NOREF;
   S->clock = default_clock;
   lw_map_init(&S->tasks, s->f, s->ud);
@@ -583,7 +607,7 @@ static void report_msg(lw_sched *S, lua_State *co, const char *msg) {
 int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
   lua_State *co;
   int st;
-  if (S == NULL || L == NULL || S->closed || !valid_target(L, nargs))
+  if (S == NULL || L == NULL || GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
   if (lua_type(L, -(nargs + 1)) == LUA_TFUNCTION) {
     int kind;
@@ -617,7 +641,7 @@ static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
   lw_rec *r;
   lw_ent e;
   int kind, e2;
-  if (S == NULL || L == NULL || S->closed || !valid_target(L, nargs))
+  if (S == NULL || L == NULL || GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
   co = prepare(L, nargs, &kind);
   /* L's top: the new thread (K_START) or the pack (K_ARGS) */
@@ -752,7 +776,7 @@ int lw_sched_exit(lw_sched *S, lua_State *L, int code) {
 int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
   lw_rec *r;
   lua_Debug ar;
-  if (S == NULL || co == NULL || S->closed) return LW_EINVAL;
+  if (S == NULL || co == NULL || GONE(S)) return LW_EINVAL;
   if (lw_universe(co) != S->s->universe) return LW_EUNIVERSE;
   if (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)) {
     /* running or normal: stop it when it next yields */
@@ -799,7 +823,7 @@ static int cancel_protected(lua_State *L) {
 int lw_sched_cancel(lw_sched *S, lua_State *co) {
   cancel_args a;
   int e;
-  if (S == NULL || co == NULL || S->closed) return LW_EINVAL;
+  if (S == NULL || co == NULL || GONE(S)) return LW_EINVAL;
   if (S->stepping || lua_status(S->T) != LUA_OK)
     return LW_EBUSY; /* from inside a step: use task.cancel */
   a.S = S;
@@ -843,7 +867,7 @@ static int step_protected(lua_State *L) {
 int lw_sched_step(lw_sched *S) {
   step_args a;
   int st;
-  if (S == NULL || S->closed) return LW_EINVAL;
+  if (S == NULL || GONE(S)) return LW_EINVAL;
   if (S->exited) return LW_EEXITED;
   if (S->stepping) return LW_EBUSY;
   if (S->poll) S->poll(S->poll_ud);
@@ -859,7 +883,7 @@ int lw_sched_step(lw_sched *S) {
 
 double lw_sched_next(lw_sched *S) {
   double d;
-  if (S == NULL || S->closed || S->exited) return -1;
+  if (S == NULL || GONE(S) || S->exited) return -1;
   if (S->qlen > 0) return 0;
   if (S->hlen > 0) {
     d = S->heap[0].due - lw_sched_now(S);
@@ -923,7 +947,7 @@ lua_State *lw_sched_state(lw_sched *S) { return S ? S->T : NULL; }
 lw_sched *lw_sched_check(lua_State *L) {
   lw_sched *S = lw_sched_open(L);
   if (S == NULL) raise_mem(L);
-  if (S->closed) luaL_error(L, "luaweave: the Lua state is closing");
+  if (GONE(S)) luaL_error(L, "luaweave: the Lua state is closing");
   return S;
 }
 
@@ -1049,7 +1073,7 @@ static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
   if (op == NULL) return LW_EINVAL;
   S = op->S;
   T = S->T;
-  if (S->closed) {
+  if (GONE(S)) {
     sched_alloc(S, op, sizeof *op, 0);
     return LW_EINVAL;
   }

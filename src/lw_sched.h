@@ -25,7 +25,9 @@ typedef struct lw_timer {
 struct lw_sched {
   lua_State *T;         /* the scheduler's own thread (anchored) */
   int tref;
-  lw_store *s;
+  lw_store *s;           /* NULL once the store is gone (lua_close) */
+  lua_Alloc f;           /* the allocator under the store's hook */
+  void *ud;
   lw_map tasks;         /* task -> {status: state, top: ticket} */
   lw_ent *q;            /* deferred FIFO, a ring */
   size_t qhead, qlen, qcap;

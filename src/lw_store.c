@@ -48,8 +48,9 @@ typedef struct box { lw_store *s; } box;
 
 static void *hook(void *ud, void *p, size_t osize, size_t nsize) {
   lw_store *s = (lw_store *)ud;
-  if (nsize == 0 && p != NULL && osize == s->tblock && s->map.count != 0) {
+  if (nsize == 0 && p != NULL && osize == s->tblock) {
     if (lw_map_remove(&s->map, (char *)p + s->toff)) s->freed++;
+    if (s->onfree) s->onfree(s->onfree_ud, (char *)p + s->toff);
   }
   return s->f(s->ud, p, osize, nsize);
 }
@@ -215,6 +216,8 @@ static int store_gc(lua_State *L) {
   if (s == NULL) return 0;
   b->s = NULL;
   s->closed = 1;
+  if (s->backref) *s->backref = NULL; /* whoever listens must let go */
+  s->onfree = NULL;
   lw_map_free(&s->map);
   if (lua_getallocf(L, &ud) == hook && ud == s) {
     lua_setallocf(L, s->f, s->ud);

@@ -19,6 +19,12 @@ struct lw_store {
   int recref;           /* registry ref: closure that files returned values */
   int closed;           /* the Lua state is closing */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
+  /* told of every block of a thread's size that Lua frees (a thread, or
+     something that size): the scheduler drops its record of a freed
+     thread.  Runs inside the allocator: it must not allocate. */
+  void (*onfree)(void *ud, const void *thread);
+  void *onfree_ud;
+  lw_store **backref;   /* set to NULL when the store goes (lua_close) */
 };
 
 /* record flags */
