@@ -33,7 +33,7 @@ LIB_SRC := src/lw_compat.c src/lw_map.c src/lw_store.c src/lw_sched.c \
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS := $(wildcard include/*.h src/*.h)
 
-.PHONY: all test sanitize run clean tests-c bench bench-smoke
+.PHONY: all test sanitize valgrind run clean tests-c bench bench-smoke
 all: $(B)/luaweave.so $(B)/libluaweave.a $(B)/libluaweave.so $(B)/luaweave
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
@@ -70,6 +70,15 @@ test:
 
 sanitize:
 	@sh tests/run.sh --sanitize
+
+# the C tests and the demo under valgrind, on one Lua version
+valgrind: all tests-c
+	@for t in $(TEST_BIN); do \
+	  echo "valgrind $$t"; \
+	  valgrind -q --leak-check=full --error-exitcode=9 $$t >/dev/null || exit 1; \
+	done
+	@valgrind -q --leak-check=full --error-exitcode=9 $(B)/luaweave examples/demo.lua >/dev/null
+	@echo "valgrind: clean"
 
 # the demo; installs what the build needs first (a fresh machine works)
 run:
