@@ -253,7 +253,9 @@ static void report(lw_sched *S, lua_State *co, lua_State *W) {
    1 if someone did */
 static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
   lua_State *T = W;
-  int top = lua_gettop(T), woke = 0, n, i;
+  int top, woke = 0, n, i;
+  if (S->wlists == 0) return 0; /* nobody awaits anything: skip the lookup */
+  top = lua_gettop(T);
   luaL_checkstack(T, 8, "await");
   lua_rawgeti(T, LUA_REGISTRYINDEX, S->wref);
   push_thread(T, co);
@@ -298,6 +300,7 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
   push_thread(T, co);
   lua_pushnil(T);
   lua_rawset(T, -3);
+  S->wlists--;
   lua_settop(T, top);
   return woke;
 }
@@ -750,6 +753,7 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
         lua_pushvalue(L, i);
         lua_pushvalue(L, -2);
         lua_rawset(L, -4);
+        S->wlists++;
       }
       n = (int)lw_rawlen(L, -1);
       lua_pushthread(L);
@@ -907,6 +911,7 @@ void lw_sched_clear(lw_sched *S, lua_State *W) {
   }
   lua_newtable(W); /* forget every waiter list */
   lua_rawseti(W, LUA_REGISTRYINDEX, S->wref);
+  S->wlists = 0;
   lw_map_free(&S->tasks);
   S->nwaiting = 0;
 }

@@ -40,6 +40,7 @@ struct lw_sched {
   int cref;             /* registry ref: the async completion function */
   void *completing;     /* its arguments, while it runs */
   size_t nwaiting, nasync, nerrors;
+  size_t wlists;        /* targets with a waiter list */
   int exited, exitcode, stepping, closed;
   lua_State *main;      /* lw.run's main task, awaited by run */
   lw_clock_fn clock;
