@@ -33,7 +33,7 @@ LIB_SRC := src/lw_compat.c src/lw_map.c src/lw_store.c src/lw_sched.c \
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS := $(wildcard include/*.h src/*.h)
 
-.PHONY: all test sanitize valgrind run clean tests-c bench bench-smoke
+.PHONY: all test sanitize valgrind run clean tests-c
 all: $(B)/luaweave.so $(B)/libluaweave.a $(B)/libluaweave.so $(B)/luaweave
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
@@ -85,13 +85,6 @@ run:
 	@sh tests/deps.sh
 	@$(MAKE) --no-print-directory -s LUA=$(LUA) all
 	$(B)/luaweave examples/demo.lua
-
-# benchmarks (bench/run.sh): the full run, and a tiny one that checks answers
-bench:
-	@sh bench/run.sh
-
-bench-smoke:
-	@sh bench/run.sh --smoke
 
 clean:
 	rm -rf build
