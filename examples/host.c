@@ -112,13 +112,7 @@ static lua_State *new_state(lw_sched **S) {
   lua_State *L = luaL_newstate();
   if (L == NULL) return NULL;
   luaL_openlibs(L);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_luaweave);
-  lua_setfield(L, -2, "luaweave");
-  lua_pushcfunction(L, luaopen_luaweave_task);
-  lua_setfield(L, -2, "luaweave.task");
-  lua_pop(L, 2);
+  lw_preload(L);
   lw_async_wrap(L, l_sleep_ms); /* so that a rejection raises */
   lua_setglobal(L, "sleep_ms");
   *S = lw_sched_open(L);

@@ -280,6 +280,10 @@ struct uv_loop_s *lw_sched_loop(lw_sched *S);
 /* The Lua modules: require "luaweave", require "luaweave.task". */
 int luaopen_luaweave(lua_State *L);
 int luaopen_luaweave_task(lua_State *L);
+/* Register both in package.preload, so that scripts require them from the
+   host's copy of the library.  Needs the package library; may raise a
+   Lua memory error. */
+void lw_preload(lua_State *L);
 
 #ifdef __cplusplus
 }

@@ -159,13 +159,7 @@ static int build_main(lua_State *L, int argc, char **argv, const opts *o) {
 
 static int open_libs(lua_State *L) {
   luaL_openlibs(L);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_luaweave);
-  lua_setfield(L, -2, "luaweave");
-  lua_pushcfunction(L, luaopen_luaweave_task);
-  lua_setfield(L, -2, "luaweave.task");
-  lua_pop(L, 2);
+  lw_preload(L);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "luaweave.task");
   lua_call(L, 1, 1);

@@ -168,3 +168,47 @@ int lw_yieldable(lua_State *L) {
   return !ismain;
 #endif
 }
+
+int lw_cpcall(lua_State *L, lua_CFunction f, void *ud) {
+#if LUA_VERSION_NUM >= 502
+  if (!lua_checkstack(L, 2)) return -1;
+  lua_pushcfunction(L, f); /* a light C function: no allocation */
+  lua_pushlightuserdata(L, ud);
+  return lua_pcall(L, 1, 0, 0);
+#else
+  return lua_cpcall(L, f, ud); /* allocates its closure protected */
+#endif
+}
+
+typedef struct udlookup { const void *key; void *found; } udlookup;
+
+static void *registry_udata(lua_State *L, const void *key) {
+  void *u = NULL;
+  lw_rawgetp(L, LUA_REGISTRYINDEX, key);
+  if (lua_type(L, -1) == LUA_TUSERDATA) u = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return u;
+}
+
+#ifdef LW_LUAJIT
+static int udata_protected(lua_State *L) {
+  udlookup *q = (udlookup *)lua_touserdata(L, 1);
+  q->found = registry_udata(L, q->key);
+  return 0;
+}
+#endif
+
+void *lw_registry_udata(lua_State *L, const void *key) {
+#ifdef LW_LUAJIT
+  udlookup q;
+  q.key = key;
+  q.found = NULL;
+  if (lw_cpcall(L, udata_protected, &q) != LUA_OK) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  return q.found;
+#else
+  return registry_udata(L, key);
+#endif
+}

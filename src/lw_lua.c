@@ -288,6 +288,18 @@ static const luaL_Reg installed[] = {
   {NULL, NULL}
 };
 
+void lw_preload(lua_State *L) {
+  lua_getglobal(L, "package");
+  if (!lua_istable(L, -1)) luaL_error(L, "lw_preload: no package library");
+  lua_getfield(L, -1, "preload");
+  if (!lua_istable(L, -1)) luaL_error(L, "lw_preload: no package.preload");
+  lua_pushcfunction(L, luaopen_luaweave);
+  lua_setfield(L, -2, "luaweave");
+  lua_pushcfunction(L, luaopen_luaweave_task);
+  lua_setfield(L, -2, "luaweave.task");
+  lua_pop(L, 2);
+}
+
 int luaopen_luaweave(lua_State *L) {
   lw_store *s = lw_store_open(L);
   if (s == NULL) {

@@ -497,36 +497,11 @@ static int open_protected(lua_State *L) {
   return 0;
 }
 
-static lw_sched *registry_lookup(lua_State *L) {
-  lw_sched *S = NULL;
-  lw_rawgetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
-  if (lua_type(L, -1) == LUA_TUSERDATA) S = ((sbox *)lua_touserdata(L, -1))->S;
-  lua_pop(L, 1);
-  return S;
-}
-
-#ifdef LW_LUAJIT
-static int lookup_protected(lua_State *L) {
-  lw_sched **out = (lw_sched **)lua_touserdata(L, 1);
-  *out = registry_lookup(L);
-  return 0;
-}
-#endif
-
 lw_sched *lw_sched_get(lua_State *L) {
+  sbox *b;
   if (L == NULL) return NULL;
-#ifdef LW_LUAJIT
-  { /* pushing a light userdata may allocate on LuaJIT: protect it */
-    lw_sched *S = NULL;
-    if (lua_cpcall(L, lookup_protected, &S) != 0) {
-      lua_pop(L, 1);
-      return NULL;
-    }
-    return S;
-  }
-#else
-  return registry_lookup(L);
-#endif
+  b = (sbox *)lw_registry_udata(L, &SCHED_KEY);
+  return b ? b->S : NULL;
 }
 
 lw_sched *lw_sched_open(lua_State *L) {
@@ -544,16 +519,7 @@ lw_sched *lw_sched_open(lua_State *L) {
   S->tref = S->aref = S->wref = S->cref = LUA_NOREF;
   S->clock = default_clock;
   lw_map_init(&S->tasks, s->f, s->ud);
-#if LUA_VERSION_NUM >= 502
-  if (!lua_checkstack(L, 2)) st = -1;
-  else {
-    lua_pushcfunction(L, open_protected);
-    lua_pushlightuserdata(L, S);
-    st = lua_pcall(L, 1, 0, 0);
-  }
-#else
-  st = lua_cpcall(L, open_protected, S);
-#endif
+  st = lw_cpcall(L, open_protected, S);
   if (st != LUA_OK) {
     if (st > 0) lua_pop(L, 1);
     luaL_unref(L, LUA_REGISTRYINDEX, S->tref);
@@ -799,18 +765,9 @@ int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
 
 /* run f(S-side args) protected on the scheduler's thread */
 static int protect(lw_sched *S, lua_CFunction f, void *ud) {
-  lua_State *T = S->T;
-  int st;
-#if LUA_VERSION_NUM >= 502
-  if (!lua_checkstack(T, 3)) return LW_EMEM;
-  lua_pushcfunction(T, f);
-  lua_pushlightuserdata(T, ud);
-  st = lua_pcall(T, 1, 0, 0);
-#else
-  st = lua_cpcall(T, f, ud);
-#endif
+  int st = lw_cpcall(S->T, f, ud);
   if (st != LUA_OK) {
-    lua_pop(T, 1);
+    if (st > 0) lua_pop(S->T, 1);
     return LW_EMEM;
   }
   return LW_OK;

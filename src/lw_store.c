@@ -123,35 +123,9 @@ static int open_protected(lua_State *L) {
   return 0;
 }
 
-static lw_store *registry_lookup(lua_State *L) {
-  lw_store *s = NULL;
-  lw_rawgetp(L, LUA_REGISTRYINDEX, &STORE_KEY);
-  if (lua_type(L, -1) == LUA_TUSERDATA) s = ((box *)lua_touserdata(L, -1))->s;
-  lua_pop(L, 1);
-  return s;
-}
-
-#ifdef LW_LUAJIT
-static int lookup_protected(lua_State *L) {
-  lw_store **out = (lw_store **)lua_touserdata(L, 1);
-  *out = registry_lookup(L);
-  return 0;
-}
-#endif
-
-/* LuaJIT may allocate to push a light userdata (and so raise): there the
-   lookup runs protected, and a memory error reads as "no store" */
 static lw_store *registry_store(lua_State *L) {
-#ifdef LW_LUAJIT
-  lw_store *s = NULL;
-  if (lua_cpcall(L, lookup_protected, &s) != 0) {
-    lua_pop(L, 1);
-    return NULL;
-  }
-  return s;
-#else
-  return registry_lookup(L);
-#endif
+  box *b = (box *)lw_registry_udata(L, &STORE_KEY);
+  return b ? b->s : NULL;
 }
 
 lw_store *lw_store_get(lua_State *L) {
@@ -159,19 +133,6 @@ lw_store *lw_store_get(lua_State *L) {
   if (L == NULL) return NULL;
   if (lua_getallocf(L, &ud) == hook) return (lw_store *)ud;
   return registry_store(L);
-}
-
-/* LUA_OK; an error status with the error object on L's top; or -1 when
-   L has no room to even try (nothing pushed) */
-static int call_protected(lua_State *L, lua_CFunction f, void *ud) {
-#if LUA_VERSION_NUM >= 502
-  if (!lua_checkstack(L, 2)) return -1;
-  lua_pushcfunction(L, f); /* a light C function: no allocation */
-  lua_pushlightuserdata(L, ud);
-  return lua_pcall(L, 1, 0, 0);
-#else
-  return lua_cpcall(L, f, ud);
-#endif
 }
 
 lw_store *lw_store_open(lua_State *L) {
@@ -193,7 +154,7 @@ lw_store *lw_store_open(lua_State *L) {
   lw_map_init(&s->map, f, ud);
   memset(&o, 0, sizeof o);
   o.s = s;
-  if ((e = call_protected(L, open_protected, &o)) != LUA_OK) {
+  if ((e = lw_cpcall(L, open_protected, &o)) != LUA_OK) {
     if (e > 0) lua_pop(L, 1); /* the error object */
     lua_setallocf(L, f, ud);
     luaL_unref(L, LUA_REGISTRYINDEX, s->vref);

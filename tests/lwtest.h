@@ -70,13 +70,7 @@ static inline lua_State *lwt_state(lwt_heap *h) {
   assert_non_null(L);
   lua_atpanic(L, lwt_panic);
   luaL_openlibs(L);
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_luaweave);
-  lua_setfield(L, -2, "luaweave");
-  lua_pushcfunction(L, luaopen_luaweave_task);
-  lua_setfield(L, -2, "luaweave.task");
-  lua_pop(L, 2);
+  lw_preload(L);
   return L;
 }
 
