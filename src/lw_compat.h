@@ -10,40 +10,10 @@
 
 #ifndef LUA_OK
 #define LUA_OK 0
-/* f(ud) called protected on L, as 5.1's lua_cpcall: LUA_OK, an error
-   status with the error object on L's top, or -1 when L has no room even
-   to try (nothing pushed) */
-int lw_cpcall(lua_State *L, lua_CFunction f, void *ud);
-
-/* the userdata at registry[key], or NULL.  Raises nothing: on LuaJIT,
-   where pushing a light userdata may allocate, it runs protected */
-void *lw_registry_udata(lua_State *L, const void *key);
-
-/* push msg (may be NULL) followed by a traceback of co */
-void lw_traceback(lua_State *L, lua_State *co, const char *msg);
-
-/* 1 if the running function of L may yield */
-int lw_yieldable(lua_State *L);
-
 #endif
 
 #if LUA_VERSION_NUM < 501 || LUA_VERSION_NUM > 504
 #error "luaweave supports Lua 5.1 to 5.4 and LuaJIT 2.1"
-/* f(ud) called protected on L, as 5.1's lua_cpcall: LUA_OK, an error
-   status with the error object on L's top, or -1 when L has no room even
-   to try (nothing pushed) */
-int lw_cpcall(lua_State *L, lua_CFunction f, void *ud);
-
-/* the userdata at registry[key], or NULL.  Raises nothing: on LuaJIT,
-   where pushing a light userdata may allocate, it runs protected */
-void *lw_registry_udata(lua_State *L, const void *key);
-
-/* push msg (may be NULL) followed by a traceback of co */
-void lw_traceback(lua_State *L, lua_State *co, const char *msg);
-
-/* 1 if the running function of L may yield */
-int lw_yieldable(lua_State *L);
-
 #endif
 
 /* what lw_co_status answers, as coroutine.status names them */
