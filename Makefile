@@ -88,3 +88,7 @@ run:
 
 clean:
 	rm -rf build
+
+# suites kept in their own directories: benchmarks and fuzzing
+-include bench/bench.mk
+-include fuzz/fuzz.mk
