@@ -199,6 +199,19 @@ int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs);
    (a task's C code) this returns LW_EBUSY: use task.cancel there. */
 int lw_sched_cancel(lw_sched *S, lua_State *co);
 
+/*
+** Give a dead task's thread back for reuse (Lua 5.4: lua_closethread /
+** lua_resetthread): it is untracked first, so its old result can never
+** reach its next life, reset, and kept in a small pool (256 threads; more
+** go to the GC) from which spawn, defer and delay of a function take
+** their thread before creating one.  The caller promises what a thread
+** pool always needs: nothing else holds co, because co will run other
+** work.  LW_OK; LW_ESTATE if co is not dead; LW_EBUSY if co is a
+** scheduled task, is awaited, is the main task or the scheduler's own
+** thread; LW_ENOTSUP before Lua 5.4;
+** LW_EMEM (nothing changed); LW_EUNIVERSE.  Raises no Lua error.
+*/
+int lw_sched_recycle(lw_sched *S, lua_State *co);
 /* Run one cycle.  Returns the number of resumptions, or LW_EEXITED,
    LW_EBUSY (called from inside a step), LW_EINVAL. */
 int lw_sched_step(lw_sched *S);

@@ -34,6 +34,7 @@
 static const char SCHED_KEY = 'K';
 
 /* the state is closing: the scheduler, or the store under it, is gone */
+#define POOL_MAX 256 /* recycled threads kept for reuse; more go to the GC */
 #define GONE(S) ((S)->closed || (S)->s == NULL)
 static const char ASYNC_MARK = 'A'; /* first value of an async resumption */
 
@@ -480,6 +481,8 @@ static int open_protected(lua_State *L) {
   S->aref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   S->wref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, POOL_MAX, 0); /* sized now: recycling never allocates */
+  S->pref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushlightuserdata(L, S);
   lua_pushcclosure(L, complete_protected, 1);
   S->cref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -516,7 +519,7 @@ lw_sched *lw_sched_open(lua_State *L) {
   S->s = s;
   S->f = s->f;
   S->ud = s->ud;
-  S->tref = S->aref = S->wref = S->cref = LUA_NOREF;
+  S->tref = S->aref = S->wref = S->cref = S->pref = LUA_NOREF;
   S->clock = default_clock;
   lw_map_init(&S->tasks, s->f, s->ud);
   st = lw_cpcall(L, open_protected, S);
@@ -526,6 +529,7 @@ lw_sched *lw_sched_open(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, S->aref);
     luaL_unref(L, LUA_REGISTRYINDEX, S->wref);
     luaL_unref(L, LUA_REGISTRYINDEX, S->cref);
+    luaL_unref(L, LUA_REGISTRYINDEX, S->pref);
     s->f(s->ud, S, sizeof *S, 0);
     return NULL;
   }
@@ -538,11 +542,27 @@ lw_sched *lw_sched_open(lua_State *L) {
 /* the thread to run f_or_co with nargs arguments (all popped from L):
    a new thread holding f and the arguments (K_START), or co itself with
    a pack of the arguments on L's top (K_ARGS).  *kind says which. */
-static lua_State *prepare(lua_State *L, int nargs, int *kind) {
+/* a thread for new work, pushed onto L: a recycled one if the pool has
+   any (lw_sched_recycle), else a new one; may raise a memory error */
+static lua_State *new_thread(lw_sched *S, lua_State *L) {
+  lua_State *co;
+  if (S->npool == 0 || !lua_checkstack(L, 3)) return lua_newthread(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->pref);
+  lua_rawgeti(L, -1, (int)S->npool);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, (int)S->npool--); /* storing nil never allocates */
+  lua_remove(L, -2);
+  co = lua_tothread(L, -1);
+  /* a new thread inherits its creator's hook; so does a recycled one */
+  lua_sethook(co, lua_gethook(L), lua_gethookmask(L), lua_gethookcount(L));
+  return co;
+}
+
+static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind) {
   int fidx = lua_gettop(L) - nargs;
   lua_State *co;
   if (lua_type(L, fidx) == LUA_TFUNCTION) {
-    co = lua_newthread(L);
+    co = new_thread(S, L);
     lua_insert(L, fidx);
     lua_xmove(L, co, nargs + 1); /* f and its arguments */
     *kind = K_START;
@@ -580,7 +600,7 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
     return LW_EINVAL;
   if (lua_type(L, -(nargs + 1)) == LUA_TFUNCTION) {
     int kind;
-    co = prepare(L, nargs, &kind);
+    co = prepare(S, L, nargs, &kind);
     /* the new thread is on L's top, f and args on co */
     nargs = lua_gettop(co) - 1;
   } else {
@@ -612,7 +632,7 @@ static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
   int kind, e2;
   if (S == NULL || L == NULL || GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
-  co = prepare(L, nargs, &kind);
+  co = prepare(S, L, nargs, &kind);
   /* L's top: the new thread (K_START) or the pack (K_ARGS) */
   if (lw_track(S->s, co) == LW_EMEM) raise_mem(L);
   if (kind == K_START) {
@@ -795,6 +815,48 @@ int lw_sched_cancel(lw_sched *S, lua_State *co) {
 }
 
 /* ------------------------------------------------------------------ */
+/* recycling                                                           */
+
+/* 1 if someone awaits co (its awaiters would get its next life's
+   result); -1 if that cannot be told for lack of memory */
+static int awaited(lw_sched *S, lua_State *co) {
+  lua_State *T = S->T;
+  int yes;
+  if (S->wlists == 0) return 0;
+  if (!lua_checkstack(T, 2)) return -1;
+  lua_rawgeti(T, LUA_REGISTRYINDEX, S->wref);
+  push_thread(T, co);
+  lua_rawget(T, -2);
+  yes = !lua_isnil(T, -1);
+  lua_pop(T, 2);
+  return yes;
+}
+
+int lw_sched_recycle(lw_sched *S, lua_State *co) {
+  int e;
+  if (S == NULL || co == NULL || GONE(S)) return LW_EINVAL;
+  if ((e = lw_status(S->s, co)) < 0) return e;
+  if (!lw_co_canreset()) return LW_ENOTSUP;
+  if (co == S->T || co == S->main || task_rec(S, co) != NULL)
+    return LW_EBUSY;
+  if (lw_co_status(S->T, co) != LW_CO_DEAD) return LW_ESTATE;
+  if ((e = awaited(S, co)) != 0) return e > 0 ? LW_EBUSY : LW_EMEM;
+  /* dead: no to-be-closed variable is pending, the reset cannot fail;
+     lw_reset untracks co first, so its old result cannot reach its next
+     life, and every queue entry of its old life holds a stale ticket */
+  lw_reset(S->s, co, S->T);
+  lua_settop(co, 0);
+  if (S->npool < POOL_MAX && lua_checkstack(S->T, 2)) {
+    /* the pool's array was sized when it was made: no allocation */
+    lua_rawgeti(S->T, LUA_REGISTRYINDEX, S->pref);
+    push_thread(S->T, co);
+    lua_rawseti(S->T, -2, (int)++S->npool);
+    lua_pop(S->T, 1);
+  }
+  return LW_OK;
+}
+
+/* ------------------------------------------------------------------ */
 /* stepping                                                            */
 
 typedef struct step_args { lw_sched *S; int count; } step_args;
@@ -928,6 +990,26 @@ int lw_sched_check_invariants(lw_sched *S) {
   }
   if (nw != S->nwaiting) return __LINE__;
   if (S->qlen > S->qcap || S->hlen > S->hcap) return __LINE__;
+  if (S->npool > POOL_MAX) return __LINE__;
+  if (S->npool != 0 && lua_checkstack(S->T, 2)) {
+    lua_rawgeti(S->T, LUA_REGISTRYINDEX, S->pref);
+    for (i = 1; i <= S->npool + 1; i++) {
+      lua_State *co;
+      lua_rawgeti(S->T, -1, (int)i);
+      co = lua_tothread(S->T, -1);
+      lua_pop(S->T, 1);
+      if (i > S->npool) {
+        if (co != NULL) { lua_pop(S->T, 1); return __LINE__; }
+        break;
+      }
+      if (co == NULL || lua_gettop(co) != 0 || lua_status(co) != LUA_OK ||
+          task_rec(S, co) != NULL || lw_status(S->s, co) != LW_UNTRACKED) {
+        lua_pop(S->T, 1);
+        return __LINE__;
+      }
+    }
+    lua_pop(S->T, 1);
+  }
   return lw_store_check(S->s);
 }
 

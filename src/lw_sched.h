@@ -38,6 +38,8 @@ struct lw_sched {
   int aref;             /* registry ref: anchor table */
   int wref;             /* registry ref: target -> waiter list */
   int cref;             /* registry ref: the async completion function */
+  int pref;             /* registry ref: recycled threads, 1..npool */
+  size_t npool;
   void *completing;     /* its arguments, while it runs */
   size_t nwaiting, nasync, nerrors;
   size_t wlists;        /* targets with a waiter list */

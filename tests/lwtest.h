@@ -29,6 +29,8 @@ typedef struct lwt_heap {
   long fail_in;   /* 0: never fail; n: the nth allocation fails */
   long allocs;    /* allocations seen */
   long failures;  /* allocations refused */
+  int sticky;     /* after the nth, every allocation fails (Lua 5.4
+                     retries a failed one after an emergency GC) */
 } lwt_heap;
 
 static inline void *lwt_alloc(void *ud, void *p, size_t osize, size_t nsize) {
@@ -43,9 +45,15 @@ static inline void *lwt_alloc(void *ud, void *p, size_t osize, size_t nsize) {
   }
   h->allocs++;
   /* Lua assumes a shrinking realloc never fails: only growth may fail */
-  if ((p == NULL || nsize > osize) && h->fail_in > 0 && --h->fail_in == 0) {
-    h->failures++;
-    return NULL;
+  if ((p == NULL || nsize > osize) && h->fail_in > 0) {
+    if (h->sticky && h->fail_in == 1) {
+      h->failures++;
+      return NULL;
+    }
+    if (--h->fail_in == 0) {
+      h->failures++;
+      return NULL;
+    }
   }
   {
     void *q = realloc(p, nsize);

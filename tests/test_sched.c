@@ -806,6 +806,104 @@ static void test_churn(void **state) {
   close_all();
 }
 
+/* the thread of global `name`, which must be dead, recycled */
+static int recycle_global(const char *name) {
+  int e = lw_sched_recycle(S, global_thread(name));
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  return e;
+}
+
+/* recycling: a dead task's thread runs the next spawned function and
+   nothing of its old life reaches the new one: not its result, not a
+   stale timer, not an awaiter */
+static void test_recycle(void **state) {
+  lua_State *other;
+  lwt_heap h2;
+  int i;
+  (void)state;
+  open_all();
+  lwt_do(L, "a = task.spawn(function() return 'old' end)");
+  assert_int_equal(LW_EINVAL, lw_sched_recycle(NULL, global_thread("a")));
+  assert_int_equal(LW_EINVAL, lw_sched_recycle(S, NULL));
+  other = lwt_state(&h2);
+  assert_int_equal(LW_EUNIVERSE, lw_sched_recycle(S, other));
+  lua_close(other);
+  if (!lw_co_canreset()) {
+    assert_int_equal(LW_ENOTSUP, recycle_global("a"));
+    assert_int_equal(LW_RETURNED, status_of("a"));
+    close_all();
+    return;
+  }
+  /* what is not dead, or still the scheduler's, is refused */
+  lwt_do(L,
+    "s = task.spawn(function() task.wait(1) end)\n"
+    "y = coroutine.create(function() coroutine.yield() end)\n"
+    "coroutine.resume(y)\n");
+  assert_int_equal(LW_EBUSY, recycle_global("s"));
+  assert_int_equal(LW_ESTATE, recycle_global("y"));
+  assert_int_equal(LW_EBUSY, lw_sched_recycle(S, lw_sched_state(S)));
+  assert_int_equal(0, S->npool);
+  /* the old result goes first (recycling needs no memory: the pool was
+     sized when it was made); the next spawn gets the same thread */
+  heap.fail_in = 1;
+  heap.sticky = 1;
+  assert_int_equal(LW_OK, recycle_global("a"));
+  heap.fail_in = 0;
+  heap.sticky = 0;
+  assert_int_equal(LW_UNTRACKED, status_of("a"));
+  assert_int_equal(0, lua_gettop(global_thread("a")));
+  assert_int_equal(1, S->npool);
+  lwt_do(L,
+    "b = task.spawn(function(x) L('new', x); return 'new' end, 1)\n"
+    "L(rawequal(a, b), lw.result(b))\n");
+  expect_log("new,1 true,true,new");
+  assert_int_equal(0, S->npool);
+  /* a stale timer of the old life never resumes the new one */
+  lwt_do(L, "c = task.spawn(function() task.wait(1); L('c never') end)");
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("c")));
+  assert_int_equal(LW_OK, recycle_global("c"));
+  lwt_do(L,
+    "d = task.spawn(function() L('d'); coroutine.yield(); L('d never') end)\n"
+    "L(rawequal(c, d))\n");
+  expect_log("d true");
+  clk = 5;
+  drain();
+  expect_log("");
+  assert_int_equal(LW_YIELDED, status_of("d"));
+  /* a thread someone awaits is refused, even dead behind our back: its
+     awaiters would get its next life's result */
+  lwt_do(L,
+    "e = task.spawn(function() coroutine.yield() end)\n"
+    "f = task.spawn(function() L('f', task.await(e)) end)\n"
+    "coroutine.resume(e)\n"
+    "L(coroutine.status(e))\n");
+  expect_log("dead");
+  assert_int_equal(LW_EBUSY, recycle_global("e"));
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("f")));
+  /* the pool is bounded; the rest goes to the GC */
+  lwt_do(L,
+    "dead = {}\n"
+    "for i = 1, 300 do dead[i] = task.spawn(function() end) end\n");
+  for (i = 1; i <= 300; i++) {
+    lua_State *co;
+    lua_getglobal(L, "dead");
+    lua_rawgeti(L, -1, i);
+    co = lua_tothread(L, -1);
+    lua_pop(L, 2);
+    assert_int_equal(LW_OK, lw_sched_recycle(S, co));
+  }
+  assert_int_equal(256, S->npool);
+  lwt_do(L,
+    "dead = nil\n"
+    "n = 0\n"
+    "for i = 1, 300 do task.spawn(function() n = n + 1 end) end\n"
+    "collectgarbage()\n"
+    "L(n)\n");
+  expect_log("300");
+  assert_int_equal(0, S->npool);
+  close_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order),
@@ -824,6 +922,7 @@ int main(void) {
     cmocka_unit_test(test_async),
     cmocka_unit_test(test_async_cancelled),
     cmocka_unit_test(test_churn),
+    cmocka_unit_test(test_recycle),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
