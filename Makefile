@@ -33,7 +33,21 @@ LIB_SRC := src/lw_compat.c src/lw_map.c src/lw_store.c src/lw_sched.c \
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS := $(wildcard include/*.h src/*.h)
 
-.PHONY: all test sanitize valgrind run clean tests-c
+# installation (GNU conventions); the Lua module goes where this Lua
+# version looks for C modules (LuaJIT shares 5.1's)
+PREFIX ?= /usr/local
+DESTDIR ?=
+bindir = $(PREFIX)/bin
+includedir = $(PREFIX)/include
+libdir = $(PREFIX)/lib
+mandir = $(PREFIX)/share/man
+LUAV := $(if $(filter jit,$(LUA)),5.1,$(LUA))
+cmoddir = $(libdir)/lua/$(LUAV)
+# the version lives in luaweave.h only
+VERSION := $(shell sed -n 's/^\#define LW_VERSION "\(.*\)"/\1/p' include/luaweave.h)
+SOMAJOR := $(shell sed -n 's/^\#define LW_VERSION_MAJOR \([0-9]*\)/\1/p' include/luaweave.h)
+
+.PHONY: all test sanitize valgrind run clean tests-c install uninstall
 all: $(B)/luaweave.so $(B)/libluaweave.a $(B)/libluaweave.so $(B)/luaweave
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
@@ -53,7 +67,30 @@ $(B)/luaweave: $(B)/obj/lw_cli.o $(B)/libluaweave.a
 	$(CC) -o $@ $< $(B)/libluaweave.a $(LUA_LIBS) $(UV_LIBS) -lm $(LDFLAGS)
 
 $(B)/libluaweave.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libluaweave.so.0 -o $@ $^ $(LUA_LIBS) $(UV_LIBS) $(LDFLAGS)
+	$(CC) -shared -Wl,-soname,libluaweave.so.$(SOMAJOR) -o $@ $^ $(LUA_LIBS) $(UV_LIBS) $(LDFLAGS)
+
+install: all
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(includedir) \
+	  $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(cmoddir) $(DESTDIR)$(mandir)/man1
+	install -m 755 $(B)/luaweave $(DESTDIR)$(bindir)/luaweave
+	install -m 644 include/luaweave.h $(DESTDIR)$(includedir)/luaweave.h
+	install -m 644 $(B)/libluaweave.a $(DESTDIR)$(libdir)/libluaweave.a
+	install -m 755 $(B)/libluaweave.so $(DESTDIR)$(libdir)/libluaweave.so.$(VERSION)
+	ln -sf libluaweave.so.$(VERSION) $(DESTDIR)$(libdir)/libluaweave.so.$(SOMAJOR)
+	ln -sf libluaweave.so.$(SOMAJOR) $(DESTDIR)$(libdir)/libluaweave.so
+	install -m 755 $(B)/luaweave.so $(DESTDIR)$(cmoddir)/luaweave.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	  -e 's|@LUAPC@|$(LUAPC)|' -e 's|@LUAV@|$(LUAV)|' luaweave.pc.in \
+	  >$(DESTDIR)$(libdir)/pkgconfig/luaweave.pc
+	install -m 644 man/luaweave.1 $(DESTDIR)$(mandir)/man1/luaweave.1
+
+uninstall:
+	rm -f $(DESTDIR)$(bindir)/luaweave $(DESTDIR)$(includedir)/luaweave.h \
+	  $(DESTDIR)$(libdir)/libluaweave.a $(DESTDIR)$(libdir)/libluaweave.so \
+	  $(DESTDIR)$(libdir)/libluaweave.so.$(SOMAJOR) \
+	  $(DESTDIR)$(libdir)/libluaweave.so.$(VERSION) \
+	  $(DESTDIR)$(cmoddir)/luaweave.so $(DESTDIR)$(libdir)/pkgconfig/luaweave.pc \
+	  $(DESTDIR)$(mandir)/man1/luaweave.1
 
 # C tests: one binary per file in tests/test_*.c
 TEST_SRC := $(wildcard tests/test_*.c)

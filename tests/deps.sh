@@ -15,6 +15,10 @@ command -v luajit >/dev/null 2>&1 || need="$need luajit"
 have_pc libuv || need="$need libuv1-dev"
 have_pc cmocka || need="$need libcmocka-dev"
 command -v busted >/dev/null 2>&1 || need="$need lua-busted"
+# packaging checks: luarocks make, the man page's lint
+command -v luarocks >/dev/null 2>&1 || need="$need luarocks"
+command -v mandoc >/dev/null 2>&1 || need="$need mandoc"
+command -v groff >/dev/null 2>&1 || need="$need groff-base"
 if [ -n "$need" ]; then
   echo "deps: installing$need"
   if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
