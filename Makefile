@@ -47,7 +47,7 @@ cmoddir = $(libdir)/lua/$(LUAV)
 VERSION := $(shell sed -n 's/^\#define LW_VERSION "\(.*\)"/\1/p' include/luaweave.h)
 SOMAJOR := $(shell sed -n 's/^\#define LW_VERSION_MAJOR \([0-9]*\)/\1/p' include/luaweave.h)
 
-.PHONY: all test sanitize valgrind run clean tests-c install uninstall
+.PHONY: all test sanitize valgrind run clean tests-c install uninstall examples
 all: $(B)/luaweave.so $(B)/libluaweave.a $(B)/libluaweave.so $(B)/luaweave
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
@@ -91,6 +91,17 @@ uninstall:
 	  $(DESTDIR)$(libdir)/libluaweave.so.$(VERSION) \
 	  $(DESTDIR)$(cmoddir)/luaweave.so $(DESTDIR)$(libdir)/pkgconfig/luaweave.pc \
 	  $(DESTDIR)$(mandir)/man1/luaweave.1
+
+# examples: programs a user would write, so only the public header
+EX_SRC := $(wildcard examples/*.c)
+EX_BIN := $(patsubst examples/%.c,$(B)/examples/%,$(EX_SRC))
+
+$(B)/examples/%: examples/%.c include/luaweave.h $(B)/libluaweave.a
+	@mkdir -p $(B)/examples
+	$(CC) $(WARN) $(OPT) -D_POSIX_C_SOURCE=200809L -Iinclude $(LUA_CFLAGS) \
+	  $(UV_CFLAGS) $(CFLAGS) $< -o $@ $(B)/libluaweave.a $(LUA_LIBS) $(UV_LIBS) -lm $(LDFLAGS)
+
+examples: $(EX_BIN)
 
 # C tests: one binary per file in tests/test_*.c
 TEST_SRC := $(wildcard tests/test_*.c)

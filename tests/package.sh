@@ -47,7 +47,7 @@ mk install PREFIX="$I" >>"$T/install.log" 2>&1
 export PKG_CONFIG_PATH="$I/lib/pkgconfig"
 check "pkg-config knows luaweave $VERSION" [ "$(pkg-config --modversion luaweave 2>/dev/null)" = "$VERSION" ]
 if $CC -std=c99 -Wall -Wextra -pedantic -Werror -D_POSIX_C_SOURCE=200809L \
-     examples/host.c -o "$T/host" $(pkg-config --cflags --libs luaweave) -lm \
+     examples/attach.c -o "$T/host" $(pkg-config --cflags --libs luaweave) -lm \
      >"$T/cc.log" 2>&1 &&
    LD_LIBRARY_PATH="$I/lib" ldd "$T/host" | grep -q "$I/lib/libluaweave.so.0" &&
    LD_LIBRARY_PATH="$I/lib" "$T/host" >"$T/host.out" 2>&1; then
