@@ -29,7 +29,7 @@ for f in README.md docs/*.md docs/examples/*.md; do
   k=$(cat "$T/count")
 done
 
-echo "1..$(wc -l <"$T/list")"
+echo "1..$(( $(wc -l <"$T/list") + 1 ))"
 n=0 F=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); F=1; echo "not ok $n - $1"; }
@@ -85,4 +85,12 @@ while read -r i lang where; do
   *) nok "$where: a $lang block, which no test runs" ;;
   esac
 done <"$T/list"
+
+# the reference names every public function of luaweave.h
+missing=
+for f in $(grep -o '\b\(lw_[a-z_]*\|luaopen_[a-z_]*\)(' include/luaweave.h | tr -d '(' | sort -u); do
+  grep -q "$f" docs/api.md || missing="$missing $f"
+done
+if [ -z "$missing" ]; then ok "docs/api.md names every function of luaweave.h"
+else nok "docs/api.md lacks:$missing"; fi
 exit $F
