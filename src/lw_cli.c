@@ -36,6 +36,7 @@ static void usage(FILE *f) {
     "Without a script or -e, the script is read from stdin.\n"
     "The global 'task' is the task library (spawn, defer, delay, wait,\n"
     "cancel, await, any, exit, clock); require \"luaweave\" works too.\n"
+    "Modules are found through LUA_PATH and LUA_CPATH, as lua(1) finds them.\n"
     "Exit status: the code given to task.exit; 1 after an uncaught error\n"
     "in the main chunk, an error reported from any task, or a deadlock;\n"
     "0 otherwise.  See luaweave(1).\n",

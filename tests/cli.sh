@@ -43,6 +43,7 @@ check "-v prints the version" 0 '^luaweave [0-9]+\.[0-9]+\.[0-9]+' "" -- "$LW" -
 check "--version too" 0 '^luaweave ' "" -- "$LW" --version
 check "-h prints usage" 0 'usage: .*script' "" -- "$LW" -h
 check "--help too" 0 'task' "" -- "$LW" --help
+check "--help names the environment and exit status, like luaweave(1)" 0 'LUA_CPATH' "" -- "$LW" --help
 check "unknown option: usage on stderr, exit 1" 1 "" "unrecognized option '-x'" -- "$LW" -x
 check "-e without argument" 1 "" "needs argument" -- "$LW" -e
 check "-e runs a statement" 0 '^hi	3$' "" -- "$LW" -e 'print("hi", 1 + 2)'
