@@ -424,8 +424,11 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
       lua_xmove(T, co, n);
       break;
   }
-  lua_settop(T, top);
+  /* keep the anchored value (co, or a pack holding it) on T while co
+     runs: nothing else may hold co, and the GC would free it mid-run */
+  lua_settop(T, top + 1);
   st = lw_sched_resume(S, co, T, n);
+  lua_settop(T, top);
   if (st == LW_EMEM) raise_mem(T);
   return 1;
 }

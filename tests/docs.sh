@@ -69,6 +69,8 @@ while read -r i lang where; do
     bad=
     while read -r line; do
       cmd=${line%%#*}
+      # VAR=value settings before the command are the environment
+      cmd=$(echo "$cmd" | sed -E 's/^ *([A-Z_][A-Z0-9_]*=("[^"]*"|[^ "]*) +)*//')
       set -- $cmd
       [ $# = 0 ] && continue
       case $1 in

@@ -816,6 +816,23 @@ static int recycle_global(const char *name) {
 /* recycling: a dead task's thread runs the next spawned function and
    nothing of its old life reaches the new one: not its result, not a
    stale timer, not an awaiter */
+/* a queued task nobody else holds survives a full GC while it runs:
+   the scheduler keeps it until the resumption ends */
+static void test_unheld_task_gc(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "n = 0\n"
+    "for i = 1, 200 do\n"
+    "  task.spawn(function() task.wait(0); collectgarbage(); n = n + 1 end)\n"
+    "  task.defer(function() collectgarbage(); n = n + 1 end)\n"
+    "end\n");
+  drain();
+  lwt_do(L, "L(n)");
+  expect_log("400");
+  close_all();
+}
+
 static void test_recycle(void **state) {
   lua_State *other;
   lwt_heap h2;
@@ -923,6 +940,7 @@ int main(void) {
     cmocka_unit_test(test_async_cancelled),
     cmocka_unit_test(test_churn),
     cmocka_unit_test(test_recycle),
+    cmocka_unit_test(test_unheld_task_gc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
