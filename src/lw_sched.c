@@ -33,8 +33,9 @@
 
 static const char SCHED_KEY = 'K';
 
-/* the state is closing: the scheduler, or the store under it, is gone */
 #define POOL_MAX 256 /* recycled threads kept for reuse; more go to the GC */
+
+/* the state is closing: the scheduler, or the store under it, is gone */
 #define GONE(S) ((S)->closed || (S)->s == NULL)
 static const char ASYNC_MARK = 'A'; /* first value of an async resumption */
 
@@ -250,6 +251,14 @@ static void report(lw_sched *S, lua_State *co, lua_State *W) {
 /* ------------------------------------------------------------------ */
 /* waking awaiters                                                     */
 
+/* push the waiters table W and W[co] (nil when nobody awaits co) onto T;
+   T needs room for 2 */
+static void push_wlist(lw_sched *S, lua_State *T, lua_State *co) {
+  lua_rawgeti(T, LUA_REGISTRYINDEX, S->wref);
+  push_thread(T, co);
+  lua_rawget(T, -2);
+}
+
 /* co has ended (returned, failed or cancelled): wake whoever awaits it;
    1 if someone did */
 static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
@@ -258,9 +267,7 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
   if (S->wlists == 0) return 0; /* nobody awaits anything: skip the lookup */
   top = lua_gettop(T);
   luaL_checkstack(T, 8, "await");
-  lua_rawgeti(T, LUA_REGISTRYINDEX, S->wref);
-  push_thread(T, co);
-  lua_rawget(T, -2);
+  push_wlist(S, T, co);
   if (!lua_istable(T, -1)) {
     lua_settop(T, top);
     return 0;
@@ -827,9 +834,7 @@ static int awaited(lw_sched *S, lua_State *co) {
   int yes;
   if (S->wlists == 0) return 0;
   if (!lua_checkstack(T, 2)) return -1;
-  lua_rawgeti(T, LUA_REGISTRYINDEX, S->wref);
-  push_thread(T, co);
-  lua_rawget(T, -2);
+  push_wlist(S, T, co);
   yes = !lua_isnil(T, -1);
   lua_pop(T, 2);
   return yes;
@@ -978,6 +983,31 @@ lw_sched *lw_sched_check(lua_State *L) {
   return S;
 }
 
+/* the thread at pool slot i, or NULL */
+static lua_State *pooled(lw_sched *S, size_t i) {
+  lua_State *co;
+  lua_rawgeti(S->T, LUA_REGISTRYINDEX, S->pref);
+  lua_rawgeti(S->T, -1, (int)i);
+  co = lua_tothread(S->T, -1);
+  lua_pop(S->T, 2);
+  return co;
+}
+
+/* slots 1..npool hold reset, untracked threads that are no task; the
+   next slot is empty */
+static int pool_check(lw_sched *S) {
+  size_t i;
+  if (S->npool > POOL_MAX) return __LINE__;
+  if (!lua_checkstack(S->T, 2)) return 0; /* cannot look: nothing to say */
+  for (i = 1; i <= S->npool; i++) {
+    lua_State *co = pooled(S, i);
+    if (co == NULL || lua_gettop(co) != 0 || lua_status(co) != LUA_OK ||
+        task_rec(S, co) != NULL || lw_status(S->s, co) != LW_UNTRACKED)
+      return __LINE__;
+  }
+  return pooled(S, S->npool + 1) == NULL ? 0 : __LINE__;
+}
+
 int lw_sched_check_invariants(lw_sched *S) {
   size_t i, nw = 0;
   lw_slot *sl;
@@ -993,26 +1023,7 @@ int lw_sched_check_invariants(lw_sched *S) {
   }
   if (nw != S->nwaiting) return __LINE__;
   if (S->qlen > S->qcap || S->hlen > S->hcap) return __LINE__;
-  if (S->npool > POOL_MAX) return __LINE__;
-  if (S->npool != 0 && lua_checkstack(S->T, 2)) {
-    lua_rawgeti(S->T, LUA_REGISTRYINDEX, S->pref);
-    for (i = 1; i <= S->npool + 1; i++) {
-      lua_State *co;
-      lua_rawgeti(S->T, -1, (int)i);
-      co = lua_tothread(S->T, -1);
-      lua_pop(S->T, 1);
-      if (i > S->npool) {
-        if (co != NULL) { lua_pop(S->T, 1); return __LINE__; }
-        break;
-      }
-      if (co == NULL || lua_gettop(co) != 0 || lua_status(co) != LUA_OK ||
-          task_rec(S, co) != NULL || lw_status(S->s, co) != LW_UNTRACKED) {
-        lua_pop(S->T, 1);
-        return __LINE__;
-      }
-    }
-    lua_pop(S->T, 1);
-  }
+  if ((e = pool_check(S)) != 0) return e;
   return lw_store_check(S->s);
 }
 
