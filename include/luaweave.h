@@ -116,7 +116,9 @@ int lw_take(lw_store *s, lua_State *co, lua_State *L);
 
 /*
 ** Mark co cancelled: it will not be resumed by luaweave again.  Where the
-** Lua version can (5.4), co is closed: pending to-be-closed variables run.
+** Lua version can (5.4), a suspended co is closed: pending to-be-closed
+** variables run; a co never started loses its function.  A co whose end
+** is recorded already (returned, failed, cancelled) keeps that result.
 ** Returns LW_OK, or a negative code; LW_ESTATE if co is running or normal.
 ** Tracks co if it was not tracked.  May raise a Lua memory error.
 */
@@ -125,9 +127,11 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from);
 /*
 ** Recycle co for new work (Lua 5.4: lua_closethread/lua_resetthread):
 ** untracks it first, so its old result can never reach its new life.
-** Returns the status of the reset (LUA_OK or the error of a closing
-** to-be-closed variable), LW_ESTATE for a running/normal thread, or
-** LW_ENOTSUP where the Lua version cannot reset threads.
+** Returns the status of the reset as lua_closethread gives it: LUA_OK,
+** or an error status when co had died by an error or a closing
+** to-be-closed variable raised one (the error object is then on co's
+** stack; co is reset all the same); LW_ESTATE for a running/normal
+** thread, or LW_ENOTSUP where the Lua version cannot reset threads.
 */
 int lw_reset(lw_store *s, lua_State *co, lua_State *from);
 

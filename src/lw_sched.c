@@ -259,6 +259,19 @@ static void push_wlist(lw_sched *S, lua_State *T, lua_State *co) {
   lua_rawget(T, -2);
 }
 
+/* store co's result into the pack on T's top, as n, values... (n = 1,
+   nil if co is no longer tracked) */
+static void pack_result(lw_sched *S, lua_State *co, lua_State *T) {
+  int n = lw_result(S->s, co, T), i;
+  if (n < 0) {
+    lua_pushnil(T);
+    n = 1;
+  }
+  for (i = n; i >= 1; i--) lua_rawseti(T, -1 - i, 4 + i);
+  lua_pushinteger(T, n);
+  lua_rawseti(T, -2, 4);
+}
+
 /* co has ended (returned, failed or cancelled): wake whoever awaits it;
    1 if someone did */
 static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
@@ -287,14 +300,17 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
       continue;
     }
     lua_pop(T, 1);
-    /* pack {w, target, isany} */
-    lua_createtable(T, 3, 0);
+    /* pack {w, target, isany, n, result...}: the result is read now,
+       not when w runs, because co may be recycled (or untracked) in
+       between, and w must get the result co ended with */
+    lua_createtable(T, 6, 0);
     lua_insert(T, -2);
     lua_rawseti(T, -2, 1);
     push_thread(T, co);
     lua_rawseti(T, -2, 2);
     lua_rawgeti(T, -2, i + 2);
     lua_rawseti(T, -2, 3);
+    pack_result(S, co, T);
     if ((r = task_set(S, w, T_READY)) == NULL) raise_mem(T);
     e.co = w;
     e.ticket = r->top;
@@ -401,20 +417,16 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
       lua_pushnumber(co, lw_sched_now(S) - e->t0);
       n = 1;
       break;
-    case K_AWAITED: { /* {w, target, isany} */
-      lua_State *target;
+    case K_AWAITED: { /* {w, target, isany, n, result...} */
       int isany;
-      lua_rawgeti(T, top + 1, 2);
-      target = lua_tothread(T, -1);
       lua_rawgeti(T, top + 1, 3);
       isany = lua_toboolean(T, -1);
-      lua_pop(T, 1);
-      if (!isany) lua_pop(T, 1);
-      n = lw_result(S->s, target, T);
-      if (n < 0) { /* forgotten meanwhile */
-        lua_pushnil(T);
-        n = 1;
-      }
+      lua_rawgeti(T, top + 1, 4);
+      n = (int)lua_tointeger(T, -1);
+      lua_pop(T, 2);
+      luaL_checkstack(T, n + 1, "too many results");
+      if (isany) lua_rawgeti(T, top + 1, 2);
+      for (i = 1; i <= n; i++) lua_rawgeti(T, top + 1, 4 + i);
       if (isany) n++;
       if (!lua_checkstack(co, n)) raise_mem(T);
       lua_xmove(T, co, n);

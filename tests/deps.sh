@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install from Debian's packages whatever the build and tests need and the
-# machine lacks.  Sourced by tests/run.sh; safe to run again.
+# machine lacks.  Run by tests/run.sh; safe to run again.
+#   tests/deps.sh fuzz   also clang and libFuzzer (make fuzz)
 need=""
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
 command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
@@ -19,6 +20,11 @@ command -v busted >/dev/null 2>&1 || need="$need lua-busted"
 command -v luarocks >/dev/null 2>&1 || need="$need luarocks"
 command -v mandoc >/dev/null 2>&1 || need="$need mandoc"
 command -v groff >/dev/null 2>&1 || need="$need groff-base"
+if [ "$1" = fuzz ]; then
+  command -v clang >/dev/null 2>&1 || need="$need clang"
+  ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
+    >/dev/null 2>&1 || need="$need libclang-rt-dev"
+fi
 if [ -n "$need" ]; then
   echo "deps: installing$need"
   if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
