@@ -444,6 +444,25 @@ describe("pcall and coroutine.wrap inside tasks", function()
     same(pack(true, false, 1, false, "in wrap", true, "v", nil, 3), got)
   end)
 
+  it("lw.resume nested too deep gives coroutine.resume's error, no crash", function()
+    if isjit then
+      pending("LuaJIT has no C-call limit: nesting stops at the C stack")
+      return
+    end
+    local failure
+    local function f(n)
+      local co = lw.track(coroutine.create(f))
+      local r = pack(lw.resume(co, n + 1))
+      if not r[1] and not failure then failure = { n = n, r = r, status = lw.status(co) } end
+    end
+    f(1)
+    assert.is_table(failure)
+    assert.are.equal(2, failure.r.n)
+    assert.are.equal(false, failure.r[1])
+    assert.are.equal("string", type(failure.r[2]))
+    assert.truthy(failure.r[2]:find("stack overflow", 1, true), failure.r[2])
+    assert.truthy(failure.n > 100)
+  end)
 end)
 
 describe("install and uninstall out of order", function()

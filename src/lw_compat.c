@@ -11,7 +11,15 @@ int lw_co_resume(lua_State *co, lua_State *from, int nargs, int *nres) {
 # if LUA_VERSION_NUM >= 502
   st = lua_resume(co, from, nargs);
 # else
+  /* 5.1 counts nested C calls per thread: without the resumer's count,
+     resumes nested in resumes never reach LUAI_MAXCCALLS and overflow
+     the C stack.  lcorolib's auxresume hands it over the same way.
+     LuaJIT has no such count (nor a real lua_setlevel). */
+#  ifndef LW_LUAJIT
+  if (from != NULL) lua_setlevel(from, co);
+#  else
   (void)from;
+#  endif
   st = lua_resume(co, nargs);
 # endif
   /* Before 5.4 a yield or a return leaves exactly its values in co's

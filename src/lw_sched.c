@@ -328,9 +328,30 @@ static void do_cancel(lw_sched *S, lua_State *co, lua_State *W) {
 /* ------------------------------------------------------------------ */
 /* resuming                                                            */
 
+static void report_msg(lw_sched *S, lua_State *co, const char *msg);
+
+/* Lua refused to run co at all ("C stack overflow": resumes nested too
+   deep) and left its message on co's top.  A task is not retried later
+   (its arguments are gone): it fails with that message, as if it had
+   raised it, so that it is reported or handed to its awaiters.  A
+   yielded co that this Lua cannot close (before 5.4) is cancelled and the
+   message reported.  1 if co is now failed. */
+static int refused(lw_sched *S, lua_State *co, lua_State *W) {
+  luaL_checkstack(W, 4, "resume");
+  lua_xmove(co, W, 1);
+  if (lw_cancel(S->s, co, W) == LW_EMEM) raise_mem(W); /* never run: dead */
+  if (lw_co_status(W, co) == LW_CO_DEAD && lua_gettop(co) == 0) {
+    lw_store_setfailure(S->s, co, W); /* pops the message */
+    return 1;
+  }
+  report_msg(S, co, lua_tostring(W, -1));
+  lua_pop(W, 1);
+  return 0;
+}
+
 int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
   lw_rec *r;
-  int st, n;
+  int st, n, failed;
   if (lw_track(S->s, co) == LW_EMEM || task_set(S, co, T_RUNNING) == NULL) {
     lua_pop(co, nargs);
     return LW_EMEM;
@@ -353,7 +374,9 @@ int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
   }
   task_drop(S, co);
   if (lw_status(S->s, co) < LW_PENDING) return st; /* untracked meanwhile */
-  finished(S, co, st != LUA_OK, from);
+  failed = st != LUA_OK;
+  if (failed && lw_status(S->s, co) != LW_FAILED) failed = refused(S, co, from);
+  finished(S, co, failed, from);
   return st;
 }
 

@@ -133,6 +133,26 @@ task.spawn(function() return t.x end) print("main on")'
 check "awaited stack overflow goes to the awaiter: exit 0" 0 'false	.*stack overflow' "" -- \
   "$LW" -e 'local function f(n) return 1 + f(n + 1) end print(task.await(task.defer(f, 1)))'
 
+script nested.lua <<'EOF'
+local lw = require "luaweave"
+local limit = tonumber(arg[1]) -- none: until Lua refuses
+local depth, threads = 0, {}
+local function f(n)
+  depth = n
+  if not limit or n < limit then threads[n + 1] = task.spawn(f, n + 1) end
+end
+threads[1] = task.spawn(f, 1)
+local deepest = threads[depth + 1] or threads[depth]
+print("depth", depth, lw.status(deepest))
+print("await", task.await(deepest))
+EOF
+if [ "$V" = jit ]; then # LuaJIT counts no nested C calls: 300 levels run
+  check "300 nested task.spawn run (LuaJIT)" 0 '^depth	300	returned$' "" -- "$LW" "$T/nested.lua" 300
+else # Lua's C-call limit refuses the deepest: it fails with a message
+  check "spawns nested past Lua's C limit: the deepest fails, reported" 1 '	failed$' 'C stack overflow' -- "$LW" "$T/nested.lua"
+  check "and its awaiter gets the message" 1 '^await	false	C stack overflow$' '*' -- "$LW" "$T/nested.lua"
+fi
+
 # --- task.exit --------------------------------------------------------------
 
 check "task.exit(n) from a deferred task" 5 '^a$' "" -- \
