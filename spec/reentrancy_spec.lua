@@ -365,6 +365,31 @@ describe("cancel", function()
     assert.are.same({ "runs on to its yield running", "awaiter false cancelled", "end cancelled" }, log)
   end)
 
+  it("from its own xpcall error handler", function()
+    local log, add = logger()
+    lw.run(function()
+      local t
+      t = task.spawn(function()
+        task.wait()
+        local r = pack(xpcall(function() error("inner", 0) end, function(m)
+          add("handler", m)
+          task.cancel(t)
+          return "handled"
+        end))
+        add("xpcall", r[1], r[2], lw.status(t))
+        task.wait(0.01)
+        add("never")
+        return "never"
+      end)
+      task.spawn(function() add("awaiter", task.await(t)) end)
+      task.wait(0.03)
+      add("end", lw.status(t))
+    end)
+    assert.are.same({
+      "handler inner", "xpcall false handled running", "awaiter false cancelled", "end cancelled",
+    }, log)
+  end)
+
   it("from its own error handler of a task that then returns: it returned", function()
     lw.run(function()
       local t = task.spawn(function()

@@ -801,7 +801,9 @@ int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
   lua_Debug ar;
   if (S == NULL || co == NULL || GONE(S)) return LW_EINVAL;
   if (lw_universe(co) != S->s->universe) return LW_EUNIVERSE;
-  if (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)) {
+  /* co == W first: in an error handler LuaJIT's status of the running
+     thread is LUA_ERRERR, not LUA_OK */
+  if (co == W || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar))) {
     /* running or normal: stop it when it next yields */
     if ((r = task_rec(S, co)) == NULL) {
       if (lw_track(S->s, co) == LW_EMEM) return LW_EMEM;
