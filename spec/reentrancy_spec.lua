@@ -432,6 +432,31 @@ describe("pcall and coroutine.wrap inside tasks", function()
     end
   end)
 
+  it("a wait or await whose yield failed never wakes the task's later plain yield", function()
+    local log, add = logger()
+    local ts = {}
+    lw.run(function()
+      local blocker = task.delay(0.01, function() return "b" end)
+      local cmp = function(f) return function(a, b) f(); return a < b end end
+      local attempts = {
+        function() return pcall(task.wait, 0.01) end,
+        function() return pcall(task.await, blocker) end,
+        function() return pcall(table.sort, { 3, 2, 1 }, cmp(function() task.wait(0.01) end)) end,
+        function() return pcall(table.sort, { 3, 2, 1 }, cmp(function() task.await(blocker) end)) end,
+      }
+      for i, try in ipairs(attempts) do
+        ts[i] = task.spawn(function()
+          try()
+          local v = coroutine.yield("plain")
+          add("woken", i, v)
+        end)
+      end
+      task.wait(0.05)
+      for i = 1, #ts do add(i, lw.status(ts[i])) end
+    end)
+    assert.are.same({ "1 yielded", "2 yielded", "3 yielded", "4 yielded" }, log)
+  end)
+
   it("task.wait in a coroutine.wrap inside a task suspends the generator only", function()
     local log, add = logger()
     lw.run(function()
@@ -453,6 +478,23 @@ describe("pcall and coroutine.wrap inside tasks", function()
     assert.are.same({
       "gen start", "gen returned 0", "gen resumed by the scheduler", "gen again done", "t returned",
     }, log)
+  end)
+
+  it("a generator whose wait failed is resumed by its owner only", function()
+    local log, add = logger()
+    lw.run(function()
+      local gen = coroutine.create(function()
+        add("wait ok", (pcall(task.wait, 0.01)))
+        add("gen got", coroutine.yield("g"))
+      end)
+      coroutine.resume(gen)
+      task.wait(0.03)
+      add("owner", coroutine.resume(gen, "owner"))
+    end)
+    local got = {}
+    for _, l in ipairs(log) do if l:find("^gen got") then got[#got + 1] = l end end
+    assert.are.same({ "gen got owner" }, got)
+    assert.are.equal("owner true", log[#log])
   end)
 
   it("errors caught inside a task stay there; yields across pcall keep values", function()

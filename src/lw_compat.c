@@ -177,6 +177,19 @@ int lw_yieldable(lua_State *L) {
 #endif
 }
 
+lua_CFunction lw_co_cfunc(lua_State *co) {
+  lua_Debug ar;
+  lua_CFunction f;
+  /* 5.2 moves a yielded C function's frame base up to the values it
+     yielded; its function slot is still right below them when it yielded
+     its whole frame, as coroutine.yield and luaweave's functions do */
+  if (!lua_getstack(co, 0, &ar) || !lua_checkstack(co, 1)) return NULL;
+  if (!lua_getinfo(co, "f", &ar)) return NULL;
+  f = lua_tocfunction(co, -1);
+  lua_pop(co, 1);
+  return f;
+}
+
 int lw_cpcall(lua_State *L, lua_CFunction f, void *ud) {
 #if LUA_VERSION_NUM >= 502
   if (!lua_checkstack(L, 2)) return -1;

@@ -330,6 +330,15 @@ static void do_cancel(lw_sched *S, lua_State *co, lua_State *W) {
 
 static void report_msg(lw_sched *S, lua_State *co, const char *msg);
 
+/* 5.1 and 5.2 cannot tell beforehand whether a task may yield: a wait,
+   await or async operation can be registered and its yield then fail
+   ("attempt to yield across ...", caught by a pcall).  A co that later
+   yields from coroutine.yield has yielded plainly, whatever it registered
+   before, and that registration must not resume it. */
+static int yielded_plainly(lw_sched *S, lua_State *co) {
+  return LW_YIELD_UNSURE && S->yieldfn != NULL && lw_co_cfunc(co) == S->yieldfn;
+}
+
 /* Lua refused to run co at all ("C stack overflow": resumes nested too
    deep) and left its message on co's top.  A task is not retried later
    (its arguments are gone): it fails with that message, as if it had
@@ -368,7 +377,7 @@ int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
        wait, an await, an async operation), it never runs again; its
        entries go stale with its record */
     if (r != NULL && (r->flags & TF_CANCEL)) do_cancel(S, co, from);
-    else if (r != NULL && r->status == T_RUNNING)
+    else if (r != NULL && (r->status == T_RUNNING || yielded_plainly(S, co)))
       task_drop(S, co); /* a plain yield: someone else resumes it, or nobody */
     return st;
   }
@@ -404,6 +413,11 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
   int top = lua_gettop(T), n = 0, i, st;
   unanchor(S, T, e->ref);
   if (!ent_live(S, e)) {
+    lua_settop(T, top);
+    return 0;
+  }
+  if (e->kind >= K_WAIT && yielded_plainly(S, co)) {
+    task_drop(S, co); /* a coroutine no task drives (see yielded_plainly) */
     lua_settop(T, top);
     return 0;
   }
@@ -519,6 +533,20 @@ static int open_protected(lua_State *L) {
   lua_pushlightuserdata(L, S);
   lua_pushcclosure(L, complete_protected, 1);
   S->cref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (LW_YIELD_UNSURE) { /* see yielded_plainly */
+    int top = lua_gettop(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    if (lua_istable(L, -1)) {
+      lua_pushliteral(L, "coroutine");
+      lua_rawget(L, -2);
+      if (lua_istable(L, -1)) {
+        lua_pushliteral(L, "yield");
+        lua_rawget(L, -2);
+        S->yieldfn = lua_tocfunction(L, -1);
+      }
+    }
+    lua_settop(L, top);
+  }
   b = (sbox *)lua_newuserdata(L, sizeof(sbox));
   b->S = NULL;
   lua_createtable(L, 0, 1);

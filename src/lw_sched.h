@@ -45,6 +45,7 @@ struct lw_sched {
   size_t wlists;        /* targets with a waiter list */
   int exited, exitcode, stepping, closed;
   lua_State *main;      /* lw.run's main task, awaited by run */
+  lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE */
   lw_clock_fn clock;
   void *clock_ud;
   lw_error_fn onerror;
