@@ -116,7 +116,8 @@ int lw_take(lw_store *s, lua_State *co, lua_State *L);
 
 /*
 ** Mark co cancelled: it will not be resumed by luaweave again.  Where the
-** Lua version can (5.4), co is closed: pending to-be-closed variables run.
+** Lua version can (5.4), co is closed: pending to-be-closed variables run;
+** if one raises, co is failed with that error instead.
 ** Returns LW_OK, or a negative code; LW_ESTATE if co is running or normal.
 ** Tracks co if it was not tracked.  May raise a Lua memory error.
 */

@@ -259,6 +259,38 @@ describe("to-be-closed variables calling back", function()
     }, log)
   end)
 
+  it("make a cancelled task failed when one raises, for its awaiters too", function()
+    local got
+    lw.run(function()
+      local t = task.spawn(load([[
+        local task = ...
+        local x <close> = setmetatable({}, { __close = function() error("close failed", 0) end })
+        task.wait(10)
+      ]]), task)
+      local w = task.spawn(function() got = pack(task.await(t)) end)
+      task.cancel(t)
+      assert.are.equal("failed", lw.status(t))
+      same(pack(false, "close failed"), pack(lw.result(t)))
+      task.wait()
+      assert.are.equal("returned", lw.status(w))
+    end)
+    same(pack(false, "close failed"), got)
+  end)
+
+  it("report a raising __close of an unawaited cancelled task", function()
+    local out = child([[
+      lw.run(function()
+        local t = task.spawn(load("local task = ... " ..
+          "local x <close> = setmetatable({}, { __close = function() error('close failed', 0) end }) " ..
+          "task.wait(10)"), task)
+        task.cancel(t)
+        print("main on", lw.status(t))
+      end)
+    ]])
+    assert.truthy(out:find("luaweave: close failed", 1, true), out)
+    assert.truthy(out:find("main on\tfailed", 1, true), out)
+  end)
+
   it("cannot wait inside a __close run by task.cancel; the cancel completes", function()
     local log, add = logger()
     lw.run(function()

@@ -322,7 +322,8 @@ static void finished(lw_sched *S, lua_State *co, int failed, lua_State *W) {
 static void do_cancel(lw_sched *S, lua_State *co, lua_State *W) {
   task_drop(S, co);
   if (lw_cancel(S->s, co, W) == LW_EMEM) raise_mem(W);
-  finished(S, co, 0, W);
+  /* failed: a to-be-closed variable raised while it closed */
+  finished(S, co, lw_status(S->s, co) == LW_FAILED, W);
 }
 
 /* ------------------------------------------------------------------ */

@@ -477,7 +477,15 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
   if (st == LUA_OK) {
     lua_settop(co, 0); /* never started: dropping the function kills it */
   } else if (st == LUA_YIELD && lw_co_canreset()) {
-    lw_co_reset(co, from); /* runs pending to-be-closed variables */
+    /* runs pending to-be-closed variables; one that raises fails co with
+       its error, as coroutine.close reports it, instead of losing it */
+    if (lw_co_reset(co, from) != LUA_OK) {
+      luaL_checkstack(from, 4, "cancel");
+      lua_xmove(co, from, 1);
+      lua_settop(co, 0);
+      lw_store_setfailure(s, co, from);
+      return LW_OK;
+    }
     lua_settop(co, 0);
   }
   return LW_OK;

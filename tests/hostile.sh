@@ -218,5 +218,17 @@ check "task.spawn of a dead coroutine: reported, exit 1" 1 '^main on$' 'cannot r
 
 check "a task cancelling itself stops at its next yield" 0 '^before$' "" -- \
   "$LW" -e 'task.spawn(function() task.cancel(coroutine.running()) print("before") task.wait() print("no") end)'
+if [ "$V" = 5.4 ]; then
+  script closefail.lua <<'EOF'
+local t = task.spawn(function()
+  local x <close> = setmetatable({}, { __close = function() error("close failed", 0) end })
+  task.wait(10)
+end)
+task.cancel(t)
+print(require("luaweave").status(t))
+EOF
+  check "cancel: a to-be-closed variable that raises is reported, exit 1" 1 '^failed$' 'close failed' -- "$LW" "$T/closefail.lua"
+fi
+
 echo "1..$n"
 [ "$failed" = 0 ]
