@@ -192,6 +192,15 @@ check "task.exit(3.0) is 3" 3 "" "" -- "$LW" -e 'task.exit(3.0)'
 check "task.exit(4, 5): extra arguments ignored" 4 "" "" -- "$LW" -e 'task.exit(4, 5)'
 check "task.exit(-1): the low 8 bits, as exit(3)" 255 "" "" -- "$LW" -e 'task.exit(-1)'
 check "task.exit(256): the low 8 bits, as exit(3)" 0 "" "" -- "$LW" -e 'task.exit(256)'
+for bad in 1.5 '0/0' 'math.huge' '2^40'; do
+  check "task.exit($bad): no integer, exit 1" 1 "" "bad argument #1 to 'exit' \(number has no integer representation\)" -- \
+    "$LW" -e "task.exit($bad)"
+done
+check "task.exit('3'): bad argument" 1 "" "bad argument #1 to 'exit' \(number expected, got string\)" -- "$LW" -e 'task.exit("3")'
+check "task.exit({}): bad argument" 1 "" "bad argument #1 to 'exit' \(number expected, got table\)" -- "$LW" -e 'task.exit({})'
+check "task.exit(1.5) in a task: reported, exit 1" 1 '^main on$' "bad argument #1 to 'exit'" -- \
+  "$LW" -e 'task.spawn(function() task.exit(1.5) end) print("main on")'
+
 # --- scripts that do not load or that stop at once ----------------------------
 
 check "syntax error in -e: exit 1, where" 1 "" "\(command line\):1: unexpected symbol near '='" -- "$LW" -e 'x = = 1'
