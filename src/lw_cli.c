@@ -212,12 +212,8 @@ static int pmain(lua_State *L) {
   if (st == LW_FAILED) {
     int t = lua_gettop(L);
     lw_result(S->s, co, L);
-    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-      lw_traceback(L, co, lua_tostring(L, -1));
-    } else {
-      lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
-      lw_traceback(L, co, lua_tostring(L, -1));
-    }
+    lw_sched_errmsg(L); /* as task errors are printed */
+    lw_traceback(L, co, lua_tostring(L, -1));
     fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
     lua_settop(L, t);
     r->status = 1;

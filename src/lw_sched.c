@@ -206,17 +206,15 @@ static void raise_mem(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* errors                                                              */
 
+/* arg 1's __tostring, when it has one that gives a string */
 static int tostring_protected(lua_State *L) {
-  /* converts arg 1 like tostring, running __tostring */
-  lua_getglobal(L, "tostring");
-  if (!lua_isfunction(L, -1)) return 0;
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  return lua_isstring(L, -1) ? 1 : 0;
+  return luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING;
 }
 
-/* push a printable message for the error object on L's top (popped) */
-static void error_message(lua_State *L) {
+/* The rule of lua.c (5.4), on every version and for the CLI's main
+   chunk and tasks alike; not the global tostring, which a script may have
+   replaced, and which gives "nil" or an address */
+void lw_sched_errmsg(lua_State *L) {
   int t = lua_type(L, -1);
   if (t == LUA_TSTRING || t == LUA_TNUMBER) {
     lua_pushstring(L, lua_tostring(L, -1));
@@ -225,7 +223,8 @@ static void error_message(lua_State *L) {
   }
   lua_pushcfunction(L, tostring_protected);
   lua_insert(L, -2);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+  /* protected: a __tostring that raises (or yields) costs its message */
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
     lua_pop(L, 1);
     lua_pushfstring(L, "(error object is a %s value)", lua_typename(L, t));
   }
@@ -238,7 +237,7 @@ static void report(lw_sched *S, lua_State *co, lua_State *W) {
   luaL_checkstack(T, 8, "report");
   S->nerrors++;
   if (lw_result(S->s, co, T) == 2) {
-    error_message(T);
+    lw_sched_errmsg(T);
     lw_traceback(T, co, lua_tostring(T, -1));
   } else {
     lw_traceback(T, co, "task failed");

@@ -76,6 +76,11 @@ int lw_sched_wait(lw_sched *S, lua_State *L, double seconds);
 int lw_sched_await(lw_sched *S, lua_State *L, int first, int last);
 int lw_sched_exit(lw_sched *S, lua_State *L, int code);
 
+/* replace the error object on L's top by a printable message: a string
+   or number as is, else its __tostring if that gives a string, else
+   "(error object is a <type> value)"; runs __tostring protected */
+void lw_sched_errmsg(lua_State *L);
+
 /* task.cancel: W is the running thread */
 int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W);
 

@@ -153,6 +153,32 @@ else # Lua's C-call limit refuses the deepest: it fails with a message
   check "and its awaiter gets the message" 1 '^await	false	C stack overflow$' '*' -- "$LW" "$T/nested.lua"
 fi
 
+# --- error objects that are not strings -------------------------------------
+
+for where in main spawn defer; do
+  case $where in
+    main) pre="" post="" ;;
+    spawn) pre="task.spawn(function() " post=" end)" ;;
+    defer) pre="task.defer(function() " post=" end)" ;;
+  esac
+  check "$where: error() says nil" 1 "" '\(error object is a nil value\)' -- "$LW" -e "${pre}error()${post}"
+  check "$where: error({})" 1 "" '\(error object is a table value\)' -- "$LW" -e "${pre}error({})${post}"
+  check "$where: error(table with __tostring) prints it" 1 "" ': my message$' -- \
+    "$LW" -e "${pre}error(setmetatable({}, {__tostring = function() return 'my message' end}))${post}"
+  check "$where: a __tostring that raises" 1 "" '\(error object is a table value\)' -- \
+    "$LW" -e "${pre}error(setmetatable({}, {__tostring = function() error('in tostring') end}))${post}"
+  check "$where: a __tostring that returns a table" 1 "" '\(error object is a table value\)' -- \
+    "$LW" -e "${pre}error(setmetatable({}, {__tostring = function() return {} end}))${post}"
+  check "$where: a __tostring that returns a number" 1 "" '\(error object is a table value\)' -- \
+    "$LW" -e "${pre}error(setmetatable({}, {__tostring = function() return 42 end}))${post}"
+  check "$where: a __tostring that yields" 1 "" '\(error object is a table value\)' -- \
+    "$LW" -e "${pre}error(setmetatable({}, {__tostring = function() coroutine.yield() return 'y' end}))${post}"
+  check "$where: error(true)" 1 "" '\(error object is a boolean value\)' -- "$LW" -e "${pre}error(true)${post}"
+  check "$where: error(42) prints the number" 1 "" ': 42$' -- "$LW" -e "${pre}error(42)${post}"
+done
+check "a replaced global tostring is not used" 1 "" '\(error object is a table value\)' -- \
+  "$LW" -e 'tostring = function() error("hostile tostring") end task.spawn(function() error({}) end)'
+
 # --- task.exit --------------------------------------------------------------
 
 check "task.exit(n) from a deferred task" 5 '^a$' "" -- \
