@@ -564,6 +564,14 @@ describe("pcall and coroutine.wrap inside tasks", function()
   end)
 end)
 
+describe("many arguments", function()
+  it("lw.run hands all of them to its main task", function()
+    local t = {}
+    for i = 1, 5000 do t[i] = i end
+    same(pack(5000, 5000), pack(lw.run(function(...) return select("#", ...), (select(5000, ...)) end, unpack(t))))
+  end)
+end)
+
 describe("install and uninstall out of order", function()
   after_each(function() lw.uninstall() end)
 

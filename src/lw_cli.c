@@ -192,9 +192,16 @@ static int pmain(lua_State *L) {
   lua_insert(L, -2);
   lua_xmove(L, co, 1);
   nargs = 0;
-  if (r->o.script)
+  if (r->o.script) {
+    /* a new thread has room for about 40 values, and pushing past it
+       corrupts the heap: lua.c checks too */
+    if (!lua_checkstack(co, r->argc - r->o.script)) {
+      lua_pushliteral(L, "too many arguments to script");
+      return lua_error(L);
+    }
     for (i = r->o.script + 1; i < r->argc; i++, nargs++)
       lua_pushstring(co, r->argv[i]);
+  }
   S->main = co;
   rc = lw_sched_resume(S, co, L, nargs);
   if (rc == LW_EMEM) {

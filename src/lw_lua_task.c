@@ -132,6 +132,8 @@ int lw_lua_run(lua_State *L) {
   S->exited = 0;
   co = lua_newthread(L);
   lua_insert(L, 1);                /* keep co referenced at index 1 */
+  if (!lua_checkstack(co, lua_gettop(L) - 1)) /* lua_xmove does not grow it */
+    return luaL_error(L, "run: too many arguments");
   lua_xmove(L, co, lua_gettop(L) - 1);
   S->main = co;
   rc = lw_sched_resume(S, co, L, lua_gettop(co) - 1);

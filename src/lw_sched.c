@@ -624,6 +624,10 @@ static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind) {
   lua_State *co;
   if (lua_type(L, fidx) == LUA_TFUNCTION) {
     co = new_thread(S, L);
+    /* lua_xmove does not grow co's stack: a fresh thread has room for
+       about 40 values */
+    if (!lua_checkstack(co, nargs + 1))
+      luaL_error(L, "too many arguments to start a task");
     lua_insert(L, fidx);
     lua_xmove(L, co, nargs + 1); /* f and its arguments */
     *kind = K_START;

@@ -179,6 +179,27 @@ done
 check "a replaced global tostring is not used" 1 "" '\(error object is a table value\)' -- \
   "$LW" -e 'tostring = function() error("hostile tostring") end task.spawn(function() error({}) end)'
 
+# --- many arguments (a new thread has room for about 40) -----------------
+
+script args.lua <<'EOF'
+print(select("#", ...), #arg)
+EOF
+check "a script given 300 arguments gets them all" 0 '^300	300$' "" -- "$LW" "$T/args.lua" $(seq 1 300)
+script manyargs.lua <<'EOF'
+local unpack = table.unpack or unpack
+local t = {}
+for i = 1, 5000 do t[i] = i end
+local function count(...) print(select("#", ...), (select(5000, ...))) end
+task.spawn(count, unpack(t))
+task.defer(count, unpack(t))
+task.delay(0, count, unpack(t))
+local co = coroutine.create(function() count(coroutine.yield()) end)
+coroutine.resume(co)
+task.defer(co, unpack(t))
+EOF
+check "task.spawn/defer/delay with 5000 arguments" 0 '^5000	5000$' "" -- "$LW" "$T/manyargs.lua"
+check "... all four of them" 0 '^4$' "" -- sh -c "$LW $T/manyargs.lua | grep -c '^5000	5000$'"
+
 # --- task.exit --------------------------------------------------------------
 
 check "task.exit(n) from a deferred task" 5 '^a$' "" -- \
