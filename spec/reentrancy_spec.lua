@@ -178,6 +178,36 @@ describe("finalizers calling back", function()
     assert.is_true(next(untracked) ~= nil and #extra > 0, "finalizers ran")
   end)
 
+  it("can untrack a coroutine while luaweave files the values it returned", function()
+    -- lw_resume moves a returned thread's values into the store; a
+    -- finalizer run by that move which untracks the thread must leave
+    -- lw.resume's results intact
+    local pause = collectgarbage("setpause", 0)
+    local stepmul = collectgarbage("setstepmul", 1000)
+    local function restore()
+      collectgarbage("setpause", pause)
+      collectgarbage("setstepmul", stepmul)
+    end
+    finally(restore)
+    local bad, current = {}, nil
+    for i = 1, 3000 do
+      local co
+      co = lw.track(coroutine.create(function()
+        arm(function() lw.untrack(co) end)
+        arm(function() if current then lw.untrack(current) end end)
+        return i, "b", "c"
+      end))
+      current = co
+      local r = pack(lw.resume(co))
+      current = nil
+      if not (r.n == 4 and r[1] == true and r[2] == i and r[3] == "b" and r[4] == "c") then
+        bad[#bad + 1] = i
+      end
+    end
+    restore()
+    assert.are.same({}, bad)
+  end)
+
   it("never wake an awaiter twice, nor a cancelled one, while a target's awaiters wake", function()
     local pause = collectgarbage("setpause", 0)
     finally(function() collectgarbage("setpause", pause) end)
