@@ -208,6 +208,32 @@ describe("finalizers calling back", function()
     assert.are.same({}, bad)
   end)
 
+  it("can cancel a target while task.await registers for it", function()
+    -- registering an awaiter allocates; a finalizer run by that which
+    -- ends the target must not leave the awaiter waiting for good
+    local pause = collectgarbage("setpause", 0)
+    local stepmul = collectgarbage("setstepmul", 1000)
+    local function restore()
+      collectgarbage("setpause", pause)
+      collectgarbage("setstepmul", stepmul)
+    end
+    finally(restore)
+    local n, done = 3000, 0
+    lw.run(function()
+      for _ = 1, n do
+        local target = task.delay(1000, function() end)
+        arm(function() task.cancel(target) end)
+        task.spawn(function()
+          local ok, err = task.await(target)
+          if ok == false and err == "cancelled" then done = done + 1 end
+        end)
+      end
+      full_gc() -- the finalizers not run yet cancel the rest
+    end)
+    restore()
+    assert.are.equal(n, done)
+  end)
+
   it("never wake an awaiter twice, nor a cancelled one, while a target's awaiters wake", function()
     local pause = collectgarbage("setpause", 0)
     finally(function() collectgarbage("setpause", pause) end)

@@ -817,6 +817,16 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
     }
     lua_pop(L, 1);
   }
+  /* registering allocates, and a finalizer run by that can end a target
+     (task.cancel) before L is on its list, where nobody would wake L:
+     then the registration goes stale and the result comes at once */
+  for (i = first; i <= last; i++) {
+    if (ended(S, lua_tothread(L, i))) {
+      if (task_set(S, L, T_RUNNING) == NULL) raise_mem(L);
+      if (isany) lua_pushvalue(L, i);
+      return lw_result(S->s, lua_tothread(L, i), L) + isany;
+    }
+  }
   return lua_yield(L, 0);
 }
 
