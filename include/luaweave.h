@@ -117,8 +117,9 @@ int lw_take(lw_store *s, lua_State *co, lua_State *L);
 /*
 ** Mark co cancelled: it will not be resumed by luaweave again.  Where the
 ** Lua version can (5.4), a suspended co is closed: pending to-be-closed
-** variables run; a co never started loses its function.  A co whose end
-** is recorded already (returned, failed, cancelled) keeps that result.
+** variables run; if one raises, co is failed with that error instead.  A
+** co never started loses its function.  A co whose end is recorded
+** already (returned, failed, cancelled) keeps that result.
 ** Returns LW_OK, or a negative code; LW_ESTATE if co is running or normal.
 ** Tracks co if it was not tracked.  May raise a Lua memory error.
 */

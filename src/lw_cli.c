@@ -192,9 +192,16 @@ static int pmain(lua_State *L) {
   lua_insert(L, -2);
   lua_xmove(L, co, 1);
   nargs = 0;
-  if (r->o.script)
+  if (r->o.script) {
+    /* a new thread has room for about 40 values, and pushing past it
+       corrupts the heap: lua.c checks too */
+    if (!lua_checkstack(co, r->argc - r->o.script)) {
+      lua_pushliteral(L, "too many arguments to script");
+      return lua_error(L);
+    }
     for (i = r->o.script + 1; i < r->argc; i++, nargs++)
       lua_pushstring(co, r->argv[i]);
+  }
   S->main = co;
   rc = lw_sched_resume(S, co, L, nargs);
   if (rc == LW_EMEM) {
@@ -212,12 +219,8 @@ static int pmain(lua_State *L) {
   if (st == LW_FAILED) {
     int t = lua_gettop(L);
     lw_result(S->s, co, L);
-    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-      lw_traceback(L, co, lua_tostring(L, -1));
-    } else {
-      lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
-      lw_traceback(L, co, lua_tostring(L, -1));
-    }
+    lw_sched_errmsg(L); /* as task errors are printed */
+    lw_traceback(L, co, lua_tostring(L, -1));
     fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
     lua_settop(L, t);
     r->status = 1;

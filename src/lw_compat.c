@@ -11,7 +11,15 @@ int lw_co_resume(lua_State *co, lua_State *from, int nargs, int *nres) {
 # if LUA_VERSION_NUM >= 502
   st = lua_resume(co, from, nargs);
 # else
+  /* 5.1 counts nested C calls per thread: without the resumer's count,
+     resumes nested in resumes never reach LUAI_MAXCCALLS and overflow
+     the C stack.  lcorolib's auxresume hands it over the same way.
+     LuaJIT has no such count (nor a real lua_setlevel). */
+#  ifndef LW_LUAJIT
+  if (from != NULL) lua_setlevel(from, co);
+#  else
   (void)from;
+#  endif
   st = lua_resume(co, nargs);
 # endif
   /* Before 5.4 a yield or a return leaves exactly its values in co's
@@ -167,6 +175,19 @@ int lw_yieldable(lua_State *L) {
   lua_pop(L, 1);
   return !ismain;
 #endif
+}
+
+lua_CFunction lw_co_cfunc(lua_State *co) {
+  lua_Debug ar;
+  lua_CFunction f;
+  /* 5.2 moves a yielded C function's frame base up to the values it
+     yielded; its function slot is still right below them when it yielded
+     its whole frame, as coroutine.yield and luaweave's functions do */
+  if (!lua_getstack(co, 0, &ar) || !lua_checkstack(co, 1)) return NULL;
+  if (!lua_getinfo(co, "f", &ar)) return NULL;
+  f = lua_tocfunction(co, -1);
+  lua_pop(co, 1);
+  return f;
 }
 
 int lw_cpcall(lua_State *L, lua_CFunction f, void *ud) {

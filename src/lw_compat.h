@@ -63,4 +63,18 @@ void lw_traceback(lua_State *L, lua_State *co, const char *msg);
 /* 1 if the running function of L may yield */
 int lw_yieldable(lua_State *L);
 
+/* 1 where lw_yieldable cannot be sure: 5.1 and 5.2 have no
+   lua_isyieldable, so it may say yes and lua_yield still raise "attempt
+   to yield across a C-call boundary" (inside pcall on 5.1, in a callback
+   of table.sort, ...) */
+#if LUA_VERSION_NUM < 503 && !defined(LW_LUAJIT)
+#define LW_YIELD_UNSURE 1
+#else
+#define LW_YIELD_UNSURE 0
+#endif
+
+/* the C function at level 0 of co (of a suspended co: the one that
+   yielded), or NULL */
+lua_CFunction lw_co_cfunc(lua_State *co);
+
 #endif

@@ -121,6 +121,13 @@ static int resume_core(lua_State *L, lw_store *s, lua_State *co, int narg) {
     lua_pushstring(L, lw_strerror(st));
     return -1;
   }
+  if (st != LUA_OK && st != LUA_YIELD && lw_status(s, co) != LW_FAILED) {
+    /* Lua refused to run co at all ("C stack overflow": resumes nested
+       too deep) and left its message on co's top; co did not run, so
+       nothing was recorded.  Give the message, as coroutine.resume does */
+    lua_xmove(co, L, 1);
+    return -1;
+  }
   if (lw_status(s, co) > LW_UNTRACKED) { /* recorded: hand out copies */
     n = lw_result(s, co, L);
     if (st == LUA_OK || st == LUA_YIELD) {

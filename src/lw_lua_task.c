@@ -6,6 +6,7 @@
 #include "lw_sched.h"
 #include "lw_compat.h"
 
+#include <limits.h>
 #include <math.h>
 
 static lw_sched *sched(lua_State *L) { return lw_sched_check(L); }
@@ -97,9 +98,17 @@ static int t_exit(lua_State *L) {
   lw_sched *S = sched(L);
   int code = 0;
   if (!lua_isnoneornil(L, 1)) {
-    if (lua_type(L, 1) == LUA_TBOOLEAN) code = lua_toboolean(L, 1) ? 0 : 1;
-    else if (lua_type(L, 1) == LUA_TNUMBER) code = (int)lua_tointeger(L, 1);
-    else
+    if (lua_type(L, 1) == LUA_TBOOLEAN) {
+      code = lua_toboolean(L, 1) ? 0 : 1;
+    } else if (lua_type(L, 1) == LUA_TNUMBER) {
+      /* not lua_tointeger: 5.3+ makes 1.5 a 0, success, and an int
+         cannot hold 2^40 */
+      lua_Number x = lua_tonumber(L, 1);
+      if (!(x >= INT_MIN && x <= INT_MAX) || x != floor(x))
+        return luaL_error(L, "bad argument #1 to 'exit' (number has no "
+                             "integer representation)");
+      code = (int)x;
+    } else
       return luaL_error(L, "bad argument #1 to 'exit' (number expected, got %s)",
                         luaL_typename(L, 1));
   }
@@ -123,6 +132,8 @@ int lw_lua_run(lua_State *L) {
   S->exited = 0;
   co = lua_newthread(L);
   lua_insert(L, 1);                /* keep co referenced at index 1 */
+  if (!lua_checkstack(co, lua_gettop(L) - 1)) /* lua_xmove does not grow it */
+    return luaL_error(L, "run: too many arguments");
   lua_xmove(L, co, lua_gettop(L) - 1);
   S->main = co;
   rc = lw_sched_resume(S, co, L, lua_gettop(co) - 1);

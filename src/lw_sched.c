@@ -206,17 +206,15 @@ static void raise_mem(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* errors                                                              */
 
+/* arg 1's __tostring, when it has one that gives a string */
 static int tostring_protected(lua_State *L) {
-  /* converts arg 1 like tostring, running __tostring */
-  lua_getglobal(L, "tostring");
-  if (!lua_isfunction(L, -1)) return 0;
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 1);
-  return lua_isstring(L, -1) ? 1 : 0;
+  return luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING;
 }
 
-/* push a printable message for the error object on L's top (popped) */
-static void error_message(lua_State *L) {
+/* The rule of lua.c (5.4), on every version and for the CLI's main
+   chunk and tasks alike; not the global tostring, which a script may have
+   replaced, and which gives "nil" or an address */
+void lw_sched_errmsg(lua_State *L) {
   int t = lua_type(L, -1);
   if (t == LUA_TSTRING || t == LUA_TNUMBER) {
     lua_pushstring(L, lua_tostring(L, -1));
@@ -225,7 +223,8 @@ static void error_message(lua_State *L) {
   }
   lua_pushcfunction(L, tostring_protected);
   lua_insert(L, -2);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
+  /* protected: a __tostring that raises (or yields) costs its message */
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
     lua_pop(L, 1);
     lua_pushfstring(L, "(error object is a %s value)", lua_typename(L, t));
   }
@@ -238,7 +237,7 @@ static void report(lw_sched *S, lua_State *co, lua_State *W) {
   luaL_checkstack(T, 8, "report");
   S->nerrors++;
   if (lw_result(S->s, co, T) == 2) {
-    error_message(T);
+    lw_sched_errmsg(T);
     lw_traceback(T, co, lua_tostring(T, -1));
   } else {
     lw_traceback(T, co, "task failed");
@@ -338,15 +337,46 @@ static void finished(lw_sched *S, lua_State *co, int failed, lua_State *W) {
 static void do_cancel(lw_sched *S, lua_State *co, lua_State *W) {
   task_drop(S, co);
   if (lw_cancel(S->s, co, W) == LW_EMEM) raise_mem(W);
-  finished(S, co, 0, W);
+  /* failed: a to-be-closed variable raised while it closed */
+  finished(S, co, lw_status(S->s, co) == LW_FAILED, W);
 }
 
 /* ------------------------------------------------------------------ */
 /* resuming                                                            */
 
+static void report_msg(lw_sched *S, lua_State *co, const char *msg);
+
+/* 5.1 and 5.2 cannot tell beforehand whether a task may yield: a wait,
+   await or async operation can be registered and its yield then fail
+   ("attempt to yield across ...", caught by a pcall).  A co that later
+   yields from coroutine.yield has yielded plainly, whatever it registered
+   before, and that registration must not resume it. */
+static int yielded_plainly(lw_sched *S, lua_State *co) {
+  return LW_YIELD_UNSURE && S->yieldfn != NULL && lw_co_cfunc(co) == S->yieldfn;
+}
+
+/* Lua refused to run co at all ("C stack overflow": resumes nested too
+   deep) and left its message on co's top.  A task is not retried later
+   (its arguments are gone): it fails with that message, as if it had
+   raised it, so that it is reported or handed to its awaiters.  A
+   yielded co that this Lua cannot close (before 5.4) is cancelled and the
+   message reported.  1 if co is now failed. */
+static int refused(lw_sched *S, lua_State *co, lua_State *W) {
+  luaL_checkstack(W, 4, "resume");
+  lua_xmove(co, W, 1);
+  if (lw_cancel(S->s, co, W) == LW_EMEM) raise_mem(W); /* never run: dead */
+  if (lw_co_status(W, co) == LW_CO_DEAD && lua_gettop(co) == 0) {
+    lw_store_setfailure(S->s, co, W); /* pops the message */
+    return 1;
+  }
+  report_msg(S, co, lua_tostring(W, -1));
+  lua_pop(W, 1);
+  return 0;
+}
+
 int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
   lw_rec *r;
-  int st, n;
+  int st, n, failed;
   if (lw_track(S->s, co) == LW_EMEM || task_set(S, co, T_RUNNING) == NULL) {
     lua_pop(co, nargs);
     return LW_EMEM;
@@ -363,13 +393,15 @@ int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
        wait, an await, an async operation), it never runs again; its
        entries go stale with its record */
     if (r != NULL && (r->flags & TF_CANCEL)) do_cancel(S, co, from);
-    else if (r != NULL && r->status == T_RUNNING)
+    else if (r != NULL && (r->status == T_RUNNING || yielded_plainly(S, co)))
       task_drop(S, co); /* a plain yield: someone else resumes it, or nobody */
     return st;
   }
   task_drop(S, co);
   if (lw_status(S->s, co) < LW_PENDING) return st; /* untracked meanwhile */
-  finished(S, co, st != LUA_OK, from);
+  failed = st != LUA_OK;
+  if (failed && lw_status(S->s, co) != LW_FAILED) failed = refused(S, co, from);
+  finished(S, co, failed, from);
   return st;
 }
 
@@ -397,6 +429,11 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
   int top = lua_gettop(T), n = 0, i, st;
   unanchor(S, T, e->ref);
   if (!ent_live(S, e)) {
+    lua_settop(T, top);
+    return 0;
+  }
+  if (e->kind >= K_WAIT && yielded_plainly(S, co)) {
+    task_drop(S, co); /* a coroutine no task drives (see yielded_plainly) */
     lua_settop(T, top);
     return 0;
   }
@@ -508,6 +545,20 @@ static int open_protected(lua_State *L) {
   lua_pushlightuserdata(L, S);
   lua_pushcclosure(L, complete_protected, 1);
   S->cref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (LW_YIELD_UNSURE) { /* see yielded_plainly */
+    int top = lua_gettop(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    if (lua_istable(L, -1)) {
+      lua_pushliteral(L, "coroutine");
+      lua_rawget(L, -2);
+      if (lua_istable(L, -1)) {
+        lua_pushliteral(L, "yield");
+        lua_rawget(L, -2);
+        S->yieldfn = lua_tocfunction(L, -1);
+      }
+    }
+    lua_settop(L, top);
+  }
   b = (sbox *)lua_newuserdata(L, sizeof(sbox));
   b->S = NULL;
   lua_createtable(L, 0, 1);
@@ -585,6 +636,10 @@ static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind) {
   lua_State *co;
   if (lua_type(L, fidx) == LUA_TFUNCTION) {
     co = new_thread(S, L);
+    /* lua_xmove does not grow co's stack: a fresh thread has room for
+       about 40 values */
+    if (!lua_checkstack(co, nargs + 1))
+      luaL_error(L, "too many arguments to start a task");
     lua_insert(L, fidx);
     lua_xmove(L, co, nargs + 1); /* f and its arguments */
     *kind = K_START;
@@ -774,6 +829,16 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
     }
     lua_pop(L, 1);
   }
+  /* registering allocates, and a finalizer run by that can end a target
+     (task.cancel) before L is on its list, where nobody would wake L:
+     then the registration goes stale and the result comes at once */
+  for (i = first; i <= last; i++) {
+    if (ended(S, lua_tothread(L, i))) {
+      if (task_set(S, L, T_RUNNING) == NULL) raise_mem(L);
+      if (isany) lua_pushvalue(L, i);
+      return lw_result(S->s, lua_tothread(L, i), L) + isany;
+    }
+  }
   return lua_yield(L, 0);
 }
 
@@ -790,7 +855,9 @@ int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
   lua_Debug ar;
   if (S == NULL || co == NULL || GONE(S)) return LW_EINVAL;
   if (lw_universe(co) != S->s->universe) return LW_EUNIVERSE;
-  if (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)) {
+  /* co == W first: in an error handler LuaJIT's status of the running
+     thread is LUA_ERRERR, not LUA_OK */
+  if (co == W || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar))) {
     /* running or normal: stop it when it next yields */
     if ((r = task_rec(S, co)) == NULL) {
       if (lw_track(S->s, co) == LW_EMEM) return LW_EMEM;

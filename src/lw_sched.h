@@ -45,6 +45,7 @@ struct lw_sched {
   size_t wlists;        /* targets with a waiter list */
   int exited, exitcode, stepping, closed;
   lua_State *main;      /* lw.run's main task, awaited by run */
+  lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE */
   lw_clock_fn clock;
   void *clock_ud;
   lw_error_fn onerror;
@@ -74,6 +75,11 @@ lw_sched *lw_sched_check(lua_State *L);
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds);
 int lw_sched_await(lw_sched *S, lua_State *L, int first, int last);
 int lw_sched_exit(lw_sched *S, lua_State *L, int code);
+
+/* replace the error object on L's top by a printable message: a string
+   or number as is, else its __tostring if that gives a string, else
+   "(error object is a <type> value)"; runs __tostring protected */
+void lw_sched_errmsg(lua_State *L);
 
 /* task.cancel: W is the running thread */
 int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W);

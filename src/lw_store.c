@@ -332,6 +332,28 @@ static int values_filer(lua_State *co) {
   return 0;
 }
 
+/* A __gc untracked co while its n returned values were being filed: put
+   them back on co's stack, where lw_resume leaves an untracked thread's
+   results, and drop the filed copy.  The GC may have shrunk the stack. */
+static int unfile(lw_store *s, lua_State *co, int n) {
+  int i, t;
+  if (!lua_checkstack(co, n + 3)) {
+    clear_vals(s, co);
+    return LW_EMEM;
+  }
+  lua_rawgeti(co, LUA_REGISTRYINDEX, s->vref);
+  lua_pushthread(co);
+  lua_rawget(co, -2); /* one value as is, several packed */
+  if (n > 1) {
+    t = lua_gettop(co);
+    for (i = 1; i <= n; i++) lua_rawgeti(co, t, i);
+    lua_remove(co, t);
+  }
+  lua_remove(co, -(n + 1)); /* the values table */
+  clear_vals(s, co);
+  return LW_OK;
+}
+
 /* record a return of n values (on co's stack) */
 static int record_return(lw_store *s, lua_State *co, int n) {
   lw_rec *r;
@@ -344,7 +366,8 @@ static int record_return(lw_store *s, lua_State *co, int n) {
       return LW_EMEM;
     }
   }
-  if ((r = find(s, co)) == NULL) return LW_OK; /* untracked by a __gc */
+  if ((r = find(s, co)) == NULL) /* untracked by a __gc meanwhile */
+    return n > 0 ? unfile(s, co, n) : LW_OK;
   r->status = LW_RETURNED;
   r->flags = n > 0 ? LW_F_VALS : 0;
   r->nres = (unsigned)n;
@@ -477,7 +500,15 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
   if (st == LUA_OK) {
     lua_settop(co, 0); /* never started: dropping the function kills it */
   } else if (st == LUA_YIELD && lw_co_canreset()) {
-    lw_co_reset(co, from); /* runs pending to-be-closed variables */
+    /* runs pending to-be-closed variables; one that raises fails co with
+       its error, as coroutine.close reports it, instead of losing it */
+    if (lw_co_reset(co, from) != LUA_OK) {
+      luaL_checkstack(from, 4, "cancel");
+      lua_xmove(co, from, 1);
+      lua_settop(co, 0);
+      lw_store_setfailure(s, co, from);
+      return LW_OK;
+    }
     lua_settop(co, 0);
   }
   return LW_OK;
