@@ -11,12 +11,20 @@
 /* same contract as lua_Alloc, so a Lua state's allocator can feed the map */
 typedef void *(*lw_map_alloc)(void *ud, void *p, size_t osize, size_t nsize);
 
-/* A record is 8 bytes; its meaning is the store's (lw_store.c). */
+/* A record is 8 bytes, shared by the result store and the scheduler, so
+   that one probe finds everything either knows of a thread.  The store
+   owns status..below (lw_store.c), the scheduler task..ticket
+   (lw_sched.c).  A slot lives while either has something to say: a
+   thread the store does not track but the scheduler runs has status 0. */
 typedef struct lw_rec {
-  unsigned status : 4;
-  unsigned flags : 4;
-  unsigned nres : 24;   /* values recorded (Lua stacks hold < 2^24) */
-  unsigned top;         /* co's stack top when recorded */
+  unsigned status : 3;  /* store: an lw_status code; 0 = untracked */
+  unsigned vals : 1;    /* store: the values live in the values table */
+  unsigned wide : 1;    /* store: nres and top are in the store's wide map */
+  unsigned task : 3;    /* scheduler: the task's state; 0 = not a task */
+  unsigned cancel : 1;  /* scheduler: cancel the task at its next yield */
+  unsigned nres : 13;   /* store: values recorded (unless wide) */
+  unsigned below : 10;  /* store: co's stack top - nres (unless wide) */
+  unsigned ticket;      /* scheduler: the task's ticket */
 } lw_rec;
 
 typedef struct lw_slot {
@@ -28,6 +36,8 @@ typedef struct lw_map {
   lw_slot *slots;
   size_t mask;          /* capacity - 1; capacity is 0 or a power of 2 */
   size_t count;
+  unsigned long gen;    /* bumped whenever slots may move: a record
+                           pointer taken at gen g is good while gen == g */
   lw_map_alloc alloc;
   void *ud;
 } lw_map;
@@ -48,6 +58,9 @@ int lw_map_insert(lw_map *m, lw_tkey k, lw_rec **rec);
 /* remove k: 1 removed, 0 absent.  Never allocates, so it is safe inside
    an allocator hook. */
 int lw_map_remove(lw_map *m, lw_tkey k);
+
+/* remove the entry whose record r is (found at the current gen) */
+void lw_map_remove_rec(lw_map *m, lw_rec *r);
 
 /* shrink when mostly empty; keeps the map as is if memory runs out */
 void lw_map_compact(lw_map *m);

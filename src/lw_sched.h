@@ -28,7 +28,6 @@ struct lw_sched {
   lw_store *s;           /* NULL once the store is gone (lua_close) */
   lua_Alloc f;           /* the allocator under the store's hook */
   void *ud;
-  lw_map tasks;         /* task -> {status: state, top: ticket} */
   lw_ent *q;            /* deferred FIFO, a ring */
   size_t qhead, qlen, qcap;
   lw_timer *heap;       /* timers, a binary min-heap on (due, seq) */

@@ -792,14 +792,15 @@ static void test_churn(void **state) {
   churn_round(100000);
   after1 = heap.bytes;
   assert_int_equal(0, lw_store_count(S->s));
-  assert_int_equal(0, S->tasks.count);
+  assert_int_equal(0, S->s->ntasks);
   churn_round(100000);
   after2 = heap.bytes;
-  /* the scheduler gives back its queue, heap and task map; what stays
-     is the store's map (it does not shrink when the GC frees threads)
-     and the anchor table's array part; a second round adds nothing */
+  /* the scheduler gives back its queue and heap, and keeps no task
+     state; what stays is the store's map (it does not shrink when the GC
+     frees threads) and the anchor table's array part; a second round
+     adds nothing */
   assert_true(S->qcap <= 64 && S->hcap <= 64);
-  assert_int_equal(0, lw_map_capacity(&S->tasks));
+  assert_int_equal(0, S->s->ntasks);
   assert_true((size_t)(after1 - before) < lw_store_bytes(S->s) + 3 * 1024 * 1024);
   assert_true(after2 <= after1 + 4096);
   assert_int_equal(0, lw_store_count(S->s));
@@ -921,6 +922,30 @@ static void test_recycle(void **state) {
   close_all();
 }
 
+/* a task keeps running when the store forgets it meanwhile: the
+   scheduler's state outlives the store's record of the thread */
+static void test_untracked_task(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "local lw = require 'luaweave'\n"
+    "w = task.spawn(function() L('w0'); task.wait(0); L('w1') end)\n"
+    "d = task.defer(function() L('d') end)\n"
+    "lw.untrack(w); lw.untrack(d)\n"
+    "L(lw.status(w), lw.status(d))\n");
+  expect_log("w0 untracked,untracked");
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  assert_int_equal(2, (int)S->s->ntasks);
+  assert_int_equal(0, (int)lw_store_count(S->s));
+  drain();
+  expect_log("d w1");
+  assert_int_equal(0, (int)S->s->ntasks);
+  /* every task is tracked again when it runs */
+  assert_int_equal(LW_RETURNED, status_of("w"));
+  assert_int_equal(LW_RETURNED, status_of("d"));
+  close_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order),
@@ -941,6 +966,7 @@ int main(void) {
     cmocka_unit_test(test_churn),
     cmocka_unit_test(test_recycle),
     cmocka_unit_test(test_unheld_task_gc),
+    cmocka_unit_test(test_untracked_task),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
