@@ -32,7 +32,13 @@
 **
 ** A record pointer is invalidated by anything that may allocate Lua
 ** memory (the GC may free a tracked thread, and removal shifts slots), so
-** functions look the record up again after such calls.
+** functions look the record up again after such calls, unless the map's
+** generation (lw_map.h) says nothing moved.
+**
+** The record is shared with the scheduler (lw_store.h): one probe per
+** resumption finds both the result and the task state.  A thread the
+** scheduler runs but the store no longer tracks keeps a record with
+** status 0; lw_store_count counts only tracked ones.
 */
 #include "lw_store.h"
 #include "lw_compat.h"
