@@ -90,6 +90,7 @@ static int t_before(const lw_timer *a, const lw_timer *b) {
 
 static int h_push(lw_sched *S, double due, const lw_ent *e) {
   size_t i;
+  lw_timer t;
   if (S->hlen == S->hcap) {
     size_t ncap = S->hcap ? S->hcap * 2 : 64;
     lw_timer *nh = (lw_timer *)sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer),
@@ -98,27 +99,72 @@ static int h_push(lw_sched *S, double due, const lw_ent *e) {
     S->heap = nh;
     S->hcap = ncap;
   }
-  i = S->hlen++;
-  S->heap[i].due = due;
-  S->heap[i].seq = S->seq++;
-  S->heap[i].e = *e;
-  while (i > 0 && t_before(&S->heap[i], &S->heap[(i - 1) / 2])) {
-    lw_timer t = S->heap[i];
+  t.due = due;
+  t.seq = S->seq++;
+  t.e = *e;
+  /* sift the hole up, then fill it once */
+  for (i = S->hlen++; i > 0 && t_before(&t, &S->heap[(i - 1) / 2]);
+       i = (i - 1) / 2)
     S->heap[i] = S->heap[(i - 1) / 2];
-    S->heap[(i - 1) / 2] = t;
-    i = (i - 1) / 2;
-  }
+  S->heap[i] = t;
   if (S->notify) S->notify(S);
   return LW_OK;
 }
 
+/* zero-delay timers (task.wait(0), task.wait(), task.delay(0)) are due
+   "now" when set, so they arrive in (due, seq) order: a FIFO keeps them
+   sorted at O(1), and the earliest timer is the earlier of its head and
+   the heap's top.  A clock that steps back (a host's) sends a timer to
+   the heap instead, so the FIFO stays sorted. */
+/* move the FIFO into ncap (a power of 2, >= zlen) slots, unwrapped */
+static int z_resize(lw_sched *S, size_t ncap) {
+  size_t i;
+  lw_timer *nz = (lw_timer *)sched_alloc(S, NULL, 0, ncap * sizeof(lw_timer));
+  if (nz == NULL) return LW_EMEM;
+  for (i = 0; i < S->zlen; i++) nz[i] = S->zq[(S->zhead + i) & (S->zcap - 1)];
+  if (S->zq) sched_alloc(S, S->zq, S->zcap * sizeof(lw_timer), 0);
+  S->zq = nz;
+  S->zcap = ncap;
+  S->zhead = 0;
+  return LW_OK;
+}
+
+static int z_push(lw_sched *S, double due, const lw_ent *e) {
+  lw_timer *t;
+  if (S->zlen == S->zcap && z_resize(S, S->zcap ? S->zcap * 2 : 64) != LW_OK)
+    return LW_EMEM;
+  t = &S->zq[(S->zhead + S->zlen++) & (S->zcap - 1)];
+  t->due = due;
+  t->seq = S->seq++;
+  t->e = *e;
+  if (S->notify) S->notify(S);
+  return LW_OK;
+}
+
+/* a timer due at `due`; zero: set with no delay */
+static int t_push(lw_sched *S, double due, const lw_ent *e, int zero) {
+  if (zero && (S->zlen == 0 ||
+               S->zq[(S->zhead + S->zlen - 1) & (S->zcap - 1)].due <= due))
+    return z_push(S, due, e);
+  return h_push(S, due, e);
+}
+
+/* the earliest timer, or NULL */
+static lw_timer *t_peek(lw_sched *S) {
+  lw_timer *z = S->zlen ? &S->zq[S->zhead] : NULL;
+  if (S->hlen == 0) return z;
+  return (z != NULL && t_before(z, &S->heap[0])) ? z : &S->heap[0];
+}
+
 /* give back what a burst of work left behind: between steps, a queue,
-   heap or task map used to a quarter or less shrinks (keeping room to
+   FIFO or heap used to a quarter or less shrinks (keeping room to
    double); if memory runs out, the bigger one stays */
 static void shrink(lw_sched *S) {
   size_t ncap;
   for (ncap = S->qcap; ncap > 64 && S->qlen * 4 < ncap; ncap /= 2) {}
   if (ncap < S->qcap) (void)q_resize(S, ncap);
+  for (ncap = S->zcap; ncap > 64 && S->zlen * 4 < ncap; ncap /= 2) {}
+  if (ncap < S->zcap) (void)z_resize(S, ncap);
   for (ncap = S->hcap; ncap > 64 && S->hlen * 4 < ncap; ncap /= 2) {}
   if (ncap < S->hcap) {
     lw_timer *nh = (lw_timer *)sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer),
@@ -131,22 +177,32 @@ static void shrink(lw_sched *S) {
 }
 
 static lw_timer h_pop(lw_sched *S) {
-  lw_timer top = S->heap[0];
+  lw_timer top = S->heap[0], last;
   size_t i = 0, n = --S->hlen;
-  S->heap[0] = S->heap[n];
+  if (n == 0) return top;
+  last = S->heap[n];
+  /* sift the hole down, then fill it with the last timer once */
   for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && t_before(&S->heap[l], &S->heap[m])) m = l;
-    if (r < n && t_before(&S->heap[r], &S->heap[m])) m = r;
-    if (m == i) break;
-    {
-      lw_timer t = S->heap[i];
-      S->heap[i] = S->heap[m];
-      S->heap[m] = t;
-    }
-    i = m;
+    size_t c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && t_before(&S->heap[c + 1], &S->heap[c])) c++;
+    if (!t_before(&S->heap[c], &last)) break;
+    S->heap[i] = S->heap[c];
+    i = c;
   }
+  S->heap[i] = last;
   return top;
+}
+
+/* take the earliest timer (there is one) */
+static lw_timer t_pop(lw_sched *S) {
+  lw_timer t;
+  if (S->zlen == 0 || (S->hlen > 0 && t_before(&S->heap[0], &S->zq[S->zhead])))
+    return h_pop(S);
+  t = S->zq[S->zhead];
+  S->zhead = (S->zhead + 1) & (S->zcap - 1);
+  S->zlen--;
+  return t;
 }
 
 /* anchor the value on L's top (popped); may raise a memory error */
@@ -400,12 +456,13 @@ static lw_rec *ent_live(lw_sched *S, const lw_ent *e) {
   return NULL;
 }
 
-/* drop stale timers from the top of the heap (a cancelled or woken task's),
-   so that the next deadline, run and deadlock see only live ones; W is the
+/* drop stale timers from the front (a cancelled or woken task's), so
+   that the next deadline, run and deadlock see only live ones; W is the
    running thread */
 static void purge_timers(lw_sched *S, lua_State *W) {
-  while (S->hlen > 0 && ent_live(S, &S->heap[0].e) == NULL) {
-    lw_timer t = h_pop(S);
+  lw_timer *p;
+  while ((p = t_peek(S)) != NULL && ent_live(S, &p->e) == NULL) {
+    lw_timer t = t_pop(S);
     unanchor(S, W, t.e.ref);
     lua_pop(W, 1);
   }
@@ -502,6 +559,7 @@ static int sched_gc(lua_State *L) {
   if (S->driver_free) S->driver_free(S);
   if (S->q) sched_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
   if (S->heap) sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer), 0);
+  if (S->zq) sched_alloc(S, S->zq, S->zcap * sizeof(lw_timer), 0);
   sched_alloc(S, S, sizeof *S, 0);
   return 0;
 }
@@ -681,7 +739,7 @@ static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
   e.t0 = 0;
   e.ref = anchor(S, L);
   if (seconds < 0) e2 = q_push(S, &e);
-  else e2 = h_push(S, lw_sched_now(S) + seconds, &e);
+  else e2 = t_push(S, lw_sched_now(S) + seconds, &e, seconds == 0);
   if (e2 != LW_OK) {
     unanchor(S, L, e.ref);
     lua_pop(L, 1);
@@ -725,9 +783,10 @@ int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
   e.ticket = r->ticket;
   e.kind = K_WAIT;
   e.t0 = now;
-  if (h_push(S, now + sane_seconds(seconds), &e) != LW_OK) {
+  seconds = sane_seconds(seconds);
+  if (t_push(S, now + seconds, &e, seconds == 0) != LW_OK) {
     unanchor(S, L, e.ref);
-    task_put(S, r, T_RUNNING); /* h_push allocates outside Lua: r holds */
+    task_put(S, r, T_RUNNING); /* t_push allocates outside Lua: r holds */
     raise_mem(L);
   }
   return lua_yield(L, 0);
@@ -911,9 +970,10 @@ static int step_protected(lua_State *L) {
     lw_ent e = q_pop(S);
     a->count += run_entry(S, &e);
   }
-  while (!S->exited && S->hlen > 0 && S->heap[0].due <= now &&
-         S->heap[0].seq < seq0) {
-    lw_timer t = h_pop(S);
+  lw_timer *p;
+  while (!S->exited && (p = t_peek(S)) != NULL && p->due <= now &&
+         p->seq < seq0) {
+    lw_timer t = t_pop(S);
     a->count += run_entry(S, &t.e);
   }
   while (!S->exited && S->qlen > 0) {
@@ -945,8 +1005,8 @@ double lw_sched_next(lw_sched *S) {
   double d;
   if (S == NULL || GONE(S) || S->exited) return -1;
   if (S->qlen > 0) return 0;
-  if (S->hlen > 0) {
-    d = S->heap[0].due - lw_sched_now(S);
+  if (lw_sched_ntimers(S) > 0) {
+    d = t_peek(S)->due - lw_sched_now(S);
     return d > 0 ? d : 0;
   }
   /* outstanding I/O on luaweave's own loop is polled at each step */
@@ -982,8 +1042,8 @@ void lw_sched_clear(lw_sched *S, lua_State *W) {
     unanchor(S, W, e.ref);
     lua_pop(W, 1);
   }
-  while (S->hlen > 0) {
-    lw_timer t = h_pop(S);
+  while (lw_sched_ntimers(S) > 0) {
+    lw_timer t = t_pop(S);
     unanchor(S, W, t.e.ref);
     lua_pop(W, 1);
   }
@@ -994,10 +1054,10 @@ void lw_sched_clear(lw_sched *S, lua_State *W) {
 }
 
 int lw_sched_deadlocked(const lw_sched *S) {
-  return S->qlen == 0 && S->hlen == 0 && S->nasync == 0 && S->nwaiting > 0;
+  return S->qlen == 0 && lw_sched_ntimers(S) == 0 && S->nasync == 0 && S->nwaiting > 0;
 }
 
-size_t lw_sched_ready(const lw_sched *S) { return S ? S->qlen + S->hlen : 0; }
+size_t lw_sched_ready(const lw_sched *S) { return S ? S->qlen + lw_sched_ntimers(S) : 0; }
 size_t lw_sched_waiting(const lw_sched *S) { return S ? S->nwaiting : 0; }
 size_t lw_sched_async(const lw_sched *S) { return S ? S->nasync : 0; }
 size_t lw_sched_errors(const lw_sched *S) { return S ? S->nerrors : 0; }
@@ -1066,6 +1126,11 @@ int lw_sched_check_invariants(lw_sched *S) {
   if ((e = lw_store_check(S->s)) != 0) return e;
   for (i = 1; i < S->hlen; i++)
     if (t_before(&S->heap[i], &S->heap[(i - 1) / 2])) return __LINE__;
+  if (S->zlen > S->zcap || (S->zcap & (S->zcap - 1)) != 0) return __LINE__;
+  for (i = 1; i < S->zlen; i++) /* the FIFO is sorted */
+    if (!t_before(&S->zq[(S->zhead + i - 1) & (S->zcap - 1)],
+                  &S->zq[(S->zhead + i) & (S->zcap - 1)]))
+      return __LINE__;
   i = 0;
   while ((sl = lw_map_next(&S->s->map, &i)) != NULL) {
     if (sl->rec.task > T_ASYNC) return __LINE__;

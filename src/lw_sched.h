@@ -32,6 +32,8 @@ struct lw_sched {
   size_t qhead, qlen, qcap;
   lw_timer *heap;       /* timers, a binary min-heap on (due, seq) */
   size_t hlen, hcap;
+  lw_timer *zq;         /* zero-delay timers, a FIFO ring sorted by (due, seq) */
+  size_t zhead, zlen, zcap;
   unsigned long long seq;
   unsigned ticket;
   int aref;             /* registry ref: anchor table */
@@ -62,6 +64,11 @@ int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs);
 /* drop every queued resumption, timer and waiter (after task.exit or a
    deadlock, so that the next run starts clean); W: the running thread */
 void lw_sched_clear(lw_sched *S, lua_State *W);
+
+/* timers set (heap and zero-delay FIFO) */
+static inline size_t lw_sched_ntimers(const lw_sched *S) {
+  return S->hlen + S->zlen;
+}
 
 /* run the scheduler's own loop-less check: 1 if deadlocked */
 int lw_sched_deadlocked(const lw_sched *S);

@@ -2,6 +2,7 @@
    next deadline, cancel in every state, await/any, deadlock, errors,
    exit, async C functions, and churn.  No libuv loop is involved. */
 #include "lwtest.h"
+#include <math.h>
 #include <stdio.h>
 
 static lwt_heap heap;
@@ -799,7 +800,7 @@ static void test_churn(void **state) {
      state; what stays is the store's map (it does not shrink when the GC
      frees threads) and the anchor table's array part; a second round
      adds nothing */
-  assert_true(S->qcap <= 64 && S->hcap <= 64);
+  assert_true(S->qcap <= 64 && S->hcap <= 64 && S->zcap <= 64);
   assert_int_equal(0, S->s->ntasks);
   assert_true((size_t)(after1 - before) < lw_store_bytes(S->s) + 3 * 1024 * 1024);
   assert_true(after2 <= after1 + 4096);
@@ -946,6 +947,38 @@ static void test_untracked_task(void **state) {
   close_all();
 }
 
+/* zero-delay timers keep their place among all timers: deadline order,
+   FIFO ties, even when a host's clock steps back */
+static void test_zero_timers_order(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L, "task.delay(0.5, function() L('t05') end)");
+  clk = 1;
+  lwt_do(L,
+    "task.spawn(function() task.wait(0); L('z1') end)\n"
+    "task.delay(0, function() L('d0') end)\n"
+    "task.delay(0.25, function() L('t125') end)\n");
+  clk = 0.75; /* back */
+  lwt_do(L,
+    "task.delay(0, function() L('back') end)\n"
+    "task.spawn(function() task.wait(); L('z2') end)\n");
+  assert_int_equal(6, lw_sched_ready(S));
+  assert_true(lw_sched_next(S) == 0);
+  clk = 0.8;
+  assert_int_equal(3, step());
+  expect_log("t05 back z2");
+  assert_true(fabs(lw_sched_next(S) - 0.2) < 1e-9);
+  clk = 1.1;
+  assert_int_equal(2, step());
+  expect_log("z1 d0");
+  assert_true(fabs(lw_sched_next(S) - 0.15) < 1e-9);
+  clk = 2;
+  assert_int_equal(1, step());
+  expect_log("t125");
+  assert_int_equal(0, lw_sched_ready(S));
+  close_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order),
@@ -967,6 +1000,7 @@ int main(void) {
     cmocka_unit_test(test_recycle),
     cmocka_unit_test(test_unheld_task_gc),
     cmocka_unit_test(test_untracked_task),
+    cmocka_unit_test(test_zero_timers_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
