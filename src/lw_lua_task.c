@@ -8,7 +8,13 @@
 
 #include <math.h>
 
-static lw_sched *sched(lua_State *L) { return lw_sched_check(L); }
+/* the scheduler, from the box every task function holds as its upvalue
+   (no registry lookup per call); the slow path says why there is none */
+static lw_sched *sched(lua_State *L) {
+  lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
+  if (S == NULL || S->closed || S->s == NULL) return lw_sched_check(L);
+  return S;
+}
 
 /* the function or thread at index 1, with a bad-argument error otherwise */
 static void check_target(lua_State *L, int arg, const char *fname) {
@@ -114,7 +120,7 @@ static int t_clock(lua_State *L) {
 
 /* lw.run(f, ...): f as the main task, until no task can run any more */
 int lw_lua_run(lua_State *L) {
-  lw_sched *S = sched(L);
+  lw_sched *S = lw_sched_check(L);
   lua_State *co;
   int rc, n;
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -166,8 +172,9 @@ static const luaL_Reg task_funcs[] = {
 };
 
 int luaopen_luaweave_task(lua_State *L) {
-  sched(L);
+  lw_sched_check(L);
   lua_createtable(L, 0, 9);
-  lw_setfuncs(L, task_funcs, 0);
+  lw_sched_pushbox(L);
+  lw_setfuncs(L, task_funcs, 1);
   return 1;
 }

@@ -590,6 +590,10 @@ static int open_protected(lua_State *L) {
   return 0;
 }
 
+void lw_sched_pushbox(lua_State *L) {
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
+}
+
 lw_sched *lw_sched_get(lua_State *L) {
   sbox *b;
   if (L == NULL) return NULL;

@@ -76,6 +76,10 @@ int lw_sched_deadlocked(const lw_sched *S);
 /* the scheduler of the running task's state, raising if none can be made */
 lw_sched *lw_sched_check(lua_State *L);
 
+/* push the scheduler's box: a userdata whose first field is the
+   lw_sched *, NULL once the state is closing.  There must be one. */
+void lw_sched_pushbox(lua_State *L);
+
 /* task.wait/await/any/exit from C: suspend the running task L */
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds);
 int lw_sched_await(lw_sched *S, lua_State *L, int first, int last);
