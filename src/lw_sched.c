@@ -4,7 +4,7 @@
 **
 ** Tasks are Lua threads tracked in the result store.  A task that waits
 ** for something (a timer, another task, an async operation, its turn in
-** the deferred queue) is anchored in one Lua table, by a luaL_ref slot
+** the deferred queue) is anchored in one Lua table, by a slot number
 ** that its queue or heap entry carries: O(1), no hashing, and the entry
 ** knows what to unanchor.  A task suspended by a plain coroutine.yield is
 ** anchored by nobody: if no one else holds it, the GC may take it.
@@ -205,22 +205,54 @@ static lw_timer t_pop(lw_sched *S) {
   return t;
 }
 
+static void raise_mem(lua_State *L) {
+  lua_pushliteral(L, "not enough memory");
+  lua_error(L);
+}
+
+/* Anchors are slots of one Lua table's array part.  The free slots are a
+   stack of numbers kept in C (not luaL_ref's list inside the table): one
+   raw set anchors, one raw set of nil frees, and the stack always has
+   room for every slot, so freeing never allocates. */
+
 /* anchor the value on L's top (popped); may raise a memory error */
 static int anchor(lw_sched *S, lua_State *L) {
-  int ref;
+  int ref, fresh = S->nafree == 0;
+  if (fresh && S->alen == S->afreecap) {
+    size_t ncap = S->afreecap ? S->afreecap * 2 : 64;
+    int *nf = (int *)sched_alloc(S, S->afree, S->afreecap * sizeof(int),
+                                 ncap * sizeof(int));
+    if (nf == NULL || ncap > (size_t)0x7fffffff) raise_mem(L);
+    S->afree = nf;
+    S->afreecap = ncap;
+  }
+  ref = fresh ? (int)S->alen + 1 : S->afree[S->nafree - 1];
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->aref);
   lua_insert(L, -2);
-  ref = luaL_ref(L, -2);
+  lua_rawseti(L, -2, ref); /* a fresh slot may allocate: then no change */
   lua_pop(L, 1);
+  if (fresh) S->alen++;
+  else S->nafree--;
   return ref;
+}
+
+/* free an anchor slot, dropping its value */
+static void anchor_free(lw_sched *S, lua_State *L, int ref) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->aref);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, ref);
+  lua_pop(L, 1);
+  S->afree[S->nafree++] = ref;
 }
 
 /* push the anchored value and free its slot */
 static void unanchor(lw_sched *S, lua_State *L, int ref) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->aref);
   lua_rawgeti(L, -1, ref);
-  luaL_unref(L, -2, ref);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, ref);
   lua_remove(L, -2);
+  S->afree[S->nafree++] = ref;
 }
 
 static void push_thread(lua_State *L, lua_State *co) {
@@ -267,11 +299,6 @@ static void task_end(lw_sched *S, lua_State *co, lw_rec *r) {
 static void task_drop(lw_sched *S, lua_State *co) {
   lw_rec *r = lw_store_find(S->s, co);
   if (r != NULL) task_end(S, co, r);
-}
-
-static void raise_mem(lua_State *L) {
-  lua_pushliteral(L, "not enough memory");
-  lua_error(L);
 }
 
 /* ------------------------------------------------------------------ */
@@ -560,6 +587,7 @@ static int sched_gc(lua_State *L) {
   if (S->q) sched_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
   if (S->heap) sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer), 0);
   if (S->zq) sched_alloc(S, S->zq, S->zcap * sizeof(lw_timer), 0);
+  if (S->afree) sched_alloc(S, S->afree, S->afreecap * sizeof(int), 0);
   sched_alloc(S, S, sizeof *S, 0);
   return 0;
 }
@@ -1144,6 +1172,7 @@ int lw_sched_check_invariants(lw_sched *S) {
   }
   if (nw != S->nwaiting || nt != S->s->ntasks) return __LINE__;
   if (S->qlen > S->qcap || S->hlen > S->hcap) return __LINE__;
+  if (S->nafree > S->alen || S->alen > S->afreecap) return __LINE__;
   return pool_check(S);
 }
 
@@ -1260,9 +1289,7 @@ static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
   if (r == NULL || r->ticket != op->ticket || r->task != T_ASYNC) {
     /* its task moved on (cancelled, woken): drop the outcome */
     lua_pop(T, n);
-    lua_rawgeti(T, LUA_REGISTRYINDEX, S->aref);
-    luaL_unref(T, -1, op->ref);
-    lua_pop(T, 1);
+    anchor_free(S, T, op->ref);
     S->nasync--;
     sched_alloc(S, op, sizeof *op, 0);
     return LW_OK;
@@ -1291,9 +1318,7 @@ static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
   }
   if (e != LW_OK) {
     /* no memory to hand the outcome over: the task cannot be resumed */
-    lua_rawgeti(T, LUA_REGISTRYINDEX, S->aref);
-    luaL_unref(T, -1, op->ref);
-    lua_pop(T, 1);
+    anchor_free(S, T, op->ref);
     task_drop(S, op->co);
   }
   S->nasync--;

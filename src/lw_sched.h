@@ -37,6 +37,8 @@ struct lw_sched {
   unsigned long long seq;
   unsigned ticket;
   int aref;             /* registry ref: anchor table */
+  int *afree;           /* its free slots, a stack; room for alen */
+  size_t nafree, alen, afreecap; /* alen: slots 1..alen ever used */
   int wref;             /* registry ref: target -> waiter list */
   int cref;             /* registry ref: the async completion function */
   int pref;             /* registry ref: recycled threads, 1..npool */
