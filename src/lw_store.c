@@ -20,8 +20,9 @@
 **    record is a count and the stack top, nothing is copied, and the values
 **    die with the thread.  A returned thread cannot keep values on its
 **    stack (Lua would think it suspended), so they go into one weak-keyed
-**    table, keyed by the thread (one value as is, several packed in a
-**    table); the GC clears the entry when the thread dies.  On Lua 5.2+
+**    table, keyed by the thread (one value as is, several packed: a
+**    userdata with user values on 5.4, a table before); the GC clears the
+**    entry when the thread dies.  On Lua 5.2+
 **    that table is an ephemeron, so values that refer back to their thread
 **    do not keep it alive; Lua 5.1 and LuaJIT lack ephemerons, and there
 **    such a value keeps its thread until it is taken or untracked.
@@ -436,10 +437,10 @@ static int values_filer(lua_State *co) {
   if (n == 1) {
     lua_pushvalue(co, 1);
   } else {
-    lua_createtable(co, n, 0);
+    lw_pack_new(co, n);
     for (i = 1; i <= n; i++) {
       lua_pushvalue(co, i);
-      lua_rawseti(co, -2, i);
+      lw_pack_set(co, -2, i, n);
     }
   }
   lua_rawset(co, -3);
@@ -570,7 +571,7 @@ int lw_result(lw_store *s, lua_State *co, lua_State *L) {
       push_vals(s, co, L);
       if (n > 1) {
         int t = lua_gettop(L);
-        for (i = 1; i <= n; i++) lua_rawgeti(L, t, i);
+        for (i = 1; i <= n; i++) lw_pack_get(L, t, i, n);
         lua_remove(L, t);
       }
       return n + 1;
