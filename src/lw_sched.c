@@ -433,14 +433,11 @@ static void do_cancel(lw_sched *S, lua_State *co, lua_State *W) {
 /* ------------------------------------------------------------------ */
 /* resuming                                                            */
 
-/* lw_sched_resume with r co's record at the current gen, or NULL */
+/* lw_sched_resume with r co's record at the current gen, or NULL (then
+   it is looked up, or made) */
 static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
                       int nargs) {
   int st, n, tracked;
-  if (r == NULL && lw_universe(co) != S->s->universe) {
-    lua_pop(co, nargs);
-    return LW_EUNIVERSE;
-  }
   if (r == NULL || r->status == 0) r = lw_store_track(S->s, co);
   if (r == NULL) {
     lua_pop(co, nargs);
@@ -470,7 +467,7 @@ static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
 }
 
 int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
-  return resume_rec(S, co, lw_store_find(S->s, co), from, nargs);
+  return resume_rec(S, co, NULL, from, nargs);
 }
 
 /* the record of the entry's task if its ticket is still good (else the

@@ -59,8 +59,9 @@ struct lw_sched {
   void (*driver_free)(lw_sched *S);
 };
 
-/* resume co (a task or any thread) now, with nargs values already on its
-   stack, and settle the outcome; from is the running thread */
+/* resume co (a task or any thread of S's state) now, with nargs values
+   already on its stack, and settle the outcome; from is the running
+   thread */
 int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs);
 
 /* drop every queued resumption, timer and waiter (after task.exit or a

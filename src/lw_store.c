@@ -552,11 +552,13 @@ static void push_vals(lw_store *s, lua_State *co, lua_State *L) {
 
 int lw_result(lw_store *s, lua_State *co, lua_State *L) {
   lw_rec *r;
-  int e = check(s, co), n, i;
-  if (e != LW_OK) return e;
-  if (L == NULL) return LW_EINVAL;
+  int n, i;
+  if (s == NULL || co == NULL || L == NULL || s->closed) return LW_EINVAL;
   if (lw_universe(L) != s->universe) return LW_EUNIVERSE;
-  if ((r = lookup(s, co)) == NULL) return LW_ENOTTRACKED;
+  r = find(s, co);
+  if (r == NULL || r->status == 0) /* found: co is ours (lw_status) */
+    return lw_universe(co) != s->universe ? LW_EUNIVERSE : LW_ENOTTRACKED;
+  validate(s, co, r, 0);
   n = (int)rec_nres(s, co, r);
   switch (r->status) {
     case LW_YIELDED:
