@@ -228,9 +228,9 @@ static int anchor(lw_sched *S, lua_State *L) {
   }
   ref = fresh ? (int)S->alen + 1 : S->afree[S->nafree - 1];
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->aref);
-  lua_insert(L, -2);
+  lua_pushvalue(L, -2);
   lua_rawseti(L, -2, ref); /* a fresh slot may allocate: then no change */
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   if (fresh) S->alen++;
   else S->nafree--;
   return ref;
@@ -251,7 +251,7 @@ static void unanchor(lw_sched *S, lua_State *L, int ref) {
   lua_rawgeti(L, -1, ref);
   lua_pushnil(L);
   lua_rawseti(L, -3, ref);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
   S->afree[S->nafree++] = ref;
 }
 
@@ -284,6 +284,14 @@ static lw_rec *task_set(lw_sched *S, lua_State *co, int state) {
   if (lw_map_insert(&S->s->map, co, &r) < 0) return NULL;
   task_put(S, r, state);
   return r;
+}
+
+/* the running task L's record, tracked (NULL when memory runs out): the
+   one its resumption found, if the map has not moved since */
+static lw_rec *running_rec(lw_sched *S, lua_State *L) {
+  if (L == S->runco && S->s->map.gen == S->rungen && S->runrec->status != 0)
+    return S->runrec;
+  return lw_store_track(S->s, L);
 }
 
 /* r (current) is no task any more; the record goes if the store has none */
@@ -444,7 +452,20 @@ static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
     return LW_EMEM;
   }
   task_put(S, r, T_RUNNING);
-  st = lw_store_resume(S->s, co, r, from, nargs, &n, &r);
+  {
+    /* what co's own task.wait etc. will want: its record, while the map
+       stays put (tasks nest: spawn inside a task) */
+    lua_State *oco = S->runco;
+    lw_rec *orec = S->runrec;
+    unsigned long ogen = S->rungen;
+    S->runco = co;
+    S->runrec = r;
+    S->rungen = S->s->map.gen;
+    st = lw_store_resume(S->s, co, r, from, nargs, &n, &r);
+    S->runco = oco;
+    S->runrec = orec;
+    S->rungen = ogen;
+  }
   if (st < 0) {
     if (st != LW_EMEM) lua_pop(co, nargs);
     if (r != NULL) task_end(S, co, r);
@@ -803,7 +824,7 @@ int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
     return luaL_error(L, "task.wait: not in a task (cannot yield here)");
   lua_pushthread(L);
   e.ref = anchor(S, L);
-  if ((r = lw_store_track(S->s, L)) == NULL) {
+  if ((r = running_rec(S, L)) == NULL) {
     unanchor(S, L, e.ref);
     raise_mem(L);
   }
@@ -852,7 +873,8 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
   }
   if (!lw_yieldable(L))
     return luaL_error(L, "task.await: not in a task (cannot yield here)");
-  if ((r = task_set(S, L, T_AWAIT)) == NULL) raise_mem(L);
+  if ((r = running_rec(S, L)) == NULL) raise_mem(L);
+  task_put(S, r, T_AWAIT);
   {
     unsigned ticket = r->ticket;
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->wref);

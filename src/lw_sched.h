@@ -48,6 +48,9 @@ struct lw_sched {
   size_t wlists;        /* targets with a waiter list */
   int exited, exitcode, stepping, closed;
   lua_State *main;      /* lw.run's main task, awaited by run */
+  lua_State *runco;     /* the task resume_rec runs (innermost) ... */
+  lw_rec *runrec;       /* ... its record ... */
+  unsigned long rungen; /* ... good while the store's map is at this gen */
   lw_clock_fn clock;
   void *clock_ud;
   lw_error_fn onerror;
