@@ -66,16 +66,6 @@ void lw_map_free(lw_map *m) {
   m->gen++;
 }
 
-lw_rec *lw_map_find(const lw_map *m, lw_tkey k) {
-  size_t i;
-  if (m->slots == NULL || !lw_key_valid(k)) return NULL;
-  for (i = home(m, k);; i = (i + 1) & m->mask) {
-    lw_slot *s = &m->slots[i];
-    if (s->key == k) return &s->rec;
-    if (s->key == NULL) return NULL;
-  }
-}
-
 /* place every entry of the old array into a fresh one of size cap */
 static int rehash(lw_map *m, size_t cap) {
   lw_slot *old = m->slots;

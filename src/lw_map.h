@@ -48,8 +48,16 @@ void lw_map_init(lw_map *m, lw_map_alloc alloc, void *ud);
 void lw_map_free(lw_map *m);
 size_t lw_map_capacity(const lw_map *m);
 
-/* the record of k, or NULL */
-lw_rec *lw_map_find(const lw_map *m, lw_tkey k);
+/* the record of k, or NULL (inline: every resumption calls it) */
+static inline lw_rec *lw_map_find(const lw_map *m, lw_tkey k) {
+  size_t i;
+  if (m->slots == NULL || !lw_key_valid(k)) return NULL;
+  for (i = lw_key_hash(k) & m->mask;; i = (i + 1) & m->mask) {
+    lw_slot *s = &m->slots[i];
+    if (s->key == k) return &s->rec;
+    if (s->key == NULL) return NULL;
+  }
+}
 
 /* find or add k; *rec gets its record (zeroed when added).
    Returns 1 added, 0 found, -1 out of memory (map unchanged). */
