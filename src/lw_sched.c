@@ -111,11 +111,12 @@ static int h_push(lw_sched *S, double due, const lw_ent *e) {
   return LW_OK;
 }
 
-/* zero-delay timers (task.wait(0), task.wait(), task.delay(0)) are due
+/* Zero-delay timers (task.wait(0), task.wait(), task.delay(0)) are due
    "now" when set, so they arrive in (due, seq) order: a FIFO keeps them
    sorted at O(1), and the earliest timer is the earlier of its head and
    the heap's top.  A clock that steps back (a host's) sends a timer to
    the heap instead, so the FIFO stays sorted. */
+
 /* move the FIFO into ncap (a power of 2, >= zlen) slots, unwrapped */
 static int z_resize(lw_sched *S, size_t ncap) {
   size_t i;
@@ -1280,6 +1281,11 @@ static int complete_protected(lua_State *T) {
   lua_insert(T, -2);
   lua_rawseti(T, -2, op->ref); /* the pack replaces the thread: no growth */
   r = task_rec(S, op->co);
+  if (r == NULL || r->ticket != op->ticket || r->task != T_ASYNC) {
+    /* the push ran code (a __gc, say) that moved the task on */
+    anchor_free(S, T, op->ref);
+    return 0;
+  }
   r->task = T_READY; /* the ticket stays the op's */
   e.co = op->co;
   e.ticket = op->ticket;
