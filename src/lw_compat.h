@@ -60,6 +60,14 @@ void *lw_registry_udata(lua_State *L, const void *key);
 /* push msg (may be NULL) followed by a traceback of co */
 void lw_traceback(lua_State *L, lua_State *co, const char *msg);
 
+/* LuaJIT before its 2023 fix (LuaJIT #1066) leaves its idea of the
+   running thread on the last thread a C function resumed or called into,
+   and a Lua pcall that catches an error raised next does not restore
+   it: the next trace exit then writes to that thread's stack.  A C
+   function that ran other threads calls this on its own thread L before
+   raising an error.  Nothing elsewhere. */
+void lw_sync_running(lua_State *L);
+
 /* 1 if the running function of L may yield */
 int lw_yieldable(lua_State *L);
 

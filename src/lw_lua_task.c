@@ -132,12 +132,14 @@ int lw_lua_run(lua_State *L) {
   lua_xmove(L, co, lua_gettop(L) - 1);
   S->main = co;
   rc = lw_sched_resume(S, co, L, lua_gettop(co) - 1);
+  lw_sync_running(L); /* L ran other threads; what follows may raise */
   if (rc == LW_EMEM) {
     S->main = NULL;
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);
   }
   rc = lw_sched_run(S);
+  lw_sync_running(L);
   S->main = NULL;
   lua_settop(L, 1);
   if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {

@@ -207,6 +207,7 @@ static lw_timer t_pop(lw_sched *S) {
 }
 
 static void raise_mem(lua_State *L) {
+  lw_sync_running(L); /* L may have resumed tasks before this */
   lua_pushliteral(L, "not enough memory");
   lua_error(L);
 }
