@@ -559,7 +559,7 @@ static void push_vals(lw_store *s, lua_State *co, lua_State *L) {
   lua_pushthread(co);
   lua_xmove(co, L, 1);
   lua_rawget(L, -2);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
 }
 
 int lw_result(lw_store *s, lua_State *co, lua_State *L) {
@@ -580,13 +580,19 @@ int lw_result(lw_store *s, lua_State *co, lua_State *L) {
       return n + 1;
     case LW_RETURNED:
       luaL_checkstack(L, n + 3, "too many results");
-      lua_pushboolean(L, 1);
-      if (n == 0) return 1;
-      push_vals(s, co, L);
-      if (n > 1) {
+      if (n == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+      push_vals(s, co, L); /* the pack, or the one value */
+      if (n == 1) {
+        lua_pushboolean(L, 1);
+        lua_insert(L, -2);
+      } else {
         int t = lua_gettop(L);
         for (i = 1; i <= n; i++) lw_pack_get(L, t, i, n);
-        lua_remove(L, t);
+        lua_pushboolean(L, 1);
+        lua_replace(L, t); /* true where the pack was: no rotation */
       }
       return n + 1;
     case LW_FAILED:
