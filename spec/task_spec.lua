@@ -217,6 +217,26 @@ describe("task", function()
     assert.are.equal(obj, err)
   end)
 
+  -- LuaJIT before its fix #1066 kept the last thread a C function ran as
+  -- the running one when a Lua pcall caught that function's error; the
+  -- next trace exit (the side exit in hot) then wrote to the wrong stack
+  it("lw.run that raises leaves the interpreter on the right thread", function()
+    local function hot(k)
+      local s = 0
+      for j = 1, 200 do
+        if j == k then s = s + 0.5 else s = s + 1 end
+      end
+      return s
+    end
+    local n = 0
+    for i = 1, 100 do
+      local ok = pcall(lw.run, function() task.spawn(function() end); error("x") end)
+      if not ok then n = n + 1 end
+      hot(150 + i % 40)
+    end
+    assert.are.equal(100, n)
+  end)
+
   it("lw.run stops with a deadlock error", function()
     local ok, err = pcall(lw.run, function()
       local never = task.spawn(function() coroutine.yield() end)

@@ -167,6 +167,23 @@ void lw_traceback(lua_State *L, lua_State *co, const char *msg) {
 #endif
 }
 
+#ifdef LW_LUAJIT
+static int sync_noop(lua_State *L) {
+  (void)L;
+  return 0;
+}
+#endif
+
+void lw_sync_running(lua_State *L) {
+#ifdef LW_LUAJIT
+  /* entering the VM on L makes L the running thread again */
+  if (lua_checkstack(L, 3) && lua_cpcall(L, sync_noop, NULL) != 0)
+    lua_pop(L, 1);
+#else
+  (void)L;
+#endif
+}
+
 int lw_yieldable(lua_State *L) {
 #if LUA_VERSION_NUM >= 503 || defined(LW_LUAJIT)
   return lua_isyieldable(L);

@@ -60,6 +60,14 @@ void *lw_registry_udata(lua_State *L, const void *key);
 /* push msg (may be NULL) followed by a traceback of co */
 void lw_traceback(lua_State *L, lua_State *co, const char *msg);
 
+/* LuaJIT before its 2023 fix (LuaJIT #1066) leaves its idea of the
+   running thread on the last thread a C function resumed or called into,
+   and a Lua pcall that catches an error raised next does not restore
+   it: the next trace exit then writes to that thread's stack.  A C
+   function that ran other threads calls this on its own thread L before
+   raising an error.  Nothing elsewhere. */
+void lw_sync_running(lua_State *L);
+
 /* 1 if the running function of L may yield */
 int lw_yieldable(lua_State *L);
 
@@ -76,5 +84,35 @@ int lw_yieldable(lua_State *L);
 /* the C function at level 0 of co (of a suspended co: the one that
    yielded), or NULL */
 lua_CFunction lw_co_cfunc(lua_State *co);
+
+/* A pack of n >= 2 values: lw_pack_new pushes one (may raise a memory
+   error), lw_pack_set pops the top value into slot i (1..n), lw_pack_get
+   pushes slot i; idx is where the pack is.  On 5.4 a userdata with n user
+   values: one block, where a table takes two. */
+#if LUA_VERSION_NUM >= 504
+#define LW_PACK_UV(n) ((n) < 0xffff) /* lua_newuserdatauv's limit */
+static inline void lw_pack_new(lua_State *L, int n) {
+  if (LW_PACK_UV(n)) lua_newuserdatauv(L, 0, n);
+  else lua_createtable(L, n, 0);
+}
+static inline void lw_pack_set(lua_State *L, int idx, int i, int n) {
+  if (LW_PACK_UV(n)) lua_setiuservalue(L, idx, i);
+  else lua_rawseti(L, idx, i);
+}
+static inline void lw_pack_get(lua_State *L, int idx, int i, int n) {
+  if (LW_PACK_UV(n)) lua_getiuservalue(L, idx, i);
+  else lua_rawgeti(L, idx, i);
+}
+#else
+static inline void lw_pack_new(lua_State *L, int n) { lua_createtable(L, n, 0); }
+static inline void lw_pack_set(lua_State *L, int idx, int i, int n) {
+  (void)n;
+  lua_rawseti(L, idx, i);
+}
+static inline void lw_pack_get(lua_State *L, int idx, int i, int n) {
+  (void)n;
+  lua_rawgeti(L, idx, i);
+}
+#endif
 
 #endif

@@ -117,7 +117,7 @@ int lw_sched_run(lw_sched *S) {
     if (S->exited) break;
     if (S->qlen > 0) {
       uv_run(loop, UV_RUN_NOWAIT);
-    } else if (S->hlen > 0) {
+    } else if (lw_sched_ntimers(S) > 0) {
       uv_ref((uv_handle_t *)&d->own_timer);
       uv_timer_start(&d->own_timer, noop_timer, to_ms(lw_sched_next(S)), 0);
       uv_run(loop, UV_RUN_ONCE);
@@ -146,7 +146,7 @@ static void rearm(lw_sched *S) {
   if (a == NULL) return;
   if (S->qlen > 0 && !S->exited) uv_idle_start(&a->idle, noop_idle);
   else uv_idle_stop(&a->idle);
-  if (S->hlen > 0 && !S->exited)
+  if (lw_sched_ntimers(S) > 0 && !S->exited)
     uv_timer_start(&a->timer, noop_timer, to_ms(lw_sched_next(S)), 0);
   else uv_timer_stop(&a->timer);
 }

@@ -114,6 +114,7 @@ static int resume_core(lua_State *L, lw_store *s, lua_State *co, int narg) {
   lua_xmove(L, co, narg);
   st = lw_resume(s, co, L, narg, &n);
   if (st == LW_EMEM) {
+    lw_sync_running(L); /* co ran: see lw_compat.h */
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);
   }
@@ -186,6 +187,7 @@ static int auxwrap(lua_State *L) {
     lua_insert(L, -2);
     lua_concat(L, 2);
   }
+  lw_sync_running(L); /* co ran: see lw_compat.h */
   return lua_error(L);
 }
 

@@ -9,7 +9,13 @@
 #include <limits.h>
 #include <math.h>
 
-static lw_sched *sched(lua_State *L) { return lw_sched_check(L); }
+/* the scheduler, from the box every task function holds as its upvalue
+   (no registry lookup per call); the slow path says why there is none */
+static lw_sched *sched(lua_State *L) {
+  lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
+  if (S == NULL || S->closed || S->s == NULL) return lw_sched_check(L);
+  return S;
+}
 
 /* the function or thread at index 1, with a bad-argument error otherwise */
 static void check_target(lua_State *L, int arg, const char *fname) {
@@ -123,7 +129,7 @@ static int t_clock(lua_State *L) {
 
 /* lw.run(f, ...): f as the main task, until no task can run any more */
 int lw_lua_run(lua_State *L) {
-  lw_sched *S = sched(L);
+  lw_sched *S = lw_sched_check(L);
   lua_State *co;
   int rc, n;
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -137,12 +143,14 @@ int lw_lua_run(lua_State *L) {
   lua_xmove(L, co, lua_gettop(L) - 1);
   S->main = co;
   rc = lw_sched_resume(S, co, L, lua_gettop(co) - 1);
+  lw_sync_running(L); /* L ran other threads; what follows may raise */
   if (rc == LW_EMEM) {
     S->main = NULL;
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);
   }
   rc = lw_sched_run(S);
+  lw_sync_running(L);
   S->main = NULL;
   lua_settop(L, 1);
   if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {
@@ -177,8 +185,9 @@ static const luaL_Reg task_funcs[] = {
 };
 
 int luaopen_luaweave_task(lua_State *L) {
-  sched(L);
+  lw_sched_check(L);
   lua_createtable(L, 0, 9);
-  lw_setfuncs(L, task_funcs, 0);
+  lw_sched_pushbox(L);
+  lw_setfuncs(L, task_funcs, 1);
   return 1;
 }

@@ -28,6 +28,12 @@
 **   thrash).  Shrinking is a separate call because removal must not
 **   allocate.
 **
+** - A generation counter (gen), bumped by everything that can move a
+**   slot (removal, rehash, free).  Insertion without growth only fills an
+**   empty slot, so it leaves it alone.  Callers keep a record pointer
+**   across work that might touch the map and look the key up again only
+**   if gen moved: the common path probes once.
+**
 ** Memory per entry: 16 bytes / load factor, i.e. 21 to 43 bytes.
 */
 #include "lw_map.h"
@@ -42,6 +48,7 @@ void lw_map_init(lw_map *m, lw_map_alloc alloc, void *ud) {
   m->slots = NULL;
   m->mask = 0;
   m->count = 0;
+  m->gen = 0;
   m->alloc = alloc;
   m->ud = ud;
 }
@@ -56,16 +63,7 @@ void lw_map_free(lw_map *m) {
   m->slots = NULL;
   m->mask = 0;
   m->count = 0;
-}
-
-lw_rec *lw_map_find(const lw_map *m, lw_tkey k) {
-  size_t i;
-  if (m->slots == NULL || !lw_key_valid(k)) return NULL;
-  for (i = home(m, k);; i = (i + 1) & m->mask) {
-    lw_slot *s = &m->slots[i];
-    if (s->key == k) return &s->rec;
-    if (s->key == NULL) return NULL;
-  }
+  m->gen++;
 }
 
 /* place every entry of the old array into a fresh one of size cap */
@@ -75,6 +73,7 @@ static int rehash(lw_map *m, size_t cap) {
   lw_slot *fresh = m->alloc(m->ud, NULL, 0, cap * sizeof(lw_slot));
   if (fresh == NULL) return -1;
   memset(fresh, 0, cap * sizeof(lw_slot));
+  m->gen++;
   m->slots = fresh;
   m->mask = cap - 1;
   for (i = 0; i < oldcap; i++) {
@@ -109,10 +108,9 @@ int lw_map_insert(lw_map *m, lw_tkey k, lw_rec **rec) {
   return 1;
 }
 
-int lw_map_remove(lw_map *m, lw_tkey k) {
+void lw_map_remove_rec(lw_map *m, lw_rec *r) {
   size_t hole, j;
-  lw_rec *r = lw_map_find(m, k);
-  if (r == NULL) return 0;
+  m->gen++;
   hole = (size_t)((lw_slot *)((char *)r - offsetof(lw_slot, rec)) - m->slots);
   /* Pull back later members of the cluster whose home is not strictly
      between the hole and their slot (cyclically): they would be
@@ -128,6 +126,12 @@ int lw_map_remove(lw_map *m, lw_tkey k) {
   }
   m->slots[hole].key = NULL;
   m->count--;
+}
+
+int lw_map_remove(lw_map *m, lw_tkey k) {
+  lw_rec *r = lw_map_find(m, k);
+  if (r == NULL) return 0;
+  lw_map_remove_rec(m, r);
   return 1;
 }
 

@@ -4,13 +4,14 @@
 **
 ** Tasks are Lua threads tracked in the result store.  A task that waits
 ** for something (a timer, another task, an async operation, its turn in
-** the deferred queue) is anchored in one Lua table, by a luaL_ref slot
+** the deferred queue) is anchored in one Lua table, by a slot number
 ** that its queue or heap entry carries: O(1), no hashing, and the entry
 ** knows what to unanchor.  A task suspended by a plain coroutine.yield is
 ** anchored by nobody: if no one else holds it, the GC may take it.
 **
 ** Every suspension and every resumption gives the task a new ticket (a
-** counter kept in the scheduler's own thread map).  An entry whose ticket
+** counter kept, with the task's state, in the store's record of its
+** thread: one probe finds both).  An entry whose ticket
 ** is no longer the task's is stale and skipped: a task woken early (by
 ** task.spawn, say) is never resumed a second time by the timer it was
 ** waiting on.  Tickets are 32 bits; a stale entry would have to outlive
@@ -44,9 +45,8 @@ typedef struct sbox { lw_sched *S; } sbox;
 /* entry kinds: what a task is resumed with */
 enum { K_START, K_ARGS, K_WAIT, K_AWAITED, K_ASYNC };
 
-/* task states, in the task map's status field */
+/* task states, in the record's task field (0: not a task) */
 enum { T_READY = 1, T_RUNNING, T_WAIT, T_AWAIT, T_ASYNC };
-#define TF_CANCEL 1 /* cancel it when it next yields */
 
 /* ------------------------------------------------------------------ */
 /* memory and small structures                                         */
@@ -90,6 +90,7 @@ static int t_before(const lw_timer *a, const lw_timer *b) {
 
 static int h_push(lw_sched *S, double due, const lw_ent *e) {
   size_t i;
+  lw_timer t;
   if (S->hlen == S->hcap) {
     size_t ncap = S->hcap ? S->hcap * 2 : 64;
     lw_timer *nh = (lw_timer *)sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer),
@@ -98,28 +99,73 @@ static int h_push(lw_sched *S, double due, const lw_ent *e) {
     S->heap = nh;
     S->hcap = ncap;
   }
-  i = S->hlen++;
-  S->heap[i].due = due;
-  S->heap[i].seq = S->seq++;
-  S->heap[i].e = *e;
-  while (i > 0 && t_before(&S->heap[i], &S->heap[(i - 1) / 2])) {
-    lw_timer t = S->heap[i];
+  t.due = due;
+  t.seq = S->seq++;
+  t.e = *e;
+  /* sift the hole up, then fill it once */
+  for (i = S->hlen++; i > 0 && t_before(&t, &S->heap[(i - 1) / 2]);
+       i = (i - 1) / 2)
     S->heap[i] = S->heap[(i - 1) / 2];
-    S->heap[(i - 1) / 2] = t;
-    i = (i - 1) / 2;
-  }
+  S->heap[i] = t;
   if (S->notify) S->notify(S);
   return LW_OK;
 }
 
+/* Zero-delay timers (task.wait(0), task.wait(), task.delay(0)) are due
+   "now" when set, so they arrive in (due, seq) order: a FIFO keeps them
+   sorted at O(1), and the earliest timer is the earlier of its head and
+   the heap's top.  A clock that steps back (a host's) sends a timer to
+   the heap instead, so the FIFO stays sorted. */
+
+/* move the FIFO into ncap (a power of 2, >= zlen) slots, unwrapped */
+static int z_resize(lw_sched *S, size_t ncap) {
+  size_t i;
+  lw_timer *nz = (lw_timer *)sched_alloc(S, NULL, 0, ncap * sizeof(lw_timer));
+  if (nz == NULL) return LW_EMEM;
+  for (i = 0; i < S->zlen; i++) nz[i] = S->zq[(S->zhead + i) & (S->zcap - 1)];
+  if (S->zq) sched_alloc(S, S->zq, S->zcap * sizeof(lw_timer), 0);
+  S->zq = nz;
+  S->zcap = ncap;
+  S->zhead = 0;
+  return LW_OK;
+}
+
+static int z_push(lw_sched *S, double due, const lw_ent *e) {
+  lw_timer *t;
+  if (S->zlen == S->zcap && z_resize(S, S->zcap ? S->zcap * 2 : 64) != LW_OK)
+    return LW_EMEM;
+  t = &S->zq[(S->zhead + S->zlen++) & (S->zcap - 1)];
+  t->due = due;
+  t->seq = S->seq++;
+  t->e = *e;
+  if (S->notify) S->notify(S);
+  return LW_OK;
+}
+
+/* a timer due at `due`; zero: set with no delay */
+static int t_push(lw_sched *S, double due, const lw_ent *e, int zero) {
+  if (zero && (S->zlen == 0 ||
+               S->zq[(S->zhead + S->zlen - 1) & (S->zcap - 1)].due <= due))
+    return z_push(S, due, e);
+  return h_push(S, due, e);
+}
+
+/* the earliest timer, or NULL */
+static lw_timer *t_peek(lw_sched *S) {
+  lw_timer *z = S->zlen ? &S->zq[S->zhead] : NULL;
+  if (S->hlen == 0) return z;
+  return (z != NULL && t_before(z, &S->heap[0])) ? z : &S->heap[0];
+}
+
 /* give back what a burst of work left behind: between steps, a queue,
-   heap or task map used to a quarter or less shrinks (keeping room to
+   FIFO or heap used to a quarter or less shrinks (keeping room to
    double); if memory runs out, the bigger one stays */
 static void shrink(lw_sched *S) {
   size_t ncap;
-  lw_map_compact(&S->tasks);
   for (ncap = S->qcap; ncap > 64 && S->qlen * 4 < ncap; ncap /= 2) {}
   if (ncap < S->qcap) (void)q_resize(S, ncap);
+  for (ncap = S->zcap; ncap > 64 && S->zlen * 4 < ncap; ncap /= 2) {}
+  if (ncap < S->zcap) (void)z_resize(S, ncap);
   for (ncap = S->hcap; ncap > 64 && S->hlen * 4 < ncap; ncap /= 2) {}
   if (ncap < S->hcap) {
     lw_timer *nh = (lw_timer *)sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer),
@@ -132,40 +178,83 @@ static void shrink(lw_sched *S) {
 }
 
 static lw_timer h_pop(lw_sched *S) {
-  lw_timer top = S->heap[0];
+  lw_timer top = S->heap[0], last;
   size_t i = 0, n = --S->hlen;
-  S->heap[0] = S->heap[n];
+  if (n == 0) return top;
+  last = S->heap[n];
+  /* sift the hole down, then fill it with the last timer once */
   for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && t_before(&S->heap[l], &S->heap[m])) m = l;
-    if (r < n && t_before(&S->heap[r], &S->heap[m])) m = r;
-    if (m == i) break;
-    {
-      lw_timer t = S->heap[i];
-      S->heap[i] = S->heap[m];
-      S->heap[m] = t;
-    }
-    i = m;
+    size_t c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && t_before(&S->heap[c + 1], &S->heap[c])) c++;
+    if (!t_before(&S->heap[c], &last)) break;
+    S->heap[i] = S->heap[c];
+    i = c;
   }
+  S->heap[i] = last;
   return top;
 }
 
+/* take the earliest timer (there is one) */
+static lw_timer t_pop(lw_sched *S) {
+  lw_timer t;
+  if (S->zlen == 0 || (S->hlen > 0 && t_before(&S->heap[0], &S->zq[S->zhead])))
+    return h_pop(S);
+  t = S->zq[S->zhead];
+  S->zhead = (S->zhead + 1) & (S->zcap - 1);
+  S->zlen--;
+  return t;
+}
+
+static void raise_mem(lua_State *L) {
+  lw_sync_running(L); /* L may have resumed tasks before this */
+  lua_pushliteral(L, "not enough memory");
+  lua_error(L);
+}
+
+/* Anchors are slots of one Lua table's array part.  The free slots are a
+   stack of numbers kept in C (not luaL_ref's list inside the table): one
+   raw set anchors, one raw set of nil frees, and the stack always has
+   room for every slot, so freeing never allocates. */
+
 /* anchor the value on L's top (popped); may raise a memory error */
 static int anchor(lw_sched *S, lua_State *L) {
-  int ref;
+  int ref, fresh = S->nafree == 0;
+  if (fresh && S->alen == S->afreecap) {
+    size_t ncap = S->afreecap ? S->afreecap * 2 : 64;
+    int *nf = (int *)sched_alloc(S, S->afree, S->afreecap * sizeof(int),
+                                 ncap * sizeof(int));
+    if (nf == NULL || ncap > (size_t)0x7fffffff) raise_mem(L);
+    S->afree = nf;
+    S->afreecap = ncap;
+  }
+  ref = fresh ? (int)S->alen + 1 : S->afree[S->nafree - 1];
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->aref);
-  lua_insert(L, -2);
-  ref = luaL_ref(L, -2);
-  lua_pop(L, 1);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, ref); /* a fresh slot may allocate: then no change */
+  lua_pop(L, 2);
+  if (fresh) S->alen++;
+  else S->nafree--;
   return ref;
+}
+
+/* free an anchor slot, dropping its value */
+static void anchor_free(lw_sched *S, lua_State *L, int ref) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->aref);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, ref);
+  lua_pop(L, 1);
+  S->afree[S->nafree++] = ref;
 }
 
 /* push the anchored value and free its slot */
 static void unanchor(lw_sched *S, lua_State *L, int ref) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->aref);
   lua_rawgeti(L, -1, ref);
-  luaL_unref(L, -2, ref);
-  lua_remove(L, -2);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, ref);
+  lua_replace(L, -2);
+  S->afree[S->nafree++] = ref;
 }
 
 static void push_thread(lua_State *L, lua_State *co) {
@@ -177,30 +266,49 @@ static void push_thread(lua_State *L, lua_State *co) {
 /* task records                                                        */
 
 static lw_rec *task_rec(lw_sched *S, lua_State *co) {
-  return lw_map_find(&S->tasks, co);
+  lw_rec *r = lw_store_find(S->s, co);
+  return (r != NULL && r->task != 0) ? r : NULL;
 }
 
-/* give co a state and a fresh ticket; NULL when memory runs out */
+/* give the record r (current) a task state and a fresh ticket */
+static void task_put(lw_sched *S, lw_rec *r, int state) {
+  if (r->task == T_AWAIT) S->nwaiting--;
+  else if (r->task == 0) S->s->ntasks++;
+  r->task = (unsigned)state;
+  r->ticket = ++S->ticket;
+  if (state == T_AWAIT) S->nwaiting++;
+}
+
+/* task_put on co's record, made if need be (a thread the store does not
+   track gets a record of the scheduler's only); NULL when memory runs out */
 static lw_rec *task_set(lw_sched *S, lua_State *co, int state) {
   lw_rec *r;
-  if (lw_map_insert(&S->tasks, co, &r) < 0) return NULL;
-  if (r->status == T_AWAIT) S->nwaiting--;
-  r->status = (unsigned)state;
-  r->top = ++S->ticket;
-  if (state == T_AWAIT) S->nwaiting++;
+  if (lw_map_insert(&S->s->map, co, &r) < 0) return NULL;
+  task_put(S, r, state);
   return r;
 }
 
-static void task_drop(lw_sched *S, lua_State *co) {
-  lw_rec *r = task_rec(S, co);
-  if (r == NULL) return;
-  if (r->status == T_AWAIT) S->nwaiting--;
-  lw_map_remove(&S->tasks, co);
+/* the running task L's record, tracked (NULL when memory runs out): the
+   one its resumption found, if the map has not moved since */
+static lw_rec *running_rec(lw_sched *S, lua_State *L) {
+  if (L == S->runco && S->s->map.gen == S->rungen && S->runrec->status != 0)
+    return S->runrec;
+  return lw_store_track(S->s, L);
 }
 
-static void raise_mem(lua_State *L) {
-  lua_pushliteral(L, "not enough memory");
-  lua_error(L);
+/* r (current) is no task any more; the record goes if the store has none */
+static void task_end(lw_sched *S, lua_State *co, lw_rec *r) {
+  if (r->task == 0) return;
+  if (r->task == T_AWAIT) S->nwaiting--;
+  r->task = 0;
+  r->cancel = 0;
+  S->s->ntasks--;
+  lw_store_release(S->s, co, r);
+}
+
+static void task_drop(lw_sched *S, lua_State *co) {
+  lw_rec *r = lw_store_find(S->s, co);
+  if (r != NULL) task_end(S, co, r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -289,16 +397,17 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
     lua_State *w;
     lw_rec *r;
     lw_ent e;
+    unsigned ticket;
     lua_rawgeti(T, -1, i);
     w = lua_tothread(T, -1);
     lua_rawgeti(T, -2, i + 1);
+    ticket = (unsigned)lua_tointeger(T, -1);
+    lua_pop(T, 1);
     r = task_rec(S, w);
-    if (r == NULL || r->status != T_AWAIT ||
-        r->top != (unsigned)lua_tointeger(T, -1)) {
-      lua_pop(T, 2);
+    if (r == NULL || r->task != T_AWAIT || r->ticket != ticket) {
+      lua_pop(T, 1);
       continue;
     }
-    lua_pop(T, 1);
     /* pack {w, target, isany, n, result...}: the result is read now,
        not when w runs, because co may be recycled (or untracked) in
        between, and w must get the result co ended with */
@@ -310,9 +419,15 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
     lua_rawgeti(T, -2, i + 2);
     lua_rawseti(T, -2, 3);
     pack_result(S, co, T);
-    if ((r = task_set(S, w, T_READY)) == NULL) raise_mem(T);
+    /* that allocated: the GC may have moved records, or run code */
+    r = task_rec(S, w);
+    if (r == NULL || r->task != T_AWAIT || r->ticket != ticket) {
+      lua_pop(T, 1);
+      continue;
+    }
+    task_put(S, r, T_READY);
     e.co = w;
-    e.ticket = r->top;
+    e.ticket = r->ticket;
     e.kind = K_AWAITED;
     e.t0 = 0;
     e.ref = anchor(S, T);
@@ -374,51 +489,75 @@ static int refused(lw_sched *S, lua_State *co, lua_State *W) {
   return 0;
 }
 
-int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
-  lw_rec *r;
-  int st, n, failed;
-  if (lw_track(S->s, co) == LW_EMEM || task_set(S, co, T_RUNNING) == NULL) {
+/* lw_sched_resume with r co's record at the current gen, or NULL (then
+   it is looked up, or made) */
+static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
+                      int nargs) {
+  int st, n, tracked, failed;
+  if (r == NULL || r->status == 0) r = lw_store_track(S->s, co);
+  if (r == NULL) {
     lua_pop(co, nargs);
     return LW_EMEM;
   }
-  st = lw_resume(S->s, co, from, nargs, &n);
+  task_put(S, r, T_RUNNING);
+  {
+    /* what co's own task.wait etc. will want: its record, while the map
+       stays put (tasks nest: spawn inside a task) */
+    lua_State *oco = S->runco;
+    lw_rec *orec = S->runrec;
+    unsigned long ogen = S->rungen;
+    S->runco = co;
+    S->runrec = r;
+    S->rungen = S->s->map.gen;
+    st = lw_store_resume(S->s, co, r, from, nargs, &n, &r);
+    S->runco = oco;
+    S->runrec = orec;
+    S->rungen = ogen;
+  }
   if (st < 0) {
     if (st != LW_EMEM) lua_pop(co, nargs);
-    task_drop(S, co);
+    if (r != NULL) task_end(S, co, r);
     return st;
   }
-  r = task_rec(S, co);
   if (st == LUA_YIELD) {
     /* cancelled while it ran: whatever it yields for (a plain yield, a
        wait, an await, an async operation), it never runs again; its
        entries go stale with its record */
-    if (r != NULL && (r->flags & TF_CANCEL)) do_cancel(S, co, from);
-    else if (r != NULL && (r->status == T_RUNNING || yielded_plainly(S, co)))
-      task_drop(S, co); /* a plain yield: someone else resumes it, or nobody */
+    if (r != NULL && r->cancel) do_cancel(S, co, from);
+    else if (r != NULL && (r->task == T_RUNNING || yielded_plainly(S, co)))
+      task_end(S, co, r); /* a plain yield: someone else resumes it, or nobody */
     return st;
   }
-  task_drop(S, co);
-  if (lw_status(S->s, co) < LW_PENDING) return st; /* untracked meanwhile */
+  tracked = r != NULL && r->status != 0;
+  if (r != NULL) task_end(S, co, r);
+  if (!tracked) return st; /* untracked meanwhile */
   failed = st != LUA_OK;
   if (failed && lw_status(S->s, co) != LW_FAILED) failed = refused(S, co, from);
   finished(S, co, failed, from);
   return st;
 }
 
-/* resume the entry's task if its ticket is still good; 1 if it ran */
-/* 1 if the entry's ticket is still its task's (else it is stale) */
-static int ent_live(lw_sched *S, const lw_ent *e) {
-  lw_rec *r = task_rec(S, e->co);
-  return r != NULL && r->top == e->ticket &&
-         (r->status == T_READY || r->status == T_WAIT || r->status == T_ASYNC);
+int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
+  return resume_rec(S, co, NULL, from, nargs);
 }
 
-/* drop stale timers from the top of the heap (a cancelled or woken task's),
-   so that the next deadline, run and deadlock see only live ones; W is the
+/* the record of the entry's task if its ticket is still good (else the
+   entry is stale): NULL */
+static lw_rec *ent_live(lw_sched *S, const lw_ent *e) {
+  lw_rec *r = lw_store_find(S->s, e->co);
+  if (r != NULL && r->ticket == e->ticket &&
+      (r->task == T_READY || r->task == T_WAIT || r->task == T_ASYNC))
+    return r;
+  return NULL;
+}
+
+/* drop stale timers from the front (a cancelled or woken task's), so
+   that the next deadline, run and deadlock see only live ones; W is the
    running thread */
 static void purge_timers(lw_sched *S, lua_State *W) {
-  while (S->hlen > 0 && !ent_live(S, &S->heap[0].e)) {
-    lw_timer t = h_pop(S);
+  lw_timer *p;
+  while ((p = t_peek(S)) != NULL && ent_live(S, &p->e) == NULL) {
+    lw_timer t = t_pop(S);
     unanchor(S, W, t.e.ref);
     lua_pop(W, 1);
   }
@@ -427,16 +566,19 @@ static void purge_timers(lw_sched *S, lua_State *W) {
 static int run_entry(lw_sched *S, const lw_ent *e) {
   lua_State *T = S->T, *co = e->co;
   int top = lua_gettop(T), n = 0, i, st;
+  unsigned long gen;
+  lw_rec *r;
   unanchor(S, T, e->ref);
-  if (!ent_live(S, e)) {
+  if ((r = ent_live(S, e)) == NULL) {
     lua_settop(T, top);
     return 0;
   }
   if (e->kind >= K_WAIT && yielded_plainly(S, co)) {
-    task_drop(S, co); /* a coroutine no task drives (see yielded_plainly) */
+    task_end(S, co, r); /* a coroutine no task drives (see yielded_plainly) */
     lua_settop(T, top);
     return 0;
   }
+  gen = S->s->map.gen; /* what follows may allocate, and so move r */
   switch (e->kind) {
     case K_START:
       n = lua_gettop(co) - 1;
@@ -483,7 +625,7 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
   /* keep the anchored value (co, or a pack holding it) on T while co
      runs: nothing else may hold co, and the GC would free it mid-run */
   lua_settop(T, top + 1);
-  st = lw_sched_resume(S, co, T, n);
+  st = resume_rec(S, co, lw_store_refind(S->s, co, r, gen), T, n);
   lua_settop(T, top);
   if (st == LW_EMEM) raise_mem(T);
   return 1;
@@ -501,15 +643,6 @@ static double default_clock(void *ud) {
 
 static int complete_protected(lua_State *T);
 
-/* the store's free notification: a thread that is freed has no task
-   record any more (one left behind, say a cancel mark on a coroutine that
-   was never a task, would otherwise pass to the next thread at that
-   address).  Inside the allocator: removal never allocates. */
-static void on_thread_freed(void *ud, const void *thread) {
-  lw_sched *S = (lw_sched *)ud;
-  if (S->tasks.count != 0) lw_map_remove(&S->tasks, thread);
-}
-
 static int sched_gc(lua_State *L) {
   sbox *b = (sbox *)lua_touserdata(L, 1);
   lw_sched *S = b->S;
@@ -518,15 +651,12 @@ static int sched_gc(lua_State *L) {
   S->closed = 1;
   /* lua_close finalizes in an order we do not choose: if the store went
      first it has cleared S->s; if it is still there, stop listening */
-  if (S->s != NULL && S->s->onfree_ud == S) {
-    S->s->onfree = NULL;
-    S->s->onfree_ud = NULL;
-    S->s->backref = NULL;
-  }
+  if (S->s != NULL && S->s->backref == &S->s) S->s->backref = NULL;
   if (S->driver_free) S->driver_free(S);
-  lw_map_free(&S->tasks);
   if (S->q) sched_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
   if (S->heap) sched_alloc(S, S->heap, S->hcap * sizeof(lw_timer), 0);
+  if (S->zq) sched_alloc(S, S->zq, S->zcap * sizeof(lw_timer), 0);
+  if (S->afree) sched_alloc(S, S->afree, S->afreecap * sizeof(int), 0);
   sched_alloc(S, S, sizeof *S, 0);
   return 0;
 }
@@ -567,10 +697,12 @@ static int open_protected(lua_State *L) {
   lua_setmetatable(L, -2);
   lw_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   b->S = S;
-  S->s->onfree = on_thread_freed;
-  S->s->onfree_ud = S;
   S->s->backref = &S->s;
   return 0;
+}
+
+void lw_sched_pushbox(lua_State *L) {
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
 }
 
 lw_sched *lw_sched_get(lua_State *L) {
@@ -594,7 +726,6 @@ lw_sched *lw_sched_open(lua_State *L) {
   S->ud = s->ud;
   S->tref = S->aref = S->wref = S->cref = S->pref = LUA_NOREF;
   S->clock = default_clock;
-  lw_map_init(&S->tasks, s->f, s->ud);
   st = lw_cpcall(L, open_protected, S);
   if (st != LUA_OK) {
     if (st > 0) lua_pop(L, 1);
@@ -675,6 +806,7 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
   int st;
   if (S == NULL || L == NULL || GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
+  if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
   if (lua_type(L, -(nargs + 1)) == LUA_TFUNCTION) {
     int kind;
     co = prepare(S, L, nargs, &kind);
@@ -709,23 +841,24 @@ static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
   int kind, e2;
   if (S == NULL || L == NULL || GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
+  if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
   co = prepare(S, L, nargs, &kind);
   /* L's top: the new thread (K_START) or the pack (K_ARGS) */
-  if (lw_track(S->s, co) == LW_EMEM) raise_mem(L);
+  if ((r = lw_store_track(S->s, co)) == NULL) raise_mem(L);
+  task_put(S, r, T_READY);
+  e.co = co;
+  e.ticket = r->ticket;
   if (kind == K_START) {
     lua_pushvalue(L, -1); /* keep the thread for the caller */
   } else {
     push_thread(L, co);   /* the caller gets the thread */
     lua_insert(L, -2);
   }
-  if ((r = task_set(S, co, T_READY)) == NULL) raise_mem(L);
-  e.co = co;
-  e.ticket = r->top;
   e.kind = kind;
   e.t0 = 0;
   e.ref = anchor(S, L);
   if (seconds < 0) e2 = q_push(S, &e);
-  else e2 = h_push(S, lw_sched_now(S) + seconds, &e);
+  else e2 = t_push(S, lw_sched_now(S) + seconds, &e, seconds == 0);
   if (e2 != LW_OK) {
     unanchor(S, L, e.ref);
     lua_pop(L, 1);
@@ -758,17 +891,21 @@ int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
   double now = lw_sched_now(S);
   if (!lw_yieldable(L))
     return luaL_error(L, "task.wait: not in a task (cannot yield here)");
-  if (lw_track(S->s, L) == LW_EMEM) raise_mem(L);
   lua_pushthread(L);
   e.ref = anchor(S, L);
-  if ((r = task_set(S, L, T_WAIT)) == NULL) raise_mem(L);
+  if ((r = running_rec(S, L)) == NULL) {
+    unanchor(S, L, e.ref);
+    raise_mem(L);
+  }
+  task_put(S, r, T_WAIT);
   e.co = L;
-  e.ticket = r->top;
+  e.ticket = r->ticket;
   e.kind = K_WAIT;
   e.t0 = now;
-  if (h_push(S, now + sane_seconds(seconds), &e) != LW_OK) {
+  seconds = sane_seconds(seconds);
+  if (t_push(S, now + seconds, &e, seconds == 0) != LW_OK) {
     unanchor(S, L, e.ref);
-    task_set(S, L, T_RUNNING);
+    task_put(S, r, T_RUNNING); /* t_push allocates outside Lua: r holds */
     raise_mem(L);
   }
   return lua_yield(L, 0);
@@ -785,9 +922,12 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
   lw_rec *r;
   for (i = first; i <= last; i++) {
     lua_State *co = lua_tothread(L, i);
+    int st;
+    lw_rec *t;
     if (co == L) return luaL_error(L, "cannot await the running thread");
-    if (lw_track(S->s, co) == LW_EMEM) raise_mem(L);
-    if (ended(S, co)) {
+    if ((t = lw_store_track(S->s, co)) == NULL) raise_mem(L);
+    st = lw_store_status(S->s, co, t);
+    if (st == LW_RETURNED || st == LW_FAILED || st == LW_CANCELLED) {
       int n;
       if (isany) lua_pushvalue(L, i);
       n = lw_result(S->s, co, L);
@@ -802,9 +942,10 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
   }
   if (!lw_yieldable(L))
     return luaL_error(L, "task.await: not in a task (cannot yield here)");
-  if ((r = task_set(S, L, T_AWAIT)) == NULL) raise_mem(L);
+  if ((r = running_rec(S, L)) == NULL) raise_mem(L);
+  task_put(S, r, T_AWAIT);
   {
-    unsigned ticket = r->top;
+    unsigned ticket = r->ticket;
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->wref);
     for (i = first; i <= last; i++) {
       int n;
@@ -863,7 +1004,7 @@ int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
       if (lw_track(S->s, co) == LW_EMEM) return LW_EMEM;
       if ((r = task_set(S, co, T_RUNNING)) == NULL) return LW_EMEM;
     }
-    r->flags |= TF_CANCEL;
+    r->cancel = 1;
     return LW_OK;
   }
   if (lw_co_status(W, co) == LW_CO_DEAD || ended(S, co)) return LW_OK;
@@ -961,9 +1102,10 @@ static int step_protected(lua_State *L) {
     lw_ent e = q_pop(S);
     a->count += run_entry(S, &e);
   }
-  while (!S->exited && S->hlen > 0 && S->heap[0].due <= now &&
-         S->heap[0].seq < seq0) {
-    lw_timer t = h_pop(S);
+  lw_timer *p;
+  while (!S->exited && (p = t_peek(S)) != NULL && p->due <= now &&
+         p->seq < seq0) {
+    lw_timer t = t_pop(S);
     a->count += run_entry(S, &t.e);
   }
   while (!S->exited && S->qlen > 0) {
@@ -995,13 +1137,35 @@ double lw_sched_next(lw_sched *S) {
   double d;
   if (S == NULL || GONE(S) || S->exited) return -1;
   if (S->qlen > 0) return 0;
-  if (S->hlen > 0) {
-    d = S->heap[0].due - lw_sched_now(S);
+  if (lw_sched_ntimers(S) > 0) {
+    d = t_peek(S)->due - lw_sched_now(S);
     return d > 0 ? d : 0;
   }
   /* outstanding I/O on luaweave's own loop is polled at each step */
   if (S->nasync > 0 && S->poll != NULL) return 0.01;
   return -1;
+}
+
+/* no thread is a task any more.  Removal pulls later slots back into
+   the hole, never forward past it, so re-reading slot i after a removal
+   visits everything (a slot seen twice is only cleared twice). */
+static void tasks_clear(lw_sched *S) {
+  lw_map *m = &S->s->map;
+  size_t i = 0;
+  while (i < lw_map_capacity(m)) {
+    lw_slot *sl = &m->slots[i];
+    if (sl->key != NULL && sl->rec.task != 0) {
+      sl->rec.task = 0;
+      sl->rec.cancel = 0;
+      S->s->ntasks--;
+      if (sl->rec.status == 0) {
+        lw_map_remove_rec(m, &sl->rec);
+        continue;
+      }
+    }
+    i++;
+  }
+  S->nwaiting = 0;
 }
 
 void lw_sched_clear(lw_sched *S, lua_State *W) {
@@ -1010,23 +1174,22 @@ void lw_sched_clear(lw_sched *S, lua_State *W) {
     unanchor(S, W, e.ref);
     lua_pop(W, 1);
   }
-  while (S->hlen > 0) {
-    lw_timer t = h_pop(S);
+  while (lw_sched_ntimers(S) > 0) {
+    lw_timer t = t_pop(S);
     unanchor(S, W, t.e.ref);
     lua_pop(W, 1);
   }
   lua_newtable(W); /* forget every waiter list */
   lua_rawseti(W, LUA_REGISTRYINDEX, S->wref);
   S->wlists = 0;
-  lw_map_free(&S->tasks);
-  S->nwaiting = 0;
+  tasks_clear(S);
 }
 
 int lw_sched_deadlocked(const lw_sched *S) {
-  return S->qlen == 0 && S->hlen == 0 && S->nasync == 0 && S->nwaiting > 0;
+  return S->qlen == 0 && lw_sched_ntimers(S) == 0 && S->nasync == 0 && S->nwaiting > 0;
 }
 
-size_t lw_sched_ready(const lw_sched *S) { return S ? S->qlen + S->hlen : 0; }
+size_t lw_sched_ready(const lw_sched *S) { return S ? S->qlen + lw_sched_ntimers(S) : 0; }
 size_t lw_sched_waiting(const lw_sched *S) { return S ? S->nwaiting : 0; }
 size_t lw_sched_async(const lw_sched *S) { return S ? S->nasync : 0; }
 size_t lw_sched_errors(const lw_sched *S) { return S ? S->nerrors : 0; }
@@ -1088,22 +1251,29 @@ static int pool_check(lw_sched *S) {
 }
 
 int lw_sched_check_invariants(lw_sched *S) {
-  size_t i, nw = 0;
+  size_t i = 0, nw = 0, nt = 0;
   lw_slot *sl;
   int e;
   if (S == NULL) return __LINE__;
-  if ((e = lw_map_check(&S->tasks)) != 0) return e;
+  if ((e = lw_store_check(S->s)) != 0) return e;
   for (i = 1; i < S->hlen; i++)
     if (t_before(&S->heap[i], &S->heap[(i - 1) / 2])) return __LINE__;
+  if (S->zlen > S->zcap || (S->zcap & (S->zcap - 1)) != 0) return __LINE__;
+  for (i = 1; i < S->zlen; i++) /* the FIFO is sorted */
+    if (!t_before(&S->zq[(S->zhead + i - 1) & (S->zcap - 1)],
+                  &S->zq[(S->zhead + i) & (S->zcap - 1)]))
+      return __LINE__;
   i = 0;
-  while ((sl = lw_map_next(&S->tasks, &i)) != NULL) {
-    if (sl->rec.status < T_READY || sl->rec.status > T_ASYNC) return __LINE__;
-    if (sl->rec.status == T_AWAIT) nw++;
+  while ((sl = lw_map_next(&S->s->map, &i)) != NULL) {
+    if (sl->rec.task > T_ASYNC) return __LINE__;
+    if (sl->rec.task == 0 && sl->rec.cancel) return __LINE__;
+    if (sl->rec.task != 0) nt++;
+    if (sl->rec.task == T_AWAIT) nw++;
   }
-  if (nw != S->nwaiting) return __LINE__;
+  if (nw != S->nwaiting || nt != S->s->ntasks) return __LINE__;
   if (S->qlen > S->qcap || S->hlen > S->hcap) return __LINE__;
-  if ((e = pool_check(S)) != 0) return e;
-  return lw_store_check(S->s);
+  if (S->nafree > S->alen || S->alen > S->afreecap) return __LINE__;
+  return pool_check(S);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1137,7 +1307,7 @@ lw_async *lw_async_begin(lua_State *L) {
   }
   op->S = S;
   op->co = L;
-  op->ticket = r->top;
+  op->ticket = r->ticket;
   op->ref = ref;
   S->nasync++;
   return op;
@@ -1191,7 +1361,12 @@ static int complete_protected(lua_State *T) {
   lua_insert(T, -2);
   lua_rawseti(T, -2, op->ref); /* the pack replaces the thread: no growth */
   r = task_rec(S, op->co);
-  r->status = T_READY;
+  if (r == NULL || r->ticket != op->ticket || r->task != T_ASYNC) {
+    /* the push ran code (a __gc, say) that moved the task on */
+    anchor_free(S, T, op->ref);
+    return 0;
+  }
+  r->task = T_READY; /* the ticket stays the op's */
   e.co = op->co;
   e.ticket = op->ticket;
   e.kind = K_ASYNC;
@@ -1216,12 +1391,10 @@ static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
   }
   if (n < 0 || lua_gettop(T) < n) return LW_EINVAL;
   r = task_rec(S, op->co);
-  if (r == NULL || r->top != op->ticket || r->status != T_ASYNC) {
+  if (r == NULL || r->ticket != op->ticket || r->task != T_ASYNC) {
     /* its task moved on (cancelled, woken): drop the outcome */
     lua_pop(T, n);
-    lua_rawgeti(T, LUA_REGISTRYINDEX, S->aref);
-    luaL_unref(T, -1, op->ref);
-    lua_pop(T, 1);
+    anchor_free(S, T, op->ref);
     S->nasync--;
     sched_alloc(S, op, sizeof *op, 0);
     return LW_OK;
@@ -1250,9 +1423,7 @@ static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
   }
   if (e != LW_OK) {
     /* no memory to hand the outcome over: the task cannot be resumed */
-    lua_rawgeti(T, LUA_REGISTRYINDEX, S->aref);
-    luaL_unref(T, -1, op->ref);
-    lua_pop(T, 1);
+    anchor_free(S, T, op->ref);
     task_drop(S, op->co);
   }
   S->nasync--;

@@ -28,14 +28,17 @@ struct lw_sched {
   lw_store *s;           /* NULL once the store is gone (lua_close) */
   lua_Alloc f;           /* the allocator under the store's hook */
   void *ud;
-  lw_map tasks;         /* task -> {status: state, top: ticket} */
   lw_ent *q;            /* deferred FIFO, a ring */
   size_t qhead, qlen, qcap;
   lw_timer *heap;       /* timers, a binary min-heap on (due, seq) */
   size_t hlen, hcap;
+  lw_timer *zq;         /* zero-delay timers, a FIFO ring sorted by (due, seq) */
+  size_t zhead, zlen, zcap;
   unsigned long long seq;
   unsigned ticket;
   int aref;             /* registry ref: anchor table */
+  int *afree;           /* its free slots, a stack; room for alen */
+  size_t nafree, alen, afreecap; /* alen: slots 1..alen ever used */
   int wref;             /* registry ref: target -> waiter list */
   int cref;             /* registry ref: the async completion function */
   int pref;             /* registry ref: recycled threads, 1..npool */
@@ -46,6 +49,9 @@ struct lw_sched {
   int exited, exitcode, stepping, closed;
   lua_State *main;      /* lw.run's main task, awaited by run */
   lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE */
+  lua_State *runco;     /* the task resume_rec runs (innermost) ... */
+  lw_rec *runrec;       /* ... its record ... */
+  unsigned long rungen; /* ... good while the store's map is at this gen */
   lw_clock_fn clock;
   void *clock_ud;
   lw_error_fn onerror;
@@ -57,19 +63,29 @@ struct lw_sched {
   void (*driver_free)(lw_sched *S);
 };
 
-/* resume co (a task or any thread) now, with nargs values already on its
-   stack, and settle the outcome; from is the running thread */
+/* resume co (a task or any thread of S's state) now, with nargs values
+   already on its stack, and settle the outcome; from is the running
+   thread */
 int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs);
 
 /* drop every queued resumption, timer and waiter (after task.exit or a
    deadlock, so that the next run starts clean); W: the running thread */
 void lw_sched_clear(lw_sched *S, lua_State *W);
 
+/* timers set (heap and zero-delay FIFO) */
+static inline size_t lw_sched_ntimers(const lw_sched *S) {
+  return S->hlen + S->zlen;
+}
+
 /* run the scheduler's own loop-less check: 1 if deadlocked */
 int lw_sched_deadlocked(const lw_sched *S);
 
 /* the scheduler of the running task's state, raising if none can be made */
 lw_sched *lw_sched_check(lua_State *L);
+
+/* push the scheduler's box: a userdata whose first field is the
+   lw_sched *, NULL once the state is closing.  There must be one. */
+void lw_sched_pushbox(lua_State *L);
 
 /* task.wait/await/any/exit from C: suspend the running task L */
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds);

@@ -20,8 +20,9 @@
 **    record is a count and the stack top, nothing is copied, and the values
 **    die with the thread.  A returned thread cannot keep values on its
 **    stack (Lua would think it suspended), so they go into one weak-keyed
-**    table, keyed by the thread (one value as is, several packed in a
-**    table); the GC clears the entry when the thread dies.  On Lua 5.2+
+**    table, keyed by the thread (one value as is, several packed: a
+**    userdata with user values on 5.4, a table before); the GC clears the
+**    entry when the thread dies.  On Lua 5.2+
 **    that table is an ephemeron, so values that refer back to their thread
 **    do not keep it alive; Lua 5.1 and LuaJIT lack ephemerons, and there
 **    such a value keeps its thread until it is taken or untracked.
@@ -32,7 +33,13 @@
 **
 ** A record pointer is invalidated by anything that may allocate Lua
 ** memory (the GC may free a tracked thread, and removal shifts slots), so
-** functions look the record up again after such calls.
+** functions look the record up again after such calls, unless the map's
+** generation (lw_map.h) says nothing moved.
+**
+** The record is shared with the scheduler (lw_store.h): one probe per
+** resumption finds both the result and the task state.  A thread the
+** scheduler runs but the store no longer tracks keeps a record with
+** status 0; lw_store_count counts only tracked ones.
 */
 #include "lw_store.h"
 #include "lw_compat.h"
@@ -46,12 +53,33 @@ typedef struct box { lw_store *s; } box;
 /* ------------------------------------------------------------------ */
 /* the allocator hook                                                  */
 
+#if defined(__GNUC__)
+#define LW_NOINLINE __attribute__((noinline))
+#else
+#define LW_NOINLINE
+#endif
+
+/* a block of a thread's size is freed: if it is a thread we know of, its
+   record dies with it.  Kept out of line so that the hook's common path
+   (every allocation of the state) is a compare and a jump. */
+static LW_NOINLINE void thread_freed(lw_store *s, void *p) {
+  const void *co = (char *)p + s->toff;
+  lw_rec *r = lw_map_find(&s->map, co);
+  if (r != NULL) {
+    if (r->status) {
+      s->tracked--;
+      s->freed++;
+    }
+    if (r->task) s->ntasks--;
+    if (r->wide) lw_map_remove(&s->wide, co);
+    lw_map_remove_rec(&s->map, r);
+  }
+}
+
 static void *hook(void *ud, void *p, size_t osize, size_t nsize) {
   lw_store *s = (lw_store *)ud;
-  if (nsize == 0 && p != NULL && osize == s->tblock) {
-    if (lw_map_remove(&s->map, (char *)p + s->toff)) s->freed++;
-    if (s->onfree) s->onfree(s->onfree_ud, (char *)p + s->toff);
-  }
+  if (nsize == 0 && osize == s->tblock && p != NULL && s->map.count != 0)
+    thread_freed(s, p);
   return s->f(s->ud, p, osize, nsize);
 }
 
@@ -152,6 +180,7 @@ lw_store *lw_store_open(lua_State *L) {
   s->universe = lw_universe(L);
   s->vref = s->recref = LUA_NOREF;
   lw_map_init(&s->map, f, ud);
+  lw_map_init(&s->wide, f, ud);
   memset(&o, 0, sizeof o);
   o.s = s;
   if ((e = lw_cpcall(L, open_protected, &o)) != LUA_OK) {
@@ -178,8 +207,9 @@ static int store_gc(lua_State *L) {
   b->s = NULL;
   s->closed = 1;
   if (s->backref) *s->backref = NULL; /* whoever listens must let go */
-  s->onfree = NULL;
   lw_map_free(&s->map);
+  lw_map_free(&s->wide);
+  s->tracked = s->ntasks = 0;
   if (lua_getallocf(L, &ud) == hook && ud == s) {
     lua_setallocf(L, s->f, s->ud);
     s->f(s->ud, s, sizeof *s, 0);
@@ -200,6 +230,69 @@ static lw_rec *find(lw_store *s, lua_State *co) {
   return lw_map_find(&s->map, co);
 }
 
+/* Counts.  A record holds up to NRES_MAX values recorded and a stack top
+   up to BELOW_MAX above them; a yield's values are usually its whole
+   frame (below is 0).  Bigger counts go to the wide map: rare, never on
+   a hot path.  Its records hold nres in nres|below<<13 and the top in
+   ticket. */
+#define NRES_MAX 8191u
+#define BELOW_MAX 1023u
+#define WIDE_MAX 0x7fffffu
+
+static unsigned rec_nres(lw_store *s, const lua_State *co, const lw_rec *r) {
+  const lw_rec *w;
+  if (!r->wide) return r->nres;
+  w = lw_map_find(&s->wide, co);
+  return w->nres | ((unsigned)w->below << 13);
+}
+
+/* co's stack top when a result kept on its stack was recorded */
+static unsigned rec_top(lw_store *s, const lua_State *co, const lw_rec *r) {
+  if (!r->wide) return r->nres + r->below;
+  return lw_map_find(&s->wide, co)->ticket;
+}
+
+static void counts_clear(lw_store *s, const lua_State *co, lw_rec *r) {
+  if (r->wide) {
+    lw_map_remove(&s->wide, co); /* another map: r stays put */
+    r->wide = 0;
+  }
+  r->nres = 0;
+  r->below = 0;
+}
+
+/* nres values recorded, co's top then top (>= nres; values kept off the
+   stack pass top = nres); LW_EMEM if they need the wide map and it
+   cannot grow (nothing is recorded then) */
+static int counts_set(lw_store *s, const lua_State *co, lw_rec *r,
+                      unsigned nres, unsigned top) {
+  lw_rec *w;
+  if (nres <= NRES_MAX && top - nres <= BELOW_MAX) {
+    counts_clear(s, co, r);
+    r->nres = nres;
+    r->below = top - nres;
+    return LW_OK;
+  }
+  if (nres > WIDE_MAX || top < nres || lw_map_insert(&s->wide, co, &w) < 0) {
+    counts_clear(s, co, r);
+    return LW_EMEM;
+  }
+  w->nres = nres & NRES_MAX;
+  w->below = nres >> 13;
+  w->ticket = top;
+  r->wide = 1;
+  r->nres = 0;
+  r->below = 0;
+  return LW_OK;
+}
+
+/* nothing recorded, in the given status */
+static void rec_reset(lw_store *s, const lua_State *co, lw_rec *r, int status) {
+  r->status = (unsigned)status;
+  r->vals = 0;
+  counts_clear(s, co, r);
+}
+
 /* Drop co's entry in the values table.  Only called while the entry
    exists, so the raw set replaces a value and cannot allocate; the thread
    is dead with an empty stack (or is the caller), so the few slots used
@@ -214,51 +307,57 @@ static void clear_vals(lw_store *s, lua_State *co) {
 
 /* The record still describes co, with `above` values pushed on top of
    it since?  A thread resumed or reset behind our back no longer matches,
-   and its record must not be served. */
-static int rec_valid(lua_State *co, const lw_rec *r, int above) {
-  int st = lua_status(co), top = lua_gettop(co) - above;
+   and its record must not be served.  Only results kept on co's stack,
+   and a dead co's emptiness, need a look at co. */
+static int rec_valid(lw_store *s, lua_State *co, const lw_rec *r, int above) {
+  int st, top;
+  switch (r->status) {
+    case LW_YIELDED: case LW_RETURNED: case LW_FAILED: break;
+    default: return 1;
+  }
+  st = lua_status(co);
+  top = lua_gettop(co) - above;
   switch (r->status) {
     case LW_YIELDED:
-      return st == LUA_YIELD && (unsigned)top == r->top && r->nres <= r->top;
+      return st == LUA_YIELD && top >= 0 && (unsigned)top == rec_top(s, co, r);
     case LW_RETURNED:
       return st == LUA_OK && top == 0;
-    case LW_FAILED:
-      if (r->flags & LW_F_VALS) return st == LUA_OK && top == 0;
+    default: /* failed */
+      if (r->vals) return st == LUA_OK && top == 0;
       return st != LUA_OK && st != LUA_YIELD && top >= 1 &&
-             (unsigned)top == r->top;
-    default:
-      return 1;
+             (unsigned)top == rec_top(s, co, r);
   }
 }
 
-/* find co's record and drop it if stale; NULL if untracked */
-static lw_rec *lookup_above(lw_store *s, lua_State *co, int above) {
-  lw_rec *r = find(s, co);
-  if (r != NULL && !rec_valid(co, r, above)) {
-    int had = r->flags & LW_F_VALS;
-    r->status = LW_PENDING;
-    r->flags = 0;
-    r->nres = 0;
-    r->top = 0;
+/* r (co's record, current) checked against co: a stale one becomes
+   pending; r stays where it is */
+static lw_rec *validate(lw_store *s, lua_State *co, lw_rec *r, int above) {
+  if (!rec_valid(s, co, r, above)) {
+    int had = r->vals;
+    rec_reset(s, co, r, LW_PENDING);
     if (had) clear_vals(s, co);
   }
   return r;
 }
 
+/* co's validated record, or NULL if untracked */
 static lw_rec *lookup(lw_store *s, lua_State *co) {
-  return lookup_above(s, co, 0);
+  lw_rec *r = find(s, co);
+  if (r == NULL || r->status == 0) return NULL;
+  return validate(s, co, r, 0);
 }
 
 /* ------------------------------------------------------------------ */
 /* the public operations                                               */
 
 size_t lw_store_count(const lw_store *s) {
-  return (s == NULL || s->closed) ? 0 : s->map.count;
+  return (s == NULL || s->closed) ? 0 : s->tracked;
 }
 
 size_t lw_store_bytes(const lw_store *s) {
   if (s == NULL) return 0;
-  return sizeof *s + lw_map_capacity(&s->map) * sizeof(lw_slot);
+  return sizeof *s + (lw_map_capacity(&s->map) + lw_map_capacity(&s->wide)) *
+                     sizeof(lw_slot);
 }
 
 unsigned long lw_store_freed(const lw_store *s) {
@@ -267,36 +366,64 @@ unsigned long lw_store_freed(const lw_store *s) {
 
 uintptr_t lw_key(const lua_State *co) { return (uintptr_t)co; }
 
-int lw_track(lw_store *s, lua_State *co) {
+lw_rec *lw_store_track(lw_store *s, lua_State *co) {
   lw_rec *r;
-  int e = check(s, co), added;
-  if (e != LW_OK) return e;
   /* the allocator hook removes freed threads but must not allocate, so
      a map emptied by the GC is shrunk here, on the next track */
   if (s->map.count * 8 < lw_map_capacity(&s->map)) lw_map_compact(&s->map);
-  added = lw_map_insert(&s->map, co, &r);
-  if (added < 0) return LW_EMEM;
-  if (added) r->status = LW_PENDING;
-  return LW_OK;
+  if (s->wide.count * 8 < lw_map_capacity(&s->wide)) lw_map_compact(&s->wide);
+  if (lw_map_insert(&s->map, co, &r) < 0) return NULL;
+  if (r->status == 0) {
+    r->status = LW_PENDING;
+    s->tracked++;
+  }
+  return r;
+}
+
+int lw_track(lw_store *s, lua_State *co) {
+  int e = check(s, co);
+  if (e != LW_OK) return e;
+  return lw_store_track(s, co) != NULL ? LW_OK : LW_EMEM;
+}
+
+void lw_store_release(lw_store *s, lua_State *co, lw_rec *r) {
+  (void)co;
+  if (r->status == 0 && r->task == 0) lw_map_remove_rec(&s->map, r);
+}
+
+/* forget co's result (r: its record, current and tracked); the record
+   itself stays while the scheduler needs it */
+static void untrack_rec(lw_store *s, lua_State *co, lw_rec *r) {
+  if (r->vals && rec_valid(s, co, r, 0)) clear_vals(s, co);
+  rec_reset(s, co, r, 0);
+  s->tracked--;
+  lw_store_release(s, co, r);
 }
 
 int lw_untrack(lw_store *s, lua_State *co) {
   lw_rec *r;
   int e = check(s, co);
   if (e != LW_OK) return e;
-  if ((r = find(s, co)) == NULL) return LW_ENOTTRACKED;
-  if ((r->flags & LW_F_VALS) && rec_valid(co, r, 0)) clear_vals(s, co);
-  lw_map_remove(&s->map, co);
+  if ((r = find(s, co)) == NULL || r->status == 0) return LW_ENOTTRACKED;
+  untrack_rec(s, co, r);
   lw_map_compact(&s->map);
   return LW_OK;
 }
 
+int lw_store_status(lw_store *s, lua_State *co, lw_rec *r) {
+  if (r == NULL || r->status == 0) return LW_UNTRACKED;
+  return (int)validate(s, co, r, 0)->status;
+}
+
 int lw_status(lw_store *s, lua_State *co) {
   lw_rec *r;
-  int e = check(s, co);
-  if (e != LW_OK) return e;
-  r = lookup(s, co);
-  return r ? (int)r->status : LW_UNTRACKED;
+  if (s == NULL || co == NULL || s->closed) return LW_EINVAL;
+  r = find(s, co);
+  /* a key in the map is a live thread of this universe (entries die
+     with their thread), so only the others need the universe check */
+  if ((r == NULL || r->status == 0) && lw_universe(co) != s->universe)
+    return LW_EUNIVERSE;
+  return lw_store_status(s, co, r);
 }
 
 /* resumable as coroutine.resume sees it, from `from` */
@@ -322,10 +449,10 @@ static int values_filer(lua_State *co) {
   if (n == 1) {
     lua_pushvalue(co, 1);
   } else {
-    lua_createtable(co, n, 0);
+    lw_pack_new(co, n);
     for (i = 1; i <= n; i++) {
       lua_pushvalue(co, i);
-      lua_rawseti(co, -2, i);
+      lw_pack_set(co, -2, i, n);
     }
   }
   lua_rawset(co, -3);
@@ -346,7 +473,7 @@ static int unfile(lw_store *s, lua_State *co, int n) {
   lua_rawget(co, -2); /* one value as is, several packed */
   if (n > 1) {
     t = lua_gettop(co);
-    for (i = 1; i <= n; i++) lua_rawgeti(co, t, i);
+    for (i = 1; i <= n; i++) lw_pack_get(co, t, i, n);
     lua_remove(co, t);
   }
   lua_remove(co, -(n + 1)); /* the values table */
@@ -354,63 +481,90 @@ static int unfile(lw_store *s, lua_State *co, int n) {
   return LW_OK;
 }
 
-/* record a return of n values (on co's stack) */
-static int record_return(lw_store *s, lua_State *co, int n) {
-  lw_rec *r;
+/* record a return of n values (on co's stack); *rp: co's record (current,
+   tracked), afterwards co's record again (may be untracked, or NULL) */
+static int record_return(lw_store *s, lua_State *co, lw_rec **rp, int n) {
+  lw_rec *r = *rp;
   if (n > 0) {
+    unsigned long gen = s->map.gen;
+    int st;
     lua_rawgeti(co, LUA_REGISTRYINDEX, s->recref);
     lua_insert(co, 1);
-    if (lua_pcall(co, n, 0, 0) != LUA_OK) {
+    st = lua_pcall(co, n, 0, 0); /* may collect: look r up again */
+    *rp = r = lw_store_refind(s, co, r, gen);
+    if (st != LUA_OK) {
       lua_settop(co, 0);
-      if ((r = find(s, co)) != NULL) lw_map_remove(&s->map, co);
+      if (r != NULL && r->status != 0) {
+        rec_reset(s, co, r, 0);
+        s->tracked--;
+        lw_store_release(s, co, r);
+        *rp = find(s, co);
+      }
       return LW_EMEM;
     }
   }
-  if ((r = find(s, co)) == NULL) /* untracked by a __gc meanwhile */
+  if (r == NULL || r->status == 0) /* untracked by a __gc meanwhile */
     return n > 0 ? unfile(s, co, n) : LW_OK;
   r->status = LW_RETURNED;
-  r->flags = n > 0 ? LW_F_VALS : 0;
-  r->nres = (unsigned)n;
-  r->top = 0;
+  r->vals = n > 0;
+  if (counts_set(s, co, r, (unsigned)n, (unsigned)n) != LW_OK) {
+    untrack_rec(s, co, r);
+    *rp = find(s, co);
+    return LW_EMEM;
+  }
   return LW_OK;
+}
+
+int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
+                    int nargs, int *nres, lw_rec **after) {
+  int st, n = 0, e = LW_OK;
+  unsigned long gen;
+  if (after) *after = r;
+  if (nargs < 0 || lua_gettop(co) < nargs) return LW_EINVAL;
+  if (r != NULL && r->status != 0) {
+    validate(s, co, r, nargs); /* the arguments sit on the record */
+    if (r->status == LW_CANCELLED) return LW_ESTATE;
+  }
+  if (r != NULL && r->status == LW_YIELDED) {
+    /* the recorded values sit under the arguments: Lua wants them gone */
+    int k = (int)rec_nres(s, co, r);
+    if (!resumable(co, from, nargs + k)) return LW_ESTATE;
+    lw_co_dropbelow(co, k, nargs);
+  } else if (!resumable(co, from, nargs)) {
+    return LW_ESTATE;
+  }
+  if (r != NULL && r->status != 0) rec_reset(s, co, r, LW_RUNNING);
+  gen = s->map.gen;
+  st = lw_co_resume(co, from, nargs, &n);
+  if (nres) *nres = n;
+  /* an untracked co may have tracked itself meanwhile */
+  r = r == NULL ? find(s, co) : lw_store_refind(s, co, r, gen);
+  if (r != NULL && r->status != 0) {
+    if (st == LUA_YIELD) {
+      r->status = LW_YIELDED;
+      r->vals = 0;
+      e = counts_set(s, co, r, (unsigned)n, (unsigned)lua_gettop(co));
+    } else if (st == LUA_OK) {
+      e = record_return(s, co, &r, n);
+    } else {
+      r->status = LW_FAILED;
+      r->vals = 0;
+      e = counts_set(s, co, r, 1, (unsigned)lua_gettop(co));
+    }
+    if (e != LW_OK && r != NULL && r->status != 0) { /* counts too big */
+      untrack_rec(s, co, r);
+      r = find(s, co);
+    }
+  }
+  if (after) *after = r;
+  return e != LW_OK ? LW_EMEM : st;
 }
 
 int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
               int *nres) {
-  lw_rec *r;
-  int e = check(s, co), st, n = 0;
+  int e = check(s, co);
   if (e != LW_OK) return e;
-  if (nargs < 0 || lua_gettop(co) < nargs) return LW_EINVAL;
-  r = lookup_above(s, co, nargs); /* the arguments sit on the record */
-  if (r != NULL && r->status == LW_CANCELLED) return LW_ESTATE;
-  if (r != NULL && r->status == LW_YIELDED) {
-    /* the recorded values sit under the arguments: Lua wants them gone */
-    if (!resumable(co, from, nargs + (int)r->nres)) return LW_ESTATE;
-    lw_co_dropbelow(co, (int)r->nres, nargs);
-  } else if (!resumable(co, from, nargs)) {
-    return LW_ESTATE;
-  }
-  if (r != NULL) {
-    r->status = LW_RUNNING;
-    r->flags = 0;
-    r->nres = 0;
-    r->top = 0;
-  }
-  st = lw_co_resume(co, from, nargs, &n);
-  if (nres) *nres = n;
-  if ((r = find(s, co)) == NULL) return st;
-  if (st == LUA_YIELD) {
-    r->status = LW_YIELDED;
-    r->nres = (unsigned)n;
-    r->top = (unsigned)lua_gettop(co);
-  } else if (st == LUA_OK) {
-    if (record_return(s, co, n) != LW_OK) return LW_EMEM;
-  } else {
-    r->status = LW_FAILED;
-    r->nres = 1;
-    r->top = (unsigned)lua_gettop(co);
-  }
-  return st;
+  return lw_store_resume(s, co, find(s, co), from, nargs, nres, NULL);
 }
 
 /* copy the top n values of co onto L, leaving co as it was */
@@ -428,17 +582,19 @@ static void push_vals(lw_store *s, lua_State *co, lua_State *L) {
   lua_pushthread(co);
   lua_xmove(co, L, 1);
   lua_rawget(L, -2);
-  lua_remove(L, -2);
+  lua_replace(L, -2);
 }
 
 int lw_result(lw_store *s, lua_State *co, lua_State *L) {
   lw_rec *r;
-  int e = check(s, co), n, i;
-  if (e != LW_OK) return e;
-  if (L == NULL) return LW_EINVAL;
+  int n, i;
+  if (s == NULL || co == NULL || L == NULL || s->closed) return LW_EINVAL;
   if (lw_universe(L) != s->universe) return LW_EUNIVERSE;
-  if ((r = lookup(s, co)) == NULL) return LW_ENOTTRACKED;
-  n = (int)r->nres;
+  r = find(s, co);
+  if (r == NULL || r->status == 0) /* found: co is ours (lw_status) */
+    return lw_universe(co) != s->universe ? LW_EUNIVERSE : LW_ENOTTRACKED;
+  validate(s, co, r, 0);
+  n = (int)rec_nres(s, co, r);
   switch (r->status) {
     case LW_YIELDED:
       luaL_checkstack(L, 2 * n + 1, "too many results");
@@ -447,19 +603,25 @@ int lw_result(lw_store *s, lua_State *co, lua_State *L) {
       return n + 1;
     case LW_RETURNED:
       luaL_checkstack(L, n + 3, "too many results");
-      lua_pushboolean(L, 1);
-      if (n == 0) return 1;
-      push_vals(s, co, L);
-      if (n > 1) {
+      if (n == 0) {
+        lua_pushboolean(L, 1);
+        return 1;
+      }
+      push_vals(s, co, L); /* the pack, or the one value */
+      if (n == 1) {
+        lua_pushboolean(L, 1);
+        lua_insert(L, -2);
+      } else {
         int t = lua_gettop(L);
-        for (i = 1; i <= n; i++) lua_rawgeti(L, t, i);
-        lua_remove(L, t);
+        for (i = 1; i <= n; i++) lw_pack_get(L, t, i, n);
+        lua_pushboolean(L, 1);
+        lua_replace(L, t); /* true where the pack was: no rotation */
       }
       return n + 1;
     case LW_FAILED:
       luaL_checkstack(L, 4, "too many results");
       lua_pushboolean(L, 0);
-      if (r->flags & LW_F_VALS) push_vals(s, co, L);
+      if (r->vals) push_vals(s, co, L);
       else copy_top(co, L, 1);
       return 2;
     case LW_CANCELLED:
@@ -487,15 +649,12 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
   if (e != LW_OK) return e;
   if (co == from || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
     return LW_ESTATE; /* running or normal: it cannot be stopped here */
-  if (lw_map_insert(&s->map, co, &r) < 0) return LW_EMEM;
-  r = lookup(s, co);
+  if ((r = lw_store_track(s, co)) == NULL) return LW_EMEM;
+  validate(s, co, r, 0);
   if (r->status == LW_RETURNED || r->status == LW_FAILED ||
       r->status == LW_CANCELLED)
     return LW_OK; /* already over: nothing to stop */
-  r->status = LW_CANCELLED;
-  r->flags = 0;
-  r->nres = 0;
-  r->top = 0;
+  rec_reset(s, co, r, LW_CANCELLED);
   st = lua_status(co);
   if (st == LUA_OK) {
     lua_settop(co, 0); /* never started: dropping the function kills it */
@@ -515,13 +674,14 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
 }
 
 int lw_reset(lw_store *s, lua_State *co, lua_State *from) {
+  lw_rec *r;
   int e = check(s, co);
   lua_Debug ar;
   if (e != LW_OK) return e;
   if (!lw_co_canreset()) return LW_ENOTSUP;
   if (co == from || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
     return LW_ESTATE;
-  if (find(s, co) != NULL) lw_untrack(s, co);
+  if ((r = find(s, co)) != NULL && r->status != 0) lw_untrack(s, co);
   return lw_co_reset(co, from);
 }
 
@@ -533,14 +693,13 @@ void lw_store_setfailure(lw_store *s, lua_State *co, lua_State *L) {
   lua_pushvalue(L, -3);
   lua_rawset(L, -3); /* may raise: the record is then stale, and dropped */
   lua_pop(L, 2);
-  if ((r = find(s, co)) == NULL) {
+  if ((r = find(s, co)) == NULL || r->status == 0) {
     clear_vals(s, co); /* untracked by a __gc meanwhile */
     return;
   }
-  r->status = LW_FAILED;
-  r->flags = LW_F_VALS;
+  rec_reset(s, co, r, LW_FAILED);
+  r->vals = 1;
   r->nres = 1;
-  r->top = 0;
 }
 
 int lw_close(lw_store *s, lua_State *co, lua_State *L) {
@@ -554,28 +713,24 @@ int lw_close(lw_store *s, lua_State *co, lua_State *L) {
   luaL_checkstack(L, 4, "too many results");
   r = lookup(s, co);
   was = r ? (int)r->status : LW_UNTRACKED;
-  if (was == LW_FAILED && (r->flags & LW_F_VALS)) {
+  if (was == LW_FAILED && r->vals) {
     lua_pushboolean(L, 0); /* closed before: already dead and empty */
     push_vals(s, co, L);
     return 2;
   }
-  st = lw_co_reset(co, L);
+  st = lw_co_reset(co, L); /* may run code and collect: r moves */
   if (st == LUA_OK) {
     lua_settop(co, 0);
-    if (r != NULL && (r = find(s, co)) != NULL && was != LW_RETURNED &&
-        was != LW_CANCELLED) {
-      r->status = LW_CANCELLED;
-      r->flags = 0;
-      r->nres = 0;
-      r->top = 0;
-    }
+    if (was != LW_UNTRACKED && was != LW_RETURNED && was != LW_CANCELLED &&
+        (r = find(s, co)) != NULL && r->status != 0)
+      rec_reset(s, co, r, LW_CANCELLED);
     lua_pushboolean(L, 1);
     return 1;
   }
   lua_pushboolean(L, 0);
   lua_xmove(co, L, 1);
   lua_settop(co, 0);
-  if (r != NULL && find(s, co) != NULL) {
+  if (was != LW_UNTRACKED && (r = find(s, co)) != NULL && r->status != 0) {
     lua_pushvalue(L, -1);
     lw_store_setfailure(s, co, L);
   }
@@ -647,16 +802,30 @@ const char *lw_strerror(int code) {
 }
 
 int lw_store_check(lw_store *s) {
-  size_t i = 0;
+  size_t i = 0, tracked = 0, tasks = 0, wide = 0;
   lw_slot *sl;
   int e;
   if (s == NULL) return __LINE__;
   if ((e = lw_map_check(&s->map)) != 0) return e;
+  if ((e = lw_map_check(&s->wide)) != 0) return e;
   while ((sl = lw_map_next(&s->map, &i)) != NULL) {
-    if (sl->rec.status < LW_PENDING || sl->rec.status > LW_RUNNING)
+    const lw_rec *r = &sl->rec;
+    int counted = r->status == LW_YIELDED || r->status == LW_RETURNED ||
+                  r->status == LW_FAILED;
+    if (r->status > LW_RUNNING) return __LINE__;
+    if (r->status == 0 && r->task == 0) return __LINE__; /* nobody's */
+    if (!counted && (r->nres || r->below || r->vals || r->wide))
       return __LINE__;
-    if (sl->rec.status == LW_PENDING && (sl->rec.nres || sl->rec.flags))
-      return __LINE__;
+    if (r->vals && r->status == LW_YIELDED) return __LINE__;
+    if (r->wide) {
+      wide++;
+      if (r->nres || r->below) return __LINE__;
+      if (lw_map_find(&s->wide, sl->key) == NULL) return __LINE__;
+    }
+    if (r->status != 0) tracked++;
+    if (r->task != 0) tasks++;
   }
+  if (tracked != s->tracked || tasks != s->ntasks) return __LINE__;
+  if (wide != s->wide.count) return __LINE__;
   return 0;
 }

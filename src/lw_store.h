@@ -9,7 +9,10 @@
 #include "lw_map.h"
 
 struct lw_store {
-  lw_map map;           /* thread -> record */
+  lw_map map;           /* thread -> record (the store's and the scheduler's) */
+  lw_map wide;          /* thread -> counts too big for its record */
+  size_t tracked;       /* records with a status (lw_store_count) */
+  size_t ntasks;        /* records with a task state (the scheduler's) */
   lua_Alloc f;          /* the allocator luaweave wraps */
   void *ud;
   const void *universe; /* registry address of the store's Lua state */
@@ -19,16 +22,47 @@ struct lw_store {
   int recref;           /* registry ref: closure that files returned values */
   int closed;           /* the Lua state is closing */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
-  /* told of every block of a thread's size that Lua frees (a thread, or
-     something that size): the scheduler drops its record of a freed
-     thread.  Runs inside the allocator: it must not allocate. */
-  void (*onfree)(void *ud, const void *thread);
-  void *onfree_ud;
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
 };
 
-/* record flags */
-#define LW_F_VALS 1     /* the values live in the store's values table */
+/* ------------------------------------------------------------------ */
+/* records, for the scheduler: one probe per resumption                */
+/*
+** The scheduler keeps its task state in the store's record of the
+** thread (lw_map.h), so it finds a thread once and hands the record
+** down.  A record pointer is good while s->map.gen is what it was when
+** the pointer was taken: anything that may allocate Lua memory (the GC
+** may free a thread, removal shifts slots) or track/untrack may move it.
+*/
+
+/* co's record, or NULL; no validation, no universe check */
+static inline lw_rec *lw_store_find(lw_store *s, const lua_State *co) {
+  return lw_map_find(&s->map, co);
+}
+
+/* r again if the map has not moved since gen, else a fresh lookup */
+static inline lw_rec *lw_store_refind(lw_store *s, const lua_State *co,
+                                      lw_rec *r, unsigned long gen) {
+  return s->map.gen == gen ? r : lw_map_find(&s->map, co);
+}
+
+/* lw_track, giving co's record (of the same universe: the caller
+   checked); NULL when memory runs out */
+lw_rec *lw_store_track(lw_store *s, lua_State *co);
+
+/* a record whose status is 0 and that the scheduler no longer needs
+   (task 0) goes; r must be current */
+void lw_store_release(lw_store *s, lua_State *co, lw_rec *r);
+
+/* lw_resume for a thread of this universe, with r its record at the
+   current gen or NULL if it has none; *after (if not NULL) gets co's
+   record once the resumption is over, or NULL */
+int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
+                    int nargs, int *nres, lw_rec **after);
+
+/* the status lw_status would give for co's record r (current), after
+   dropping it if stale */
+int lw_store_status(lw_store *s, lua_State *co, lw_rec *r);
 
 /* push the store's box (a userdata whose first field is the lw_store *,
    NULL once the state is closing) onto L; NULL if there is no store */

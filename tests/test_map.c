@@ -64,9 +64,9 @@ static void test_random_against_reference(void **state) {
         if (added) {
           in[i] = 1;
           count++;
-          r->top = val[i] = (unsigned)rand();
+          r->ticket = val[i] = (unsigned)rand();
         } else {
-          assert_int_equal(val[i], r->top);
+          assert_int_equal(val[i], r->ticket);
         }
       } else {
         assert_int_equal(in[i], lw_map_remove(&m, key(i, strides[s])));
@@ -80,7 +80,7 @@ static void test_random_against_reference(void **state) {
     for (step = 0; step < N; step++) {
       lw_rec *r = lw_map_find(&m, key(step, strides[s]));
       assert_int_equal(in[step], r != NULL);
-      if (r) assert_int_equal(val[step], r->top);
+      if (r) assert_int_equal(val[step], r->ticket);
     }
     assert_int_equal(0, lw_map_check(&m));
     lw_map_free(&m);

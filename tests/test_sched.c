@@ -2,6 +2,7 @@
    next deadline, cancel in every state, await/any, deadlock, errors,
    exit, async C functions, and churn.  No libuv loop is involved. */
 #include "lwtest.h"
+#include <math.h>
 #include <stdio.h>
 
 static lwt_heap heap;
@@ -792,14 +793,15 @@ static void test_churn(void **state) {
   churn_round(100000);
   after1 = heap.bytes;
   assert_int_equal(0, lw_store_count(S->s));
-  assert_int_equal(0, S->tasks.count);
+  assert_int_equal(0, S->s->ntasks);
   churn_round(100000);
   after2 = heap.bytes;
-  /* the scheduler gives back its queue, heap and task map; what stays
-     is the store's map (it does not shrink when the GC frees threads)
-     and the anchor table's array part; a second round adds nothing */
-  assert_true(S->qcap <= 64 && S->hcap <= 64);
-  assert_int_equal(0, lw_map_capacity(&S->tasks));
+  /* the scheduler gives back its queue and heap, and keeps no task
+     state; what stays is the store's map (it does not shrink when the GC
+     frees threads) and the anchor table's array part; a second round
+     adds nothing */
+  assert_true(S->qcap <= 64 && S->hcap <= 64 && S->zcap <= 64);
+  assert_int_equal(0, S->s->ntasks);
   assert_true((size_t)(after1 - before) < lw_store_bytes(S->s) + 3 * 1024 * 1024);
   assert_true(after2 <= after1 + 4096);
   assert_int_equal(0, lw_store_count(S->s));
@@ -921,6 +923,62 @@ static void test_recycle(void **state) {
   close_all();
 }
 
+/* a task keeps running when the store forgets it meanwhile: the
+   scheduler's state outlives the store's record of the thread */
+static void test_untracked_task(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "local lw = require 'luaweave'\n"
+    "w = task.spawn(function() L('w0'); task.wait(0); L('w1') end)\n"
+    "d = task.defer(function() L('d') end)\n"
+    "lw.untrack(w); lw.untrack(d)\n"
+    "L(lw.status(w), lw.status(d))\n");
+  expect_log("w0 untracked,untracked");
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  assert_int_equal(2, (int)S->s->ntasks);
+  assert_int_equal(0, (int)lw_store_count(S->s));
+  drain();
+  expect_log("d w1");
+  assert_int_equal(0, (int)S->s->ntasks);
+  /* every task is tracked again when it runs */
+  assert_int_equal(LW_RETURNED, status_of("w"));
+  assert_int_equal(LW_RETURNED, status_of("d"));
+  close_all();
+}
+
+/* zero-delay timers keep their place among all timers: deadline order,
+   FIFO ties, even when a host's clock steps back */
+static void test_zero_timers_order(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L, "task.delay(0.5, function() L('t05') end)");
+  clk = 1;
+  lwt_do(L,
+    "task.spawn(function() task.wait(0); L('z1') end)\n"
+    "task.delay(0, function() L('d0') end)\n"
+    "task.delay(0.25, function() L('t125') end)\n");
+  clk = 0.75; /* back */
+  lwt_do(L,
+    "task.delay(0, function() L('back') end)\n"
+    "task.spawn(function() task.wait(); L('z2') end)\n");
+  assert_int_equal(6, lw_sched_ready(S));
+  assert_true(lw_sched_next(S) == 0);
+  clk = 0.8;
+  assert_int_equal(3, step());
+  expect_log("t05 back z2");
+  assert_true(fabs(lw_sched_next(S) - 0.2) < 1e-9);
+  clk = 1.1;
+  assert_int_equal(2, step());
+  expect_log("z1 d0");
+  assert_true(fabs(lw_sched_next(S) - 0.15) < 1e-9);
+  clk = 2;
+  assert_int_equal(1, step());
+  expect_log("t125");
+  assert_int_equal(0, lw_sched_ready(S));
+  close_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order),
@@ -941,6 +999,8 @@ int main(void) {
     cmocka_unit_test(test_churn),
     cmocka_unit_test(test_recycle),
     cmocka_unit_test(test_unheld_task_gc),
+    cmocka_unit_test(test_untracked_task),
+    cmocka_unit_test(test_zero_timers_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

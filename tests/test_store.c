@@ -424,6 +424,120 @@ static void test_open_failure(void **state) {
   assert_true(opened);
 }
 
+/* counts too big for a record (many values, a deep frame under a yield
+   or an error) go to the store's wide map and come back exact */
+static int push_n(lua_State *L, int n) {
+  int i;
+  if (!lua_checkstack(L, n)) return 0;
+  for (i = 1; i <= n; i++) lua_pushinteger(L, i);
+  return 1;
+}
+
+static int c_many(lua_State *L) { /* yields then returns N values */
+  int n = (int)lua_tointeger(L, lua_upvalueindex(1));
+  if (!push_n(L, n)) return luaL_error(L, "no stack");
+  return n;
+}
+
+static int c_deep_yield(lua_State *L) { /* 1100 values, yields the top 2 */
+  if (!push_n(L, 1100)) return luaL_error(L, "no stack");
+  return lua_yield(L, 2);
+}
+
+static int c_deep_error(lua_State *L) { /* 1100 values, then an error */
+  if (!push_n(L, 1100)) return luaL_error(L, "no stack");
+  lua_pushliteral(L, "deep");
+  return lua_error(L);
+}
+
+static void test_wide_counts(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s), *co;
+  int nres, n;
+  (void)state;
+  /* a deep frame under a yield: top - nres does not fit a record */
+  co = lua_newthread(L);
+  lua_pushcfunction(co, c_deep_yield);
+  lua_setglobal(co, "deep");
+  luaL_loadstring(co, "local a, b = deep(); return a, b");
+  lw_track(s, co);
+  assert_int_equal(LUA_YIELD, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(2, nres);
+  /* before 5.4 a C yield moves the frame base up to its values */
+  assert_int_equal(LUA_VERSION_NUM >= 504 ? 1 : 0, (int)s->wide.count);
+  assert_int_equal(0, lw_store_check(s));
+  assert_int_equal(LW_YIELDED, lw_status(s, co));
+  assert_int_equal(3, lw_result(s, co, L));
+  assert_int_equal(1099, lua_tointeger(L, -2));
+  assert_int_equal(1100, lua_tointeger(L, -1));
+  lua_pop(L, 3);
+  lua_pushliteral(co, "x");
+  lua_pushliteral(co, "y");
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 2, &nres));
+  assert_int_equal(0, (int)s->wide.count); /* small again */
+  assert_int_equal(3, lw_result(s, co, L));
+  assert_string_equal("x", lua_tostring(L, -2));
+  assert_string_equal("y", lua_tostring(L, -1));
+  lua_pop(L, 3);
+  assert_int_equal(0, lw_store_check(s));
+  lua_pop(L, 1);
+  /* an error raised over a deep frame */
+  co = lua_newthread(L);
+  lua_pushcfunction(co, c_deep_error);
+  lw_track(s, co);
+  assert_int_equal(LUA_ERRRUN, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(LW_FAILED, lw_status(s, co));
+  assert_int_equal(1, (int)s->wide.count);
+  assert_int_equal(2, lw_result(s, co, L));
+  assert_string_equal("deep", lua_tostring(L, -1));
+  lua_pop(L, 2);
+  assert_int_equal(LW_OK, lw_untrack(s, co));
+  assert_int_equal(0, (int)s->wide.count);
+  assert_int_equal(0, lw_store_check(s));
+  lua_pop(L, 1);
+  /* more values than a record counts, yielded and returned (where the
+     Lua version lets a C function have that many) */
+  for (n = 70000; n >= 1000; n = n > 9000 ? 9000 : n - 4000) {
+    co = lua_newthread(L);
+    lua_pushinteger(co, n);
+    lua_pushcclosure(co, c_many, 1);
+    lw_track(s, co);
+    if (lw_resume(s, co, L, 0, &nres) != LUA_OK) { /* no stack: 5.1 */
+      lua_pop(L, 1);
+      continue;
+    }
+    assert_int_equal(n, nres);
+    assert_int_equal(LW_RETURNED, lw_status(s, co));
+    assert_int_equal(n > 8191 ? 1 : 0, (int)s->wide.count);
+    assert_int_equal(0, lw_store_check(s));
+    assert_int_equal(n + 1, lw_result(s, co, L));
+    assert_int_equal(1, lua_tointeger(L, -n));
+    assert_int_equal(n, lua_tointeger(L, -1));
+    lua_pop(L, n + 1);
+    lua_pop(L, 1);
+    lua_gc(L, LUA_GCCOLLECT, 0); /* co dies: its wide counts with it */
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    assert_int_equal(0, (int)s->wide.count);
+    assert_int_equal(0, lw_store_count(s));
+  }
+  /* a yield of many values, resumed behind luaweave's back: stale */
+  co = lwt_thread(L, "local t = {} for i = 1, 9000 do t[i] = i end "
+                     "local ok = pcall(coroutine.yield, (table.unpack or unpack)(t)) "
+                     "coroutine.yield(1) return 2");
+  lw_track(s, co);
+  if (lw_resume(s, co, L, 0, &nres) == LUA_YIELD) {
+    assert_int_equal(9000, nres);
+    assert_int_equal(1, (int)s->wide.count);
+    assert_int_equal(LW_YIELDED, lw_status(s, co));
+    lua_pop(co, nres);
+    assert_int_equal(LW_PENDING, lw_status(s, co)); /* top moved */
+    assert_int_equal(0, (int)s->wide.count);
+  }
+  assert_int_equal(0, lw_store_check(s));
+  lua_settop(L, 0);
+  close_state(L);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_transitions),
@@ -436,6 +550,7 @@ int main(void) {
     cmocka_unit_test(test_dropped_threads_freed),
     cmocka_unit_test(test_allocation_failure_sweep),
     cmocka_unit_test(test_open_failure),
+    cmocka_unit_test(test_wide_counts),
   };
   if (getenv("LWT_FILTER")) cmocka_set_test_filter(getenv("LWT_FILTER"));
   return cmocka_run_group_tests_name("store", tests, NULL, NULL);
