@@ -257,7 +257,10 @@ double lw_sched_now(lw_sched *S);
 ** or  lua_push...(lw_sched_state(S), err); lw_async_reject(op);
 ** The task then resumes: the C function returns the n values, or raises
 ** err.  Register such functions with lw_async_wrap so that rejection can
-** raise on every Lua version.  A token is valid until resolved or
+** raise on every Lua version (and, on LuaJIT, so that the suspension
+** is a coroutine.yield: LuaJIT mistakes a lua_yield made while any __gc
+** finalizer runs for a yield out of a hook, and the task crashes when
+** resumed; an unwrapped function suspends with lua_yield).  A token is valid until resolved or
 ** rejected, exactly once, even if its task was cancelled meanwhile.
 */
 typedef struct lw_async lw_async;

@@ -274,6 +274,33 @@ describe("finalizers calling back", function()
     end
     assert.is_true(nwoke > 0)
   end)
+
+  it("can spawn tasks that wait, await and read files", function()
+    -- LuaJIT took a task's yield from C while a finalizer ran for a yield
+    -- out of a hook, and crashed when the task was resumed
+    local fs = require("luaweave").fs
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w")); f:write("data"); f:close()
+    local got = {}
+    lw.run(function()
+      local target = task.delay(0.005, function() return "t" end)
+      for i = 1, 20 do
+        arm(function()
+          task.spawn(function()
+            local waited = task.wait(0)
+            local ok, v = task.await(target)
+            local text = fs.readfile(path)
+            got[#got + 1] = table.concat({ type(waited), tostring(ok), v, text }, " ")
+          end)
+        end)
+      end
+      full_gc()
+      task.wait(0.02)
+    end)
+    os.remove(path)
+    assert.are.equal(20, #got)
+    for i = 1, 20 do assert.are.equal("number true t data", got[i]) end
+  end)
 end)
 
 describe("to-be-closed variables calling back", function()

@@ -3,6 +3,8 @@
 */
 #include "lw_compat.h"
 
+#include <stdarg.h>
+
 int lw_co_resume(lua_State *co, lua_State *from, int nargs, int *nres) {
 #if LUA_VERSION_NUM >= 504
   return lua_resume(co, from, nargs, nres);
@@ -182,6 +184,26 @@ void lw_sync_running(lua_State *L) {
 #else
   (void)L;
 #endif
+}
+
+int lw_errorat(lua_State *L, int level, const char *fmt, ...) {
+  va_list ap;
+  luaL_where(L, level);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+void lw_pushyield(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_getfield(L, -1, "coroutine");
+  lua_replace(L, -2);
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "yield");
+  if (!lua_isfunction(L, -1))
+    luaL_error(L, "luaweave: the coroutine library is not loaded");
+  lua_replace(L, -2);
 }
 
 int lw_yieldable(lua_State *L) {

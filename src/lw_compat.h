@@ -68,6 +68,13 @@ void lw_traceback(lua_State *L, lua_State *co, const char *msg);
    raising an error.  Nothing elsewhere. */
 void lw_sync_running(lua_State *L);
 
+/* luaL_error with the position of the function `level` levels up */
+int lw_errorat(lua_State *L, int level, const char *fmt, ...);
+
+/* push coroutine.yield as the coroutine library was loaded (raises
+   when it is not) */
+void lw_pushyield(lua_State *L);
+
 /* 1 if the running function of L may yield */
 int lw_yieldable(lua_State *L);
 

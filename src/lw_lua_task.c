@@ -25,10 +25,11 @@ static void check_target(lua_State *L, int arg, const char *fname) {
                arg, fname, lua_isnone(L, arg) ? "no value" : luaL_typename(L, arg));
 }
 
-static double opt_seconds(lua_State *L, int arg, const char *fname) {
+/* level: where errors are positioned (LW_TASK_LEVEL for task.wait) */
+static double opt_seconds(lua_State *L, int arg, const char *fname, int level) {
   if (lua_isnoneornil(L, arg)) return 0;
   if (lua_type(L, arg) != LUA_TNUMBER)
-    luaL_error(L, "bad argument #%d to '%s' (number expected, got %s)", arg,
+    lw_errorat(L, level, "bad argument #%d to '%s' (number expected, got %s)", arg,
                fname, luaL_typename(L, arg));
   return (double)lua_tonumber(L, arg);
 }
@@ -51,7 +52,7 @@ static int t_defer(lua_State *L) {
 
 static int t_delay(lua_State *L) {
   lw_sched *S = sched(L);
-  double sec = opt_seconds(L, 1, "delay");
+  double sec = opt_seconds(L, 1, "delay", 1);
   check_target(L, 2, "delay");
   lua_remove(L, 1);
   if (lw_sched_delay(S, L, sec, lua_gettop(L) - 1) != LW_OK)
@@ -61,7 +62,7 @@ static int t_delay(lua_State *L) {
 
 static int t_wait(lua_State *L) {
   lw_sched *S = sched(L);
-  double sec = opt_seconds(L, 1, "wait");
+  double sec = opt_seconds(L, 1, "wait", LW_TASK_LEVEL);
   lua_settop(L, 0);
   return lw_sched_wait(S, L, sec);
 }
@@ -85,10 +86,12 @@ static int await_common(lua_State *L, const char *fname) {
   lw_sched *S = sched(L);
   int i, n = lua_gettop(L);
   if (n == 0)
-    return luaL_error(L, "bad argument #1 to '%s' (thread expected, got no value)", fname);
+    return lw_errorat(L, LW_TASK_LEVEL,
+                      "bad argument #1 to '%s' (thread expected, got no value)", fname);
   for (i = 1; i <= n; i++)
     if (lua_type(L, i) != LUA_TTHREAD)
-      return luaL_error(L, "bad argument #%d to '%s' (thread expected, got %s)", i,
+      return lw_errorat(L, LW_TASK_LEVEL,
+                        "bad argument #%d to '%s' (thread expected, got %s)", i,
                         fname, luaL_typename(L, i));
   return lw_sched_await(S, L, 1, n);
 }
@@ -111,11 +114,13 @@ static int t_exit(lua_State *L) {
          cannot hold 2^40 */
       lua_Number x = lua_tonumber(L, 1);
       if (!(x >= INT_MIN && x <= INT_MAX) || x != floor(x))
-        return luaL_error(L, "bad argument #1 to 'exit' (number has no "
+        return lw_errorat(L, LW_TASK_LEVEL,
+                          "bad argument #1 to 'exit' (number has no "
                              "integer representation)");
       code = (int)x;
     } else
-      return luaL_error(L, "bad argument #1 to 'exit' (number expected, got %s)",
+      return lw_errorat(L, LW_TASK_LEVEL,
+                        "bad argument #1 to 'exit' (number expected, got %s)",
                         luaL_typename(L, 1));
   }
   lua_settop(L, 0);
@@ -184,10 +189,39 @@ static const luaL_Reg task_funcs[] = {
   {NULL, NULL}
 };
 
+#ifdef LW_LUAJIT
+/* LuaJIT: the functions that suspend return LW_SUSPEND_MARK, and this
+   wrapper yields for them with coroutine.yield (see suspend() in
+   lw_sched.c).  "... == mark" reads the first result only; "return ..."
+   keeps their number, none included. */
+static void wrap_suspending(lua_State *L, int t) {
+  static const char code[] =
+    "local mark, yield, t = ...\n"
+    "local function after(...)\n"
+    "  if ... == mark then return yield() end\n"
+    "  return ...\n"
+    "end\n"
+    "for _, k in ipairs { 'wait', 'await', 'any', 'exit' } do\n"
+    "  local f = t[k]\n"
+    "  t[k] = function(...) return after(f(...)) end\n"
+    "end\n";
+  t = lw_absindex(L, t);
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.task") != 0)
+    lua_error(L);
+  lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK); /* interns it */
+  lw_pushyield(L);
+  lua_pushvalue(L, t);
+  lua_call(L, 3, 0);
+}
+#endif
+
 int luaopen_luaweave_task(lua_State *L) {
   lw_sched_check(L);
   lua_createtable(L, 0, 9);
   lw_sched_pushbox(L);
   lw_setfuncs(L, task_funcs, 1);
+#ifdef LW_LUAJIT
+  wrap_suspending(L, -1);
+#endif
   return 1;
 }

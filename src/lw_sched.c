@@ -885,12 +885,32 @@ int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs) {
 /* ------------------------------------------------------------------ */
 /* suspending the running task                                         */
 
+/* LuaJIT takes a lua_yield made while a __gc finalizer runs (its "hook
+   active" flag is set then, for every coroutine) for a yield out of a
+   hook: it pushes a hook continuation and clears the flag, and resuming
+   the task later crashes.  A task spawned from a finalizer that waits
+   did that.  There the task functions return LW_SUSPEND_MARK instead,
+   and a Lua wrapper (lw_lua_task.c) yields with coroutine.yield, which
+   has no such path. */
+const char LW_SUSPEND_MARK = 'Y';
+
+static int suspend(lua_State *L) {
+#ifdef LW_LUAJIT
+  lua_settop(L, 0);
+  lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK); /* interned at open */
+  return 1;
+#else
+  return lua_yield(L, 0);
+#endif
+}
+
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
   lw_rec *r;
   lw_ent e;
   double now = lw_sched_now(S);
   if (!lw_yieldable(L))
-    return luaL_error(L, "task.wait: not in a task (cannot yield here)");
+    return lw_errorat(L, LW_TASK_LEVEL,
+                      "task.wait: not in a task (cannot yield here)");
   lua_pushthread(L);
   e.ref = anchor(S, L);
   if ((r = running_rec(S, L)) == NULL) {
@@ -908,7 +928,7 @@ int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
     task_put(S, r, T_RUNNING); /* t_push allocates outside Lua: r holds */
     raise_mem(L);
   }
-  return lua_yield(L, 0);
+  return suspend(L);
 }
 
 /* how a thread stands for await: 1 ended (result can be pushed), 0 not */
@@ -924,7 +944,8 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
     lua_State *co = lua_tothread(L, i);
     int st;
     lw_rec *t;
-    if (co == L) return luaL_error(L, "cannot await the running thread");
+    if (co == L)
+      return lw_errorat(L, LW_TASK_LEVEL, "cannot await the running thread");
     if ((t = lw_store_track(S->s, co)) == NULL) raise_mem(L);
     st = lw_store_status(S->s, co, t);
     if (st == LW_RETURNED || st == LW_FAILED || st == LW_CANCELLED) {
@@ -941,7 +962,8 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
     }
   }
   if (!lw_yieldable(L))
-    return luaL_error(L, "task.await: not in a task (cannot yield here)");
+    return lw_errorat(L, LW_TASK_LEVEL,
+                      "task.await: not in a task (cannot yield here)");
   if ((r = running_rec(S, L)) == NULL) raise_mem(L);
   task_put(S, r, T_AWAIT);
   {
@@ -980,13 +1002,13 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
       return lw_result(S->s, lua_tothread(L, i), L) + isany;
     }
   }
-  return lua_yield(L, 0);
+  return suspend(L);
 }
 
 int lw_sched_exit(lw_sched *S, lua_State *L, int code) {
   S->exited = 1;
   S->exitcode = code;
-  if (lw_yieldable(L)) return lua_yield(L, 0); /* and never come back */
+  if (lw_yieldable(L)) return suspend(L); /* and never come back */
   return 0;
 }
 
@@ -1315,6 +1337,12 @@ lw_async *lw_async_begin(lua_State *L) {
 
 int lw_async_yield(lua_State *L, lw_async *op) {
   (void)op;
+#ifdef LW_LUAJIT
+  /* called through lw_async_wrap's wrapper (it gave f the mark as
+     upvalue 1): the wrapper yields, see suspend() */
+  if (lua_touserdata(L, lua_upvalueindex(1)) == (void *)&LW_SUSPEND_MARK)
+    return suspend(L);
+#endif
   return lua_yield(L, 0);
 }
 
@@ -1455,12 +1483,32 @@ static int async_finish(lua_State *L) {
 void lw_async_wrap(lua_State *L, lua_CFunction f) {
   /* a Lua-level wrapper so that rejections raise on every Lua version:
      the C function's yield returns (ok, ...) into async_finish */
+#ifdef LW_LUAJIT
+  /* ... and on LuaJIT the wrapper does the yield (see suspend()) */
+  static const char code[] =
+    "local f, finish, mark, yield = ...\n"
+    "local function after(...)\n"
+    "  if ... == mark then return finish(yield()) end\n"
+    "  return finish(...)\n"
+    "end\n"
+    "return function(...) return after(f(...)) end\n";
+#else
   static const char code[] =
     "local f, finish = ...\n"
     "return function(...) return finish(f(...)) end\n";
+#endif
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.async") != 0)
     lua_error(L);
+#ifdef LW_LUAJIT
+  lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
+  lua_pushcclosure(L, f, 1);
+  lua_pushcfunction(L, async_finish);
+  lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
+  lw_pushyield(L);
+  lua_call(L, 4, 1);
+#else
   lua_pushcfunction(L, f);
   lua_pushcfunction(L, async_finish);
   lua_call(L, 2, 1);
+#endif
 }

@@ -87,7 +87,16 @@ lw_sched *lw_sched_check(lua_State *L);
    lw_sched *, NULL once the state is closing.  There must be one. */
 void lw_sched_pushbox(lua_State *L);
 
-/* task.wait/await/any/exit from C: suspend the running task L */
+/* task.wait/await/any/exit from C: suspend the running task L.  On
+   LuaJIT they return the one value LW_SUSPEND_MARK (a light userdata)
+   when the caller must yield: see lw_lua_task.c */
+extern const char LW_SUSPEND_MARK;
+/* the level of their caller for error positions, past that wrapper */
+#ifdef LW_LUAJIT
+#define LW_TASK_LEVEL 2
+#else
+#define LW_TASK_LEVEL 1
+#endif
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds);
 int lw_sched_await(lw_sched *S, lua_State *L, int first, int last);
 int lw_sched_exit(lw_sched *S, lua_State *L, int code);
