@@ -226,6 +226,12 @@ static int rec_valid(lua_State *co, const lw_rec *r, int above) {
       if (r->flags & LW_F_VALS) return st == LUA_OK && top == 0;
       return st != LUA_OK && st != LUA_YIELD && top >= 1 &&
              (unsigned)top == r->top;
+    case LW_CANCELLED:
+      /* as cancel left it (dead and empty, or stopped with its stack:
+         yielded where Lua cannot close, dead by an error): new work
+         pushed onto co since (a reset behind our back, a function on its
+         empty stack) is a new life */
+      return (unsigned)top == r->top && (st != LUA_OK || top == 0);
     default:
       return 1;
   }
@@ -479,6 +485,14 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
   } else if (st == LUA_YIELD && lw_co_canreset()) {
     lw_co_reset(co, from); /* runs pending to-be-closed variables */
     lua_settop(co, 0);
+  }
+  /* the record keeps the stack height cancel leaves (rec_valid); looked
+     up again, since closing may have run Lua code */
+  if ((r = find(s, co)) != NULL) {
+    r->status = LW_CANCELLED;
+    r->flags = 0;
+    r->nres = 0;
+    r->top = (unsigned)lua_gettop(co);
   }
   return LW_OK;
 }
