@@ -131,10 +131,8 @@ static void shrink(lw_sched *S) {
   }
 }
 
-static lw_timer h_pop(lw_sched *S) {
-  lw_timer top = S->heap[0];
-  size_t i = 0, n = --S->hlen;
-  S->heap[0] = S->heap[n];
+/* move the timer at i down to its place among the first n */
+static void h_down(lw_sched *S, size_t i, size_t n) {
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
     if (l < n && t_before(&S->heap[l], &S->heap[m])) m = l;
@@ -147,6 +145,14 @@ static lw_timer h_pop(lw_sched *S) {
     }
     i = m;
   }
+}
+
+static lw_timer h_pop(lw_sched *S) {
+  lw_timer top = S->heap[0];
+  size_t n = --S->hlen;
+  S->heap[0] = S->heap[n];
+  h_down(S, 0, n);
+  if (S->hswept > n) S->hswept = n;
   return top;
 }
 
@@ -369,6 +375,25 @@ static int ent_live(lw_sched *S, const lw_ent *e) {
    so that the next deadline, run and deadlock see only live ones; W is the
    running thread */
 static void purge_timers(lw_sched *S, lua_State *W) {
+  /* a stale timer below a live one would wait for its own deadline, and
+     keep its task anchored (alive, tracked) until then: a long timeout
+     cancelled each time the work it guards is done would pile up.  So
+     when the heap has doubled since the last sweep, sweep it whole:
+     O(1) a timer, amortized, and stale timers stay fewer than live ones
+     (plus 64) */
+  if (S->hlen > 2 * S->hswept + 64) {
+    size_t i, n = 0;
+    for (i = 0; i < S->hlen; i++) {
+      if (ent_live(S, &S->heap[i].e)) {
+        S->heap[n++] = S->heap[i];
+      } else {
+        unanchor(S, W, S->heap[i].e.ref);
+        lua_pop(W, 1);
+      }
+    }
+    S->hlen = S->hswept = n;
+    for (i = n / 2; i-- > 0;) h_down(S, i, n);
+  }
   while (S->hlen > 0 && !ent_live(S, &S->heap[0].e)) {
     lw_timer t = h_pop(S);
     unanchor(S, W, t.e.ref);

@@ -33,6 +33,8 @@ struct lw_sched {
   size_t qhead, qlen, qcap;
   lw_timer *heap;       /* timers, a binary min-heap on (due, seq) */
   size_t hlen, hcap;
+  size_t hswept;        /* hlen after the last sweep of stale timers (or
+                           less, as timers were popped since) */
   unsigned long long seq;
   unsigned ticket;
   int aref;             /* registry ref: anchor table */

@@ -806,6 +806,43 @@ static void test_churn(void **state) {
   close_all();
 }
 
+/* a cancelled task's long timer does not keep it: the timeout pattern
+   (delay a long timer, cancel it when the work is done) and tasks
+   cancelled in a long wait, repeated, hold memory for the live timers
+   only, not for every cancelled one until its deadline.  Found by the
+   soak (tests/soak.c). */
+static void test_cancelled_timers_freed(void **state) {
+  int i;
+  long before;
+  (void)state;
+  open_all();
+  /* a live timer due before the cancelled ones, so that they are never
+     on top of the heap */
+  lwt_do(L, "keep = task.delay(1000, function() L('kept') end)\n"
+            "collectgarbage(); collectgarbage()");
+  before = heap.bytes;
+  for (i = 0; i < 100; i++) {
+    lwt_do(L,
+      "for i = 1, 100 do\n"
+      "  task.cancel(task.delay(3600, function() L('never') end))\n"
+      "  task.cancel(task.spawn(function() task.wait(3600); L('never') end))\n"
+      "end\n");
+    clk += 0.001;
+    step();
+  }
+  lwt_do(L, "collectgarbage(); collectgarbage()");
+  /* 20000 cancelled timers: what stays is bounded by the live one */
+  assert_true(S->hlen < 300);
+  assert_true(lw_store_count(S->s) < 600);
+  assert_true(heap.bytes < before + 256 * 1024);
+  expect_log("");
+  clk = 6000;
+  drain();
+  expect_log("kept");
+  assert_int_equal(0, S->hlen);
+  close_all();
+}
+
 /* the thread of global `name`, which must be dead, recycled */
 static int recycle_global(const char *name) {
   int e = lw_sched_recycle(S, global_thread(name));
@@ -939,6 +976,7 @@ int main(void) {
     cmocka_unit_test(test_async),
     cmocka_unit_test(test_async_cancelled),
     cmocka_unit_test(test_churn),
+    cmocka_unit_test(test_cancelled_timers_freed),
     cmocka_unit_test(test_recycle),
     cmocka_unit_test(test_unheld_task_gc),
   };
