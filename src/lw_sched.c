@@ -401,6 +401,18 @@ static void purge_timers(lw_sched *S, lua_State *W) {
   }
 }
 
+/* co is about to be resumed with arguments of its own.  If a start is
+   still pending on it (f and the start's arguments wait on its stack; the
+   spawn, defer or delay entry goes stale with this resumption), drop the
+   start's arguments so that f gets these, as a coroutine's first resume
+   gives them: left there, Lua would call the last of them */
+static void drop_start_args(lua_State *co) {
+  lua_Debug ar;
+  if (lua_status(co) == LUA_OK && lua_gettop(co) > 1 &&
+      !lua_getstack(co, 0, &ar))
+    lua_settop(co, 1);
+}
+
 static int run_entry(lw_sched *S, const lw_ent *e) {
   lua_State *T = S->T, *co = e->co;
   int top = lua_gettop(T), n = 0, i, st;
@@ -419,6 +431,7 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
       lua_pop(T, 1);
       luaL_checkstack(T, n, "too many arguments");
       for (i = 1; i <= n; i++) lua_rawgeti(T, top + 1, i + 2);
+      drop_start_args(co);
       if (!lua_checkstack(co, n)) raise_mem(T);
       lua_xmove(T, co, n);
       break;
@@ -646,6 +659,7 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
                                 : "too many arguments to resume");
       return LW_OK;
     }
+    drop_start_args(co);
     lua_xmove(L, co, nargs); /* the thread stays on L's top */
   }
   st = lw_sched_resume(S, co, L, nargs);

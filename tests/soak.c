@@ -215,10 +215,9 @@ static const char *const chunk[] = {
   "    stats.cancels = stats.cancels + 1\n"
   "    check(s, k, true, await(c))\n"
   "    recheck(c, s, k, true)\n"
-  "  elseif p == 4 then\n" /* a yielded child resumed with its serial */
-  "    local s = new()\n"
-  "    local c = spawn(child, s, 6, 0)\n"
-  "    stats.spawns = stats.spawns + 1\n"
+  "  elseif p == 4 then\n" /* a yielded child resumed with its serial; */
+  "    local s = new()\n"       /* or, resumed before its start, given it */
+  "    local c = start(child, s, 6, 0)\n"
   "    if rnd(2) == 1 then wait() end\n"
   "    if rnd(2) == 1 then spawn(c, s) else defer(c, s) end\n"
   "    check(s, 6, false, await(c))\n"

@@ -344,6 +344,41 @@ static void test_cancel_running(void **state) {
   close_all();
 }
 
+/* A task resumed before its scheduled start (task.spawn(co, ...) or
+   task.defer(co, ...) on a task deferred or delayed with arguments) gets
+   that resumption's arguments, as a coroutine's first resume gives them,
+   and the scheduled start is dropped.  It used to die with "attempt to
+   call a <type> value": the start's arguments, waiting on its stack,
+   were taken for the function.  Found while writing the soak. */
+static void test_early_resume(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "d = task.defer(function(...) L('d', ...); L('d2', coroutine.yield()) end, 'start', 2)\n"
+    "task.spawn(d, 'early')\n");
+  expect_log("d,early");
+  drain();
+  expect_log(""); /* the start, stale, never runs */
+  lwt_do(L, "task.spawn(d, 'again')");
+  expect_log("d2,again");
+  lwt_do(L,
+    "e = task.delay(1, function(...) L('e', ...) end, 'start')\n"
+    "task.defer(e, 'early', nil)\n");
+  assert_int_equal(1, step());
+  expect_log("e,early,nil");
+  clk = 2;
+  drain();
+  expect_log("");
+  /* with no arguments, none */
+  lwt_do(L,
+    "f = task.defer(function(...) L('f', select('#', ...)) end, 'start')\n"
+    "task.spawn(f)\n");
+  expect_log("f,0");
+  assert_int_equal(0, nerr);
+  assert_int_equal(LW_RETURNED, status_of("e"));
+  close_all();
+}
+
 static void test_cancel_dead(void **state) {
   (void)state;
   open_all();
@@ -968,6 +1003,7 @@ int main(void) {
     cmocka_unit_test(test_cancel_yielded),
     cmocka_unit_test(test_cancel_running),
     cmocka_unit_test(test_cancel_dead),
+    cmocka_unit_test(test_early_resume),
     cmocka_unit_test(test_await_any),
     cmocka_unit_test(test_deadlock),
     cmocka_unit_test(test_onerror),
