@@ -140,3 +140,4 @@ clean:
 # suites kept in their own directories: benchmarks and fuzzing
 -include bench/bench.mk
 -include fuzz/fuzz.mk
+-include tests/hardening.mk

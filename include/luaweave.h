@@ -128,11 +128,11 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from);
 /*
 ** Recycle co for new work (Lua 5.4: lua_closethread/lua_resetthread):
 ** untracks it first, so its old result can never reach its new life.
-** Returns the status of the reset as lua_closethread gives it: LUA_OK,
-** or an error status when co had died by an error or a closing
-** to-be-closed variable raised one (the error object is then on co's
-** stack; co is reset all the same); LW_ESTATE for a running/normal
-** thread, or LW_ENOTSUP where the Lua version cannot reset threads.
+** Returns the status of the reset as Lua gives it: LUA_OK, or an error
+** status, with the error object on top of co, when a to-be-closed
+** variable raises or when co had died by an error (Lua reports that
+** error again); LW_ESTATE for a running/normal thread, or LW_ENOTSUP
+** where the Lua version cannot reset threads.
 */
 int lw_reset(lw_store *s, lua_State *co, lua_State *from);
 

@@ -177,21 +177,29 @@ static void shrink(lw_sched *S) {
   }
 }
 
-static lw_timer h_pop(lw_sched *S) {
-  lw_timer top = S->heap[0], last;
-  size_t i = 0, n = --S->hlen;
-  if (n == 0) return top;
-  last = S->heap[n];
-  /* sift the hole down, then fill it with the last timer once */
+/* move the timer at i down to its place among the first n: sift the
+   hole down, then fill it once */
+static void h_down(lw_sched *S, size_t i, size_t n) {
+  lw_timer t = S->heap[i];
   for (;;) {
     size_t c = 2 * i + 1;
     if (c >= n) break;
     if (c + 1 < n && t_before(&S->heap[c + 1], &S->heap[c])) c++;
-    if (!t_before(&S->heap[c], &last)) break;
+    if (!t_before(&S->heap[c], &t)) break;
     S->heap[i] = S->heap[c];
     i = c;
   }
-  S->heap[i] = last;
+  S->heap[i] = t;
+}
+
+static lw_timer h_pop(lw_sched *S) {
+  lw_timer top = S->heap[0];
+  size_t n = --S->hlen;
+  if (S->hswept > n) S->hswept = n;
+  if (n > 0) {
+    S->heap[0] = S->heap[n];
+    h_down(S, 0, n);
+  }
   return top;
 }
 
@@ -556,11 +564,42 @@ static lw_rec *ent_live(lw_sched *S, const lw_ent *e) {
    running thread */
 static void purge_timers(lw_sched *S, lua_State *W) {
   lw_timer *p;
+  /* a stale timer below a live one would wait for its own deadline, and
+     keep its task anchored (alive, tracked) until then: a long timeout
+     cancelled each time the work it guards is done would pile up.  So
+     when the heap has doubled since the last sweep, sweep it whole:
+     O(1) a timer, amortized, and stale timers stay fewer than live ones
+     (plus 64) */
+  if (S->hlen > 2 * S->hswept + 64) {
+    size_t i, n = 0;
+    for (i = 0; i < S->hlen; i++) {
+      if (ent_live(S, &S->heap[i].e)) {
+        S->heap[n++] = S->heap[i];
+      } else {
+        unanchor(S, W, S->heap[i].e.ref);
+        lua_pop(W, 1);
+      }
+    }
+    S->hlen = S->hswept = n;
+    for (i = n / 2; i-- > 0;) h_down(S, i, n);
+  }
   while ((p = t_peek(S)) != NULL && ent_live(S, &p->e) == NULL) {
     lw_timer t = t_pop(S);
     unanchor(S, W, t.e.ref);
     lua_pop(W, 1);
   }
+}
+
+/* co is about to be resumed with arguments of its own.  If a start is
+   still pending on it (f and the start's arguments wait on its stack; the
+   spawn, defer or delay entry goes stale with this resumption), drop the
+   start's arguments so that f gets these, as a coroutine's first resume
+   gives them: left there, Lua would call the last of them */
+static void drop_start_args(lua_State *co) {
+  lua_Debug ar;
+  if (lua_status(co) == LUA_OK && lua_gettop(co) > 1 &&
+      !lua_getstack(co, 0, &ar))
+    lua_settop(co, 1);
 }
 
 static int run_entry(lw_sched *S, const lw_ent *e) {
@@ -589,6 +628,7 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
       lua_pop(T, 1);
       luaL_checkstack(T, n, "too many arguments");
       for (i = 1; i <= n; i++) lua_rawgeti(T, top + 1, i + 2);
+      drop_start_args(co);
       if (!lua_checkstack(co, n)) raise_mem(T);
       lua_xmove(T, co, n);
       break;
@@ -820,6 +860,7 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
                                 : "too many arguments to resume");
       return LW_OK;
     }
+    drop_start_args(co);
     lua_xmove(L, co, nargs); /* the thread stays on L's top */
   }
   st = lw_sched_resume(S, co, L, nargs);

@@ -34,6 +34,8 @@ struct lw_sched {
   size_t hlen, hcap;
   lw_timer *zq;         /* zero-delay timers, a FIFO ring sorted by (due, seq) */
   size_t zhead, zlen, zcap;
+  size_t hswept;        /* hlen after the last sweep of stale timers (or
+                           less, as timers were popped since) */
   unsigned long long seq;
   unsigned ticket;
   int aref;             /* registry ref: anchor table */

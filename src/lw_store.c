@@ -312,7 +312,8 @@ static void clear_vals(lw_store *s, lua_State *co) {
 static int rec_valid(lw_store *s, lua_State *co, const lw_rec *r, int above) {
   int st, top;
   switch (r->status) {
-    case LW_YIELDED: case LW_RETURNED: case LW_FAILED: break;
+    case LW_YIELDED: case LW_RETURNED: case LW_FAILED: case LW_CANCELLED:
+      break;
     default: return 1;
   }
   st = lua_status(co);
@@ -322,6 +323,14 @@ static int rec_valid(lw_store *s, lua_State *co, const lw_rec *r, int above) {
       return st == LUA_YIELD && top >= 0 && (unsigned)top == rec_top(s, co, r);
     case LW_RETURNED:
       return st == LUA_OK && top == 0;
+    case LW_CANCELLED:
+      if (co == s->closing) return 1;
+      /* as cancel left it (dead and empty, or stopped with its stack:
+         yielded where Lua cannot close, dead by an error): new work
+         pushed onto co since (a reset behind our back, a function on its
+         empty stack) is a new life */
+      return top >= 0 && (unsigned)top == rec_top(s, co, r) &&
+             (st != LUA_OK || top == 0);
     default: /* failed */
       if (r->vals) return st == LUA_OK && top == 0;
       return st != LUA_OK && st != LUA_YIELD && top >= 1 &&
@@ -661,7 +670,12 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
   } else if (st == LUA_YIELD && lw_co_canreset()) {
     /* runs pending to-be-closed variables; one that raises fails co with
        its error, as coroutine.close reports it, instead of losing it */
-    if (lw_co_reset(co, from) != LUA_OK) {
+    lua_State *prev = s->closing; /* a __close may cancel another */
+    int rs;
+    s->closing = co;
+    rs = lw_co_reset(co, from);
+    s->closing = prev;
+    if (rs != LUA_OK) {
       luaL_checkstack(from, 4, "cancel");
       lua_xmove(co, from, 1);
       lua_settop(co, 0);
@@ -669,6 +683,13 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
       return LW_OK;
     }
     lua_settop(co, 0);
+  }
+  /* the record keeps the stack height cancel leaves (rec_valid); looked
+     up again, since closing may have run Lua code */
+  if ((r = find(s, co)) != NULL && r->status != 0) {
+    rec_reset(s, co, r, LW_CANCELLED);
+    if (counts_set(s, co, r, 0, (unsigned)lua_gettop(co)) != LW_OK)
+      return LW_EMEM; /* a stack too tall to note: it reads pending */
   }
   return LW_OK;
 }
@@ -811,12 +832,13 @@ int lw_store_check(lw_store *s) {
   while ((sl = lw_map_next(&s->map, &i)) != NULL) {
     const lw_rec *r = &sl->rec;
     int counted = r->status == LW_YIELDED || r->status == LW_RETURNED ||
-                  r->status == LW_FAILED;
+                  r->status == LW_FAILED || r->status == LW_CANCELLED;
     if (r->status > LW_RUNNING) return __LINE__;
     if (r->status == 0 && r->task == 0) return __LINE__; /* nobody's */
     if (!counted && (r->nres || r->below || r->vals || r->wide))
       return __LINE__;
     if (r->vals && r->status == LW_YIELDED) return __LINE__;
+    if (r->status == LW_CANCELLED && (r->nres || r->vals)) return __LINE__;
     if (r->wide) {
       wide++;
       if (r->nres || r->below) return __LINE__;

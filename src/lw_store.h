@@ -21,6 +21,8 @@ struct lw_store {
   int vref;             /* registry ref: thread-keyed weak table of values */
   int recref;           /* registry ref: closure that files returned values */
   int closed;           /* the Lua state is closing */
+  lua_State *closing;   /* the thread lw_cancel is closing (it reads
+                           "cancelled" while its __close handlers run) */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
 };

@@ -345,6 +345,41 @@ static void test_cancel_running(void **state) {
   close_all();
 }
 
+/* A task resumed before its scheduled start (task.spawn(co, ...) or
+   task.defer(co, ...) on a task deferred or delayed with arguments) gets
+   that resumption's arguments, as a coroutine's first resume gives them,
+   and the scheduled start is dropped.  It used to die with "attempt to
+   call a <type> value": the start's arguments, waiting on its stack,
+   were taken for the function.  Found while writing the soak. */
+static void test_early_resume(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L,
+    "d = task.defer(function(...) L('d', ...); L('d2', coroutine.yield()) end, 'start', 2)\n"
+    "task.spawn(d, 'early')\n");
+  expect_log("d,early");
+  drain();
+  expect_log(""); /* the start, stale, never runs */
+  lwt_do(L, "task.spawn(d, 'again')");
+  expect_log("d2,again");
+  lwt_do(L,
+    "e = task.delay(1, function(...) L('e', ...) end, 'start')\n"
+    "task.defer(e, 'early', nil)\n");
+  assert_int_equal(1, step());
+  expect_log("e,early,nil");
+  clk = 2;
+  drain();
+  expect_log("");
+  /* with no arguments, none */
+  lwt_do(L,
+    "f = task.defer(function(...) L('f', select('#', ...)) end, 'start')\n"
+    "task.spawn(f)\n");
+  expect_log("f,0");
+  assert_int_equal(0, nerr);
+  assert_int_equal(LW_RETURNED, status_of("e"));
+  close_all();
+}
+
 static void test_cancel_dead(void **state) {
   (void)state;
   open_all();
@@ -808,6 +843,43 @@ static void test_churn(void **state) {
   close_all();
 }
 
+/* a cancelled task's long timer does not keep it: the timeout pattern
+   (delay a long timer, cancel it when the work is done) and tasks
+   cancelled in a long wait, repeated, hold memory for the live timers
+   only, not for every cancelled one until its deadline.  Found by the
+   soak (tests/soak.c). */
+static void test_cancelled_timers_freed(void **state) {
+  int i;
+  long before;
+  (void)state;
+  open_all();
+  /* a live timer due before the cancelled ones, so that they are never
+     on top of the heap */
+  lwt_do(L, "keep = task.delay(1000, function() L('kept') end)\n"
+            "collectgarbage(); collectgarbage()");
+  before = heap.bytes;
+  for (i = 0; i < 100; i++) {
+    lwt_do(L,
+      "for i = 1, 100 do\n"
+      "  task.cancel(task.delay(3600, function() L('never') end))\n"
+      "  task.cancel(task.spawn(function() task.wait(3600); L('never') end))\n"
+      "end\n");
+    clk += 0.001;
+    step();
+  }
+  lwt_do(L, "collectgarbage(); collectgarbage()");
+  /* 20000 cancelled timers: what stays is bounded by the live one */
+  assert_true(S->hlen < 300);
+  assert_true(lw_store_count(S->s) < 600);
+  assert_true(heap.bytes < before + 256 * 1024);
+  expect_log("");
+  clk = 6000;
+  drain();
+  expect_log("kept");
+  assert_int_equal(0, S->hlen);
+  close_all();
+}
+
 /* the thread of global `name`, which must be dead, recycled */
 static int recycle_global(const char *name) {
   int e = lw_sched_recycle(S, global_thread(name));
@@ -989,6 +1061,7 @@ int main(void) {
     cmocka_unit_test(test_cancel_yielded),
     cmocka_unit_test(test_cancel_running),
     cmocka_unit_test(test_cancel_dead),
+    cmocka_unit_test(test_early_resume),
     cmocka_unit_test(test_await_any),
     cmocka_unit_test(test_deadlock),
     cmocka_unit_test(test_onerror),
@@ -997,6 +1070,7 @@ int main(void) {
     cmocka_unit_test(test_async),
     cmocka_unit_test(test_async_cancelled),
     cmocka_unit_test(test_churn),
+    cmocka_unit_test(test_cancelled_timers_freed),
     cmocka_unit_test(test_recycle),
     cmocka_unit_test(test_unheld_task_gc),
     cmocka_unit_test(test_untracked_task),

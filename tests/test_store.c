@@ -284,6 +284,78 @@ static void test_cancel(void **state) {
   close_state(L);
 }
 
+/* A cancelled thread given new work is a new life: it must not read
+   "cancelled" (nor be refused), whether the new work goes on the empty
+   stack a cancel leaves (any version) or follows a reset behind
+   luaweave's back (5.4).  Found by the reuse storm (tests/storm.c). */
+static void test_cancel_then_reuse(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s), *co;
+  int nres;
+  (void)state;
+  co = lwt_thread(L, "return 'old'");
+  lw_track(s, co);
+  assert_int_equal(LW_OK, lw_cancel(s, co, L)); /* never started: emptied */
+  assert_int_equal(LW_CANCELLED, lw_status(s, co));
+  assert_int_equal(LW_ESTATE, lw_resume(s, co, L, 0, &nres));
+  luaL_loadstring(co, "return 'new'");
+  assert_int_equal(LW_PENDING, lw_status(s, co));
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(2, lw_result(s, co, L));
+  assert_string_equal("new", lua_tostring(L, -1));
+  lua_pop(L, 2);
+#if LUA_VERSION_NUM >= 504
+  luaL_loadstring(co, "coroutine.yield('old')");
+  assert_int_equal(LUA_YIELD, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(LW_OK, lw_cancel(s, co, L));
+  assert_int_equal(0, lua_gettop(co));
+  lua_resetthread(co); /* behind luaweave's back */
+  luaL_loadstring(co, "return 'newer'");
+  assert_int_equal(LW_PENDING, lw_status(s, co));
+  assert_int_equal(1, lw_result(s, co, L));
+  assert_true(lua_isnil(L, -1));
+  lua_pop(L, 1);
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(2, lw_result(s, co, L));
+  assert_string_equal("newer", lua_tostring(L, -1));
+  lua_pop(L, 2);
+  /* dead by an error nobody recorded: cancel leaves the error object,
+     one value, as high as the next life's function will stand */
+  luaL_loadstring(co, "error('raw')");
+  assert_true(lua_resume(co, L, 0, &nres) > LUA_YIELD);
+  assert_int_equal(LW_OK, lw_cancel(s, co, L));
+  assert_int_equal(LW_CANCELLED, lw_status(s, co));
+  lua_resetthread(co);
+  lua_settop(co, 0);
+  luaL_loadstring(co, "return 'newest'");
+  assert_int_equal(LW_PENDING, lw_status(s, co));
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(2, lw_result(s, co, L));
+  assert_string_equal("newest", lua_tostring(L, -1));
+  lua_pop(L, 2);
+#else
+  /* a yielded thread cannot be closed here: cancel keeps its stack, and
+     resuming it through luaweave stays refused */
+  luaL_loadstring(co, "coroutine.yield('old')");
+  assert_int_equal(LUA_YIELD, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(LW_OK, lw_cancel(s, co, L));
+  assert_int_equal(LW_CANCELLED, lw_status(s, co));
+  lua_pushinteger(co, 1);
+  assert_int_equal(LW_ESTATE, lw_resume(s, co, L, 1, &nres));
+  lua_pop(co, 1);
+  assert_int_equal(LW_CANCELLED, lw_status(s, co));
+#endif
+  /* yielded with nothing on its stack (before 5.4 it stays yielded):
+     still cancelled, not mistaken for new work */
+  co = lwt_thread(L, "coroutine.yield()");
+  lw_track(s, co);
+  assert_int_equal(LUA_YIELD, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(LW_OK, lw_cancel(s, co, L));
+  assert_int_equal(LW_CANCELLED, lw_status(s, co));
+  lua_settop(L, 0);
+  close_state(L);
+}
+
 static void test_dropped_threads_freed(void **state) {
   lw_store *s;
   lua_State *L = open_state(&s);
@@ -547,6 +619,7 @@ int main(void) {
     cmocka_unit_test(test_reuse_churn),
     cmocka_unit_test(test_recycle),
     cmocka_unit_test(test_cancel),
+    cmocka_unit_test(test_cancel_then_reuse),
     cmocka_unit_test(test_dropped_threads_freed),
     cmocka_unit_test(test_allocation_failure_sweep),
     cmocka_unit_test(test_open_failure),
