@@ -478,6 +478,7 @@ static void cancel_task(int id) {
 }
 
 static void run_task(int id, int kind, int target, int isany);
+static int live(const ment *e);
 
 /* create task a (its program is ready) from the running task or from C */
 static void create(int a, int how, int delay) {
@@ -768,9 +769,23 @@ static void c_cancel(int id) {
   cancel_task(id);
 }
 
+/* 1 if a woken task.any waiter will be handed id's thread (open finding:
+   recycling id meanwhile hands it a thread that runs other work; see
+   docs/reliability.md) */
+static int any_pending(int id) {
+  int i;
+  for (i = 0; i < M.qn; i++) {
+    const ment *e = &M.q[M.qh + i];
+    if (e->kind == E_AWAITED && e->isany && e->target == id && live(e)) return 1;
+  }
+  return 0;
+}
+
 static void c_recycle(int id) {
   mtask *t = &M.t[id];
-  int e = lw_sched_recycle(R.S, task_thread(id)), want;
+  int e, want;
+  if (any_pending(id)) return;
+  e = lw_sched_recycle(R.S, task_thread(id));
   if (!R.is54) want = LW_ENOTSUP;
   else if (!ended(t)) want = LW_EBUSY;
   else want = LW_OK;

@@ -52,6 +52,10 @@ void lw_setweak(lua_State *L, const char *mode);
    status with the error object on L's top, or -1 when L has no room even
    to try (nothing pushed) */
 int lw_cpcall(lua_State *L, lua_CFunction f, void *ud);
+/* luaL_unref(table, ref) that never raises (the free list may need memory:
+   on 5.1-5.3 and LuaJIT it lives at t[0]); the table is the registry
+   (tref LUA_NOREF) or the registry's entry tref */
+void lw_unref(lua_State *L, int tref, int ref);
 
 /* the userdata at registry[key], or NULL.  Raises nothing: on LuaJIT,
    where pushing a light userdata may allocate, it runs protected */

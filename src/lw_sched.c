@@ -547,11 +547,11 @@ lw_sched *lw_sched_open(lua_State *L) {
   st = lw_cpcall(L, open_protected, S);
   if (st != LUA_OK) {
     if (st > 0) lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->tref);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->aref);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->wref);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->cref);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->pref);
+    lw_unref(L, LUA_NOREF, S->tref);
+    lw_unref(L, LUA_NOREF, S->aref);
+    lw_unref(L, LUA_NOREF, S->wref);
+    lw_unref(L, LUA_NOREF, S->cref);
+    lw_unref(L, LUA_NOREF, S->pref);
     s->f(s->ud, S, sizeof *S, 0);
     return NULL;
   }
@@ -1152,9 +1152,7 @@ static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
   if (r == NULL || r->top != op->ticket || r->status != T_ASYNC) {
     /* its task moved on (cancelled, woken): drop the outcome */
     lua_pop(T, n);
-    lua_rawgeti(T, LUA_REGISTRYINDEX, S->aref);
-    luaL_unref(T, -1, op->ref);
-    lua_pop(T, 1);
+    lw_unref(T, S->aref, op->ref);
     S->nasync--;
     sched_alloc(S, op, sizeof *op, 0);
     return LW_OK;
@@ -1183,9 +1181,7 @@ static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
   }
   if (e != LW_OK) {
     /* no memory to hand the outcome over: the task cannot be resumed */
-    lua_rawgeti(T, LUA_REGISTRYINDEX, S->aref);
-    luaL_unref(T, -1, op->ref);
-    lua_pop(T, 1);
+    lw_unref(T, S->aref, op->ref);
     task_drop(S, op->co);
   }
   S->nasync--;

@@ -157,8 +157,8 @@ lw_store *lw_store_open(lua_State *L) {
   if ((e = lw_cpcall(L, open_protected, &o)) != LUA_OK) {
     if (e > 0) lua_pop(L, 1); /* the error object */
     lua_setallocf(L, f, ud);
-    luaL_unref(L, LUA_REGISTRYINDEX, s->vref);
-    luaL_unref(L, LUA_REGISTRYINDEX, s->recref);
+    lw_unref(L, LUA_NOREF, s->vref);
+    lw_unref(L, LUA_NOREF, s->recref);
     f(ud, s, sizeof *s, 0);
     return NULL;
   }
@@ -581,7 +581,7 @@ lua_State *lw_handle_thread(lw_store *s, lua_State *L, lw_handle h) {
 
 int lw_release(lw_store *s, lua_State *L, lw_handle h) {
   if (lw_handle_thread(s, L, h) == NULL) return LW_EINVAL;
-  luaL_unref(L, LUA_REGISTRYINDEX, h);
+  lw_unref(L, LUA_NOREF, h);
   return LW_OK;
 }
 
@@ -590,7 +590,7 @@ int lw_handle_take(lw_store *s, lua_State *L, lw_handle h) {
   int n;
   if (co == NULL) return LW_EINVAL;
   n = lw_take(s, co, L);
-  if (n > 0) luaL_unref(L, LUA_REGISTRYINDEX, h);
+  if (n > 0) lw_unref(L, LUA_NOREF, h);
   return n;
 }
 
