@@ -769,14 +769,14 @@ static void c_cancel(int id) {
   cancel_task(id);
 }
 
-/* 1 if a woken task.any waiter will be handed id's thread (open finding:
-   recycling id meanwhile hands it a thread that runs other work; see
-   docs/reliability.md) */
+/* 1 if a woken task.any waiter's entry, not yet run, holds id's thread
+   (the waiter is handed it: recycling refuses until the entry has run,
+   even if the waiter was cancelled meanwhile) */
 static int any_pending(int id) {
   int i;
   for (i = 0; i < M.qn; i++) {
     const ment *e = &M.q[M.qh + i];
-    if (e->kind == E_AWAITED && e->isany && e->target == id && live(e)) return 1;
+    if (e->kind == E_AWAITED && e->isany && e->target == id) return 1;
   }
   return 0;
 }
@@ -784,10 +784,9 @@ static int any_pending(int id) {
 static void c_recycle(int id) {
   mtask *t = &M.t[id];
   int e, want;
-  if (any_pending(id)) return;
   e = lw_sched_recycle(R.S, task_thread(id));
   if (!R.is54) want = LW_ENOTSUP;
-  else if (!ended(t)) want = LW_EBUSY;
+  else if (!ended(t) || any_pending(id)) want = LW_EBUSY;
   else want = LW_OK;
   expect_int("lw_sched_recycle", e, want);
   if (e == LW_OK) forget(id);

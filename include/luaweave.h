@@ -64,7 +64,8 @@ typedef struct lw_store lw_store;
 */
 lw_store *lw_store_open(lua_State *L);
 
-/* The store of L's Lua state, or NULL if none was opened. */
+/* The store of L's Lua state, or NULL if none was opened (or, on
+   LuaJIT, if memory ran out looking for it). */
 lw_store *lw_store_get(lua_State *L);
 
 /* Number of threads tracked now (0 for NULL). */
@@ -183,7 +184,8 @@ typedef struct lw_sched lw_sched;
 /* The scheduler of L's Lua state, created (with the store) on first use;
    NULL when memory runs out.  Raises no Lua error. */
 lw_sched *lw_sched_open(lua_State *L);
-/* The scheduler of L's Lua state, or NULL. */
+/* The scheduler of L's Lua state, or NULL (none; on LuaJIT also when
+   memory ran out looking for it). */
 lw_sched *lw_sched_get(lua_State *L);
 
 /*
@@ -213,7 +215,8 @@ int lw_sched_cancel(lw_sched *S, lua_State *co);
 ** pool always needs: nothing else holds co, because co will run other
 ** work.  LW_OK; LW_ESTATE if co is not dead; LW_EBUSY if co is a
 ** scheduled task, is awaited, is the main task or the scheduler's own
-** thread; LW_ENOTSUP before Lua 5.4;
+** thread, or a woken task.any waiter will be handed co when it runs
+** (until the step that runs it); LW_ENOTSUP before Lua 5.4;
 ** LW_EMEM (nothing changed); LW_EUNIVERSE.  Raises no Lua error.
 */
 int lw_sched_recycle(lw_sched *S, lua_State *co);

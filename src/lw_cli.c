@@ -8,6 +8,7 @@
 #include "lw_sched.h"
 #include "lw_compat.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,10 +239,19 @@ static int pmain(lua_State *L) {
   return 0;
 }
 
+/* a closed standard descriptor would be reused by the event loop's own
+   (libuv asserts that those are above 2): point it at /dev/null */
+static void std_fds(void) {
+  int fd;
+  for (fd = 0; fd <= 2; fd++)
+    if (fcntl(fd, F_GETFD) == -1 && open("/dev/null", O_RDWR) != fd) return;
+}
+
 int main(int argc, char **argv) {
   runargs r;
   lua_State *L;
   int st, p;
+  std_fds();
   if (argv[0] && argv[0][0]) progname = argv[0];
   memset(&r, 0, sizeof r);
   r.argc = argc;

@@ -240,6 +240,37 @@ int lw_cpcall(lua_State *L, lua_CFunction f, void *ud) {
 #endif
 }
 
+typedef struct unref_args { int tref, ref; } unref_args;
+
+static int unref_protected(lua_State *L) {
+  unref_args *a = (unref_args *)lua_touserdata(L, 1);
+  if (a->tref == LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, a->ref);
+  } else {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->tref);
+    luaL_unref(L, -1, a->ref);
+  }
+  return 0;
+}
+
+void lw_unref(lua_State *L, int tref, int ref) {
+  unref_args a;
+  int st;
+  if (ref < 0) return;
+  a.tref = tref;
+  a.ref = ref;
+  if ((st = lw_cpcall(L, unref_protected, &a)) == LUA_OK) return;
+  if (st > 0) lua_pop(L, 1);
+  /* no memory for the free list: clear the slot, never reuse its number;
+     overwriting a present key does not allocate */
+  if (!lua_checkstack(L, 2)) return;
+  if (tref == LUA_NOREF) lua_pushvalue(L, LUA_REGISTRYINDEX);
+  else lua_rawgeti(L, LUA_REGISTRYINDEX, tref);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, ref);
+  lua_pop(L, 1);
+}
+
 typedef struct udlookup { const void *key; void *found; } udlookup;
 
 static void *registry_udata(lua_State *L, const void *key) {
@@ -258,17 +289,19 @@ static int udata_protected(lua_State *L) {
 }
 #endif
 
-void *lw_registry_udata(lua_State *L, const void *key) {
+int lw_registry_udata(lua_State *L, const void *key, void **found) {
 #ifdef LW_LUAJIT
   udlookup q;
   q.key = key;
   q.found = NULL;
+  *found = NULL;
   if (lw_cpcall(L, udata_protected, &q) != LUA_OK) {
     lua_pop(L, 1);
-    return NULL;
+    return -1;
   }
-  return q.found;
+  *found = q.found;
 #else
-  return registry_udata(L, key);
+  *found = registry_udata(L, key);
 #endif
+  return 0;
 }

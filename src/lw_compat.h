@@ -52,10 +52,16 @@ void lw_setweak(lua_State *L, const char *mode);
    status with the error object on L's top, or -1 when L has no room even
    to try (nothing pushed) */
 int lw_cpcall(lua_State *L, lua_CFunction f, void *ud);
+/* luaL_unref(table, ref) that never raises (the free list may need memory:
+   on 5.1-5.3 and LuaJIT it lives at t[0]); the table is the registry
+   (tref LUA_NOREF) or the registry's entry tref */
+void lw_unref(lua_State *L, int tref, int ref);
 
-/* the userdata at registry[key], or NULL.  Raises nothing: on LuaJIT,
-   where pushing a light userdata may allocate, it runs protected */
-void *lw_registry_udata(lua_State *L, const void *key);
+/* *found: the userdata at registry[key], or NULL.  Raises nothing: on
+   LuaJIT, where pushing a light userdata may allocate, it runs
+   protected, and -1 says memory ran out (then nobody knows whether
+   there is one: never make a second); else 0 */
+int lw_registry_udata(lua_State *L, const void *key, void **found);
 
 /* push msg (may be NULL) followed by a traceback of co */
 void lw_traceback(lua_State *L, lua_State *co, const char *msg);

@@ -387,6 +387,25 @@ static void pack_result(lw_sched *S, lua_State *co, lua_State *T) {
   lua_rawseti(T, -2, 4);
 }
 
+/* count d (+1, -1) woken task.any waiters that will be handed co when
+   they run: co must not be recycled meanwhile.  +1 may raise a memory
+   error (then nothing is counted); -1 never raises.  T needs room for 4 */
+static void any_hold(lw_sched *S, lua_State *T, lua_State *co, int d) {
+  lua_Integer n;
+  lua_rawgeti(T, LUA_REGISTRYINDEX, S->yref);
+  push_thread(T, co);
+  lua_pushvalue(T, -1);
+  lua_rawget(T, -3);
+  n = lua_tointeger(T, -1) + d;
+  lua_pop(T, 1);
+  if (n > 0) lua_pushinteger(T, n);
+  else lua_pushnil(T);
+  lua_rawset(T, -3);
+  lua_pop(T, 1);
+  if (d > 0) S->nyheld++;
+  else S->nyheld--;
+}
+
 /* co has ended (returned, failed or cancelled): wake whoever awaits it;
    1 if someone did */
 static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
@@ -406,6 +425,7 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
     lw_rec *r;
     lw_ent e;
     unsigned ticket;
+    int isany;
     lua_rawgeti(T, -1, i);
     w = lua_tothread(T, -1);
     lua_rawgeti(T, -2, i + 1);
@@ -439,7 +459,14 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
     e.kind = K_AWAITED;
     e.t0 = 0;
     e.ref = anchor(S, T);
-    if (q_push(S, &e) != LW_OK) raise_mem(T);
+    lua_rawgeti(T, -1, i + 2); /* isany, from the waiter list */
+    isany = lua_toboolean(T, -1);
+    lua_pop(T, 1);
+    if (isany) any_hold(S, T, co, 1);
+    if (q_push(S, &e) != LW_OK) {
+      if (isany) any_hold(S, T, co, -1);
+      raise_mem(T);
+    }
     woke = 1;
   }
   lua_settop(T, top + 1); /* waiters table */
@@ -608,6 +635,15 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
   unsigned long gen;
   lw_rec *r;
   unanchor(S, T, e->ref);
+  if (e->kind == K_AWAITED && S->nyheld > 0) { /* {w, target, isany, ...} */
+    luaL_checkstack(T, 6, "await");
+    lua_rawgeti(T, top + 1, 3);
+    if (lua_toboolean(T, -1)) {
+      lua_rawgeti(T, top + 1, 2);
+      any_hold(S, T, lua_tothread(T, -1), -1);
+    }
+    lua_settop(T, top + 1);
+  }
   if ((r = ent_live(S, e)) == NULL) {
     lua_settop(T, top);
     return 0;
@@ -710,6 +746,8 @@ static int open_protected(lua_State *L) {
   S->aref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   S->wref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  S->yref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, POOL_MAX, 0); /* sized now: recycling never allocates */
   S->pref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushlightuserdata(L, S);
@@ -745,18 +783,28 @@ void lw_sched_pushbox(lua_State *L) {
   lw_rawgetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
 }
 
+/* the scheduler of L's state in *S (NULL: none); -1 if memory ran out
+   looking (LuaJIT) */
+static int find_sched(lua_State *L, lw_sched **S) {
+  void *b;
+  *S = NULL;
+  if (lw_registry_udata(L, &SCHED_KEY, &b) != 0) return -1;
+  if (b != NULL) *S = ((sbox *)b)->S;
+  return 0;
+}
+
 lw_sched *lw_sched_get(lua_State *L) {
-  sbox *b;
-  if (L == NULL) return NULL;
-  b = (sbox *)lw_registry_udata(L, &SCHED_KEY);
-  return b ? b->S : NULL;
+  lw_sched *S;
+  if (L == NULL || find_sched(L, &S) != 0) return NULL;
+  return S;
 }
 
 lw_sched *lw_sched_open(lua_State *L) {
   lw_store *s;
   lw_sched *S;
   int st;
-  if ((S = lw_sched_get(L)) != NULL) return S;
+  if (L == NULL || find_sched(L, &S) != 0) return NULL;
+  if (S != NULL) return S;
   if ((s = lw_store_open(L)) == NULL) return NULL;
   S = (lw_sched *)s->f(s->ud, NULL, 0, sizeof *S);
   if (S == NULL) return NULL;
@@ -764,16 +812,17 @@ lw_sched *lw_sched_open(lua_State *L) {
   S->s = s;
   S->f = s->f;
   S->ud = s->ud;
-  S->tref = S->aref = S->wref = S->cref = S->pref = LUA_NOREF;
+  S->tref = S->aref = S->wref = S->yref = S->cref = S->pref = LUA_NOREF;
   S->clock = default_clock;
   st = lw_cpcall(L, open_protected, S);
   if (st != LUA_OK) {
     if (st > 0) lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->tref);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->aref);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->wref);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->cref);
-    luaL_unref(L, LUA_REGISTRYINDEX, S->pref);
+    lw_unref(L, LUA_NOREF, S->tref);
+    lw_unref(L, LUA_NOREF, S->aref);
+    lw_unref(L, LUA_NOREF, S->wref);
+    lw_unref(L, LUA_NOREF, S->yref);
+    lw_unref(L, LUA_NOREF, S->cref);
+    lw_unref(L, LUA_NOREF, S->pref);
     s->f(s->ud, S, sizeof *S, 0);
     return NULL;
   }
@@ -1132,6 +1181,16 @@ int lw_sched_recycle(lw_sched *S, lua_State *co) {
     return LW_EBUSY;
   if (lw_co_status(S->T, co) != LW_CO_DEAD) return LW_ESTATE;
   if ((e = awaited(S, co)) != 0) return e > 0 ? LW_EBUSY : LW_EMEM;
+  if (S->nyheld > 0) { /* a woken task.any waiter will be handed co */
+    int held;
+    if (!lua_checkstack(S->T, 3)) return LW_EMEM;
+    lua_rawgeti(S->T, LUA_REGISTRYINDEX, S->yref);
+    push_thread(S->T, co);
+    lua_rawget(S->T, -2);
+    held = !lua_isnil(S->T, -1);
+    lua_pop(S->T, 2);
+    if (held) return LW_EBUSY;
+  }
   /* dead: no to-be-closed variable is pending, the reset cannot fail;
      lw_reset untracks co first, so its old result cannot reach its next
      life, and every queue entry of its old life holds a stale ticket */

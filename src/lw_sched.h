@@ -42,6 +42,9 @@ struct lw_sched {
   int *afree;           /* its free slots, a stack; room for alen */
   size_t nafree, alen, afreecap; /* alen: slots 1..alen ever used */
   int wref;             /* registry ref: target -> waiter list */
+  int yref;             /* registry ref: target -> woken task.any waiters
+                           not yet run, that will be handed it */
+  size_t nyheld;        /* the sum of yref's counts */
   int cref;             /* registry ref: the async completion function */
   int pref;             /* registry ref: recycled threads, 1..npool */
   size_t npool;

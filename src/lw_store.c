@@ -151,16 +151,26 @@ static int open_protected(lua_State *L) {
   return 0;
 }
 
-static lw_store *registry_store(lua_State *L) {
-  box *b = (box *)lw_registry_udata(L, &STORE_KEY);
-  return b ? b->s : NULL;
+/* the store of L's state in *s (NULL: none); -1 if memory ran out
+   looking (LuaJIT) */
+static int find_store(lua_State *L, lw_store **s) {
+  void *ud;
+  box *b;
+  if (lua_getallocf(L, &ud) == hook) {
+    *s = (lw_store *)ud;
+    return 0;
+  }
+  *s = NULL;
+  if (lw_registry_udata(L, &STORE_KEY, &ud) != 0) return -1;
+  b = (box *)ud;
+  if (b != NULL) *s = b->s;
+  return 0;
 }
 
 lw_store *lw_store_get(lua_State *L) {
-  void *ud;
-  if (L == NULL) return NULL;
-  if (lua_getallocf(L, &ud) == hook) return (lw_store *)ud;
-  return registry_store(L);
+  lw_store *s;
+  if (L == NULL || find_store(L, &s) != 0) return NULL;
+  return s;
 }
 
 lw_store *lw_store_open(lua_State *L) {
@@ -169,8 +179,8 @@ lw_store *lw_store_open(lua_State *L) {
   void *ud;
   opening o;
   int e;
-  if (L == NULL) return NULL;
-  if ((s = lw_store_get(L)) != NULL) return s;
+  if (L == NULL || find_store(L, &s) != 0) return NULL;
+  if (s != NULL) return s;
   f = lua_getallocf(L, &ud);
   s = (lw_store *)f(ud, NULL, 0, sizeof *s);
   if (s == NULL) return NULL;
@@ -186,8 +196,8 @@ lw_store *lw_store_open(lua_State *L) {
   if ((e = lw_cpcall(L, open_protected, &o)) != LUA_OK) {
     if (e > 0) lua_pop(L, 1); /* the error object */
     lua_setallocf(L, f, ud);
-    luaL_unref(L, LUA_REGISTRYINDEX, s->vref);
-    luaL_unref(L, LUA_REGISTRYINDEX, s->recref);
+    lw_unref(L, LUA_NOREF, s->vref);
+    lw_unref(L, LUA_NOREF, s->recref);
     f(ud, s, sizeof *s, 0);
     return NULL;
   }
@@ -788,7 +798,7 @@ lua_State *lw_handle_thread(lw_store *s, lua_State *L, lw_handle h) {
 
 int lw_release(lw_store *s, lua_State *L, lw_handle h) {
   if (lw_handle_thread(s, L, h) == NULL) return LW_EINVAL;
-  luaL_unref(L, LUA_REGISTRYINDEX, h);
+  lw_unref(L, LUA_NOREF, h);
   return LW_OK;
 }
 
@@ -797,7 +807,7 @@ int lw_handle_take(lw_store *s, lua_State *L, lw_handle h) {
   int n;
   if (co == NULL) return LW_EINVAL;
   n = lw_take(s, co, L);
-  if (n > 0) luaL_unref(L, LUA_REGISTRYINDEX, h);
+  if (n > 0) lw_unref(L, LUA_NOREF, h);
   return n;
 }
 
