@@ -16,6 +16,10 @@ command -v luajit >/dev/null 2>&1 || need="$need luajit"
 have_pc libuv || need="$need libuv1-dev"
 have_pc cmocka || need="$need libcmocka-dev"
 command -v busted >/dev/null 2>&1 || need="$need lua-busted"
+# make bench-smoke (part of make test): the peers it checks, and GNU time
+for p in lua-cqueues lua-luv lua-copas time; do
+  dpkg -s $p >/dev/null 2>&1 || need="$need $p"
+done
 # packaging checks: luarocks make, the man page's lint
 command -v luarocks >/dev/null 2>&1 || need="$need luarocks"
 command -v mandoc >/dev/null 2>&1 || need="$need mandoc"
