@@ -334,9 +334,11 @@ static int rec_valid(lw_store *s, lua_State *co, const lw_rec *r, int above) {
     case LW_RETURNED:
       return st == LUA_OK && top == 0;
     case LW_CANCELLED:
-      if (co == s->closing) return 1;
-      /* as cancel left it (dead and empty, or stopped with its stack:
-         yielded where Lua cannot close, dead by an error): new work
+      /* being closed by lw_cancel; or yielded where Lua cannot close it:
+         only a reset ends a yield, and a reset leaves status OK, so what
+         its stack holds now is still the cancelled life's */
+      if (co == s->closing || st == LUA_YIELD) return 1;
+      /* as cancel left it (dead and empty, or dead by an error): new work
          pushed onto co since (a reset behind our back, a function on its
          empty stack) is a new life */
       return top >= 0 && (unsigned)top == rec_top(s, co, r) &&
