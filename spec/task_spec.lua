@@ -170,6 +170,14 @@ describe("task", function()
     end)
   end)
 
+  it("any of one thread returns that thread too, waiting or ended", function()
+    lw.run(function()
+      local one = task.delay(0.01, function() return 1, 2 end)
+      same(pack(task.any(one)), pack(one, true, 1, 2))
+      same(pack(task.any(one)), pack(one, true, 1, 2))
+    end)
+  end)
+
   it("resumes a plainly yielded task with spawn, defer or coroutine.resume", function()
     lw.install() -- so that the plain coroutine.resume is recorded too
     finally(function() lw.uninstall() end)

@@ -82,7 +82,7 @@ static int t_cancel(lua_State *L) {
   return 0;
 }
 
-static int await_common(lua_State *L, const char *fname) {
+static int await_common(lua_State *L, const char *fname, int isany) {
   lw_sched *S = sched(L);
   int i, n = lua_gettop(L);
   if (n == 0)
@@ -93,15 +93,15 @@ static int await_common(lua_State *L, const char *fname) {
       return lw_errorat(L, LW_TASK_LEVEL,
                         "bad argument #%d to '%s' (thread expected, got %s)", i,
                         fname, luaL_typename(L, i));
-  return lw_sched_await(S, L, 1, n);
+  return lw_sched_await(S, L, 1, n, isany);
 }
 
 static int t_await(lua_State *L) {
   lua_settop(L, lua_gettop(L) > 0 ? 1 : 0);
-  return await_common(L, "await");
+  return await_common(L, "await", 0);
 }
 
-static int t_any(lua_State *L) { return await_common(L, "any"); }
+static int t_any(lua_State *L) { return await_common(L, "any", 1); }
 
 static int t_exit(lua_State *L) {
   lw_sched *S = sched(L);
@@ -201,9 +201,10 @@ static void wrap_suspending(lua_State *L, int t) {
     "  if ... == mark then return yield() end\n"
     "  return ...\n"
     "end\n"
-    "for _, k in ipairs { 'wait', 'await', 'any', 'exit' } do\n"
-    "  local f = t[k]\n"
-    "  t[k] = function(...) return after(f(...)) end\n"
+    "local names = { 'wait', 'await', 'any', 'exit' }\n"
+    "for i = 1, 4 do\n"
+    "  local f = t[names[i]]\n"
+    "  t[names[i]] = function(...) return after(f(...)) end\n"
     "end\n";
   t = lw_absindex(L, t);
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.task") != 0)

@@ -558,9 +558,16 @@ static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
     /* cancelled while it ran: whatever it yields for (a plain yield, a
        wait, an await, an async operation), it never runs again; its
        entries go stale with its record */
-    if (r != NULL && r->cancel) do_cancel(S, co, from);
-    else if (r != NULL && (r->task == T_RUNNING || yielded_plainly(S, co)))
-      task_end(S, co, r); /* a plain yield: someone else resumes it, or nobody */
+    if (r != NULL && r->cancel) {
+      do_cancel(S, co, from);
+    } else if (r != NULL) {
+      /* a plain yield: someone else resumes it, or nobody.
+         yielded_plainly may allocate, and so move r */
+      unsigned long g = S->s->map.gen;
+      if (r->task == T_RUNNING ||
+          (yielded_plainly(S, co) && (r = lw_store_refind(S->s, co, r, g)) != NULL))
+        task_end(S, co, r);
+    }
     return st;
   }
   tracked = r != NULL && r->status != 0;
@@ -634,9 +641,9 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
   int top = lua_gettop(T), n = 0, i, st;
   unsigned long gen;
   lw_rec *r;
+  luaL_checkstack(T, 7, "step"); /* before the entry is taken apart */
   unanchor(S, T, e->ref);
   if (e->kind == K_AWAITED && S->nyheld > 0) { /* {w, target, isany, ...} */
-    luaL_checkstack(T, 6, "await");
     lua_rawgeti(T, top + 1, 3);
     if (lua_toboolean(T, -1)) {
       lua_rawgeti(T, top + 1, 2);
@@ -648,12 +655,13 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
     lua_settop(T, top);
     return 0;
   }
+  gen = S->s->map.gen; /* what follows may allocate, and so move r */
   if (e->kind >= K_WAIT && yielded_plainly(S, co)) {
-    task_end(S, co, r); /* a coroutine no task drives (see yielded_plainly) */
+    /* a coroutine no task drives (see yielded_plainly) */
+    if ((r = lw_store_refind(S->s, co, r, gen)) != NULL) task_end(S, co, r);
     lua_settop(T, top);
     return 0;
   }
-  gen = S->s->map.gen; /* what follows may allocate, and so move r */
   switch (e->kind) {
     case K_START:
       n = lua_gettop(co) - 1;
@@ -1027,8 +1035,8 @@ static int ended(lw_sched *S, lua_State *co) {
   return st == LW_RETURNED || st == LW_FAILED || st == LW_CANCELLED;
 }
 
-int lw_sched_await(lw_sched *S, lua_State *L, int first, int last) {
-  int i, isany = last > first;
+int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany) {
+  int i;
   lw_rec *r;
   for (i = first; i <= last; i++) {
     lua_State *co = lua_tothread(L, i);
@@ -1304,6 +1312,9 @@ void lw_sched_clear(lw_sched *S, lua_State *W) {
   lua_newtable(W); /* forget every waiter list */
   lua_rawseti(W, LUA_REGISTRYINDEX, S->wref);
   S->wlists = 0;
+  lua_newtable(W); /* and what the dropped task.any entries held */
+  lua_rawseti(W, LUA_REGISTRYINDEX, S->yref);
+  S->nyheld = 0;
   tasks_clear(S);
 }
 

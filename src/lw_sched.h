@@ -103,7 +103,8 @@ extern const char LW_SUSPEND_MARK;
 #define LW_TASK_LEVEL 1
 #endif
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds);
-int lw_sched_await(lw_sched *S, lua_State *L, int first, int last);
+/* isany: task.any (the thread that ended comes first, also of one) */
+int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany);
 int lw_sched_exit(lw_sched *S, lua_State *L, int code);
 
 /* replace the error object on L's top by a printable message: a string

@@ -334,15 +334,17 @@ static int rec_valid(lw_store *s, lua_State *co, const lw_rec *r, int above) {
     case LW_RETURNED:
       return st == LUA_OK && top == 0;
     case LW_CANCELLED:
-      /* being closed by lw_cancel; or yielded where Lua cannot close it:
-         only a reset ends a yield, and a reset leaves status OK, so what
-         its stack holds now is still the cancelled life's */
-      if (co == s->closing || st == LUA_YIELD) return 1;
+      if (co == s->closing) return 1; /* lw_cancel is closing it */
+      /* cancelled as a yield Lua cannot close (nres 1 says so): only a
+         reset ends that yield, and a reset leaves status OK, so what its
+         stack holds now is still the cancelled life's.  Any other yield
+         is a new life */
+      if (st == LUA_YIELD) return rec_nres(s, co, r) == 1;
       /* as cancel left it (dead and empty, or dead by an error): new work
          pushed onto co since (a reset behind our back, a function on its
          empty stack) is a new life */
-      return top >= 0 && (unsigned)top == rec_top(s, co, r) &&
-             (st != LUA_OK || top == 0);
+      return rec_nres(s, co, r) == 0 && top >= 0 &&
+             (unsigned)top == rec_top(s, co, r) && (st != LUA_OK || top == 0);
     default: /* failed */
       if (r->vals) return st == LUA_OK && top == 0;
       return st != LUA_OK && st != LUA_YIELD && top >= 1 &&
@@ -639,12 +641,14 @@ int lw_result(lw_store *s, lua_State *co, lua_State *L) {
         lua_replace(L, t); /* true where the pack was: no rotation */
       }
       return n + 1;
-    case LW_FAILED:
+    case LW_FAILED: {
+      int vals = r->vals; /* the stack check may collect, and move r */
       luaL_checkstack(L, 4, "too many results");
       lua_pushboolean(L, 0);
-      if (r->vals) push_vals(s, co, L);
+      if (vals) push_vals(s, co, L);
       else copy_top(co, L, 1);
       return 2;
+    }
     case LW_CANCELLED:
       luaL_checkstack(L, 2, "too many results");
       lua_pushboolean(L, 0);
@@ -696,11 +700,13 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
     }
     lua_settop(co, 0);
   }
-  /* the record keeps the stack height cancel leaves (rec_valid); looked
-     up again, since closing may have run Lua code */
+  /* the record keeps the stack height cancel leaves, and marks a yield
+     left as it was with nres 1 (rec_valid); looked up again, since
+     closing may have run Lua code */
   if ((r = find(s, co)) != NULL && r->status != 0) {
+    unsigned kept = st == LUA_YIELD && !lw_co_canreset();
     rec_reset(s, co, r, LW_CANCELLED);
-    if (counts_set(s, co, r, 0, (unsigned)lua_gettop(co)) != LW_OK)
+    if (counts_set(s, co, r, kept, (unsigned)lua_gettop(co) + kept) != LW_OK)
       return LW_EMEM; /* a stack too tall to note: it reads pending */
   }
   return LW_OK;
@@ -850,7 +856,7 @@ int lw_store_check(lw_store *s) {
     if (!counted && (r->nres || r->below || r->vals || r->wide))
       return __LINE__;
     if (r->vals && r->status == LW_YIELDED) return __LINE__;
-    if (r->status == LW_CANCELLED && (r->nres || r->vals)) return __LINE__;
+    if (r->status == LW_CANCELLED && (r->nres > 1 || r->vals)) return __LINE__;
     if (r->wide) {
       wide++;
       if (r->nres || r->below) return __LINE__;

@@ -971,6 +971,27 @@ static void test_recycle(void **state) {
   expect_log("dead");
   assert_int_equal(LW_EBUSY, recycle_global("e"));
   assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("f")));
+  /* a woken task.any waiter that has not run yet will be handed its
+     target: the target is refused until the waiter's entry has run */
+  lwt_do(L,
+    "g = task.spawn(function() task.wait(1) end)\n"
+    "h = task.spawn(function() L('h', rawequal(task.any(g), g)) end)\n");
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("g")));
+  assert_int_equal(LW_EBUSY, recycle_global("g"));
+  drain();
+  expect_log("h,true");
+  assert_int_equal(LW_OK, recycle_global("g"));
+  /* ... and a cleared queue (task.exit) lets go of it */
+  lwt_do(L,
+    "g = task.spawn(function() task.wait(1) end)\n"
+    "h = task.spawn(function() task.any(g); L('h never') end)\n");
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("g")));
+  assert_int_equal(1, (int)S->nyheld);
+  lw_sched_clear(S, L);
+  assert_int_equal(0, (int)S->nyheld);
+  assert_int_equal(LW_OK, recycle_global("g"));
+  drain();
+  expect_log("");
   /* the pool is bounded; the rest goes to the GC */
   lwt_do(L,
     "dead = {}\n"

@@ -344,7 +344,30 @@ static void test_cancel_then_reuse(void **state) {
   assert_int_equal(LW_ESTATE, lw_resume(s, co, L, 1, &nres));
   lua_pop(co, 1);
   assert_int_equal(LW_CANCELLED, lw_status(s, co));
+  /* the host clears the yield's values: still the cancelled yield */
+  lua_settop(co, 0);
+  assert_int_equal(LW_CANCELLED, lw_status(s, co));
+  lua_pushinteger(co, 1);
+  assert_int_equal(LW_ESTATE, lw_resume(s, co, L, 1, &nres));
+  lua_settop(co, 0);
 #endif
+  /* cancelled before it ever ran, then given new work that yields by a
+     raw lua_resume, behind luaweave's back: a new life, not the
+     cancelled one (a yield it did not have when cancelled) */
+  co = lwt_thread(L, "return 'never'");
+  lw_track(s, co);
+  assert_int_equal(LW_OK, lw_cancel(s, co, L));
+  luaL_loadstring(co, "coroutine.yield()");
+#if LUA_VERSION_NUM >= 504
+  assert_int_equal(LUA_YIELD, lua_resume(co, L, 0, &nres));
+#elif LUA_VERSION_NUM >= 502
+  assert_int_equal(LUA_YIELD, lua_resume(co, L, 0));
+#else
+  assert_int_equal(LUA_YIELD, lua_resume(co, 0));
+#endif
+  assert_int_equal(LW_PENDING, lw_status(s, co));
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(LW_RETURNED, lw_status(s, co));
   /* yielded with nothing on its stack (before 5.4 it stays yielded):
      still cancelled, not mistaken for new work */
   co = lwt_thread(L, "coroutine.yield()");
