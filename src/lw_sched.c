@@ -387,6 +387,16 @@ static void pack_result(lw_sched *S, lua_State *co, lua_State *T) {
   lua_rawseti(T, -2, 4);
 }
 
+/* push the table of any_hold's counts: weak keys, so that a count lost
+   to a memory error never keeps its thread alive */
+static void new_hold_table(lua_State *L) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+}
+
 /* count d (+1, -1) woken task.any waiters that will be handed co when
    they run: co must not be recycled meanwhile.  +1 may raise a memory
    error (then nothing is counted); -1 never raises.  T needs room for 4 */
@@ -447,10 +457,25 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
     lua_rawgeti(T, -2, i + 2);
     lua_rawseti(T, -2, 3);
     pack_result(S, co, T);
+    lua_rawgeti(T, -2, i + 2); /* isany, from the waiter list */
+    isany = lua_toboolean(T, -1);
+    lua_pop(T, 1);
+    /* what may fail comes first, while w still awaits: after a memory
+       error w stays on the list, counted as waiting (a deadlock, not a
+       task lost with nothing queued to run it) */
+    if (isany) any_hold(S, T, co, 1); /* a count lost to a raise below only
+                                         keeps co from being recycled */
+    e.ref = anchor(S, T); /* pops the pack */
+    if (S->qlen == S->qcap && q_resize(S, S->qcap ? S->qcap * 2 : 64) != LW_OK) {
+      anchor_free(S, T, e.ref);
+      if (isany) any_hold(S, T, co, -1);
+      raise_mem(T);
+    }
     /* that allocated: the GC may have moved records, or run code */
     r = task_rec(S, w);
     if (r == NULL || r->task != T_AWAIT || r->ticket != ticket) {
-      lua_pop(T, 1);
+      anchor_free(S, T, e.ref);
+      if (isany) any_hold(S, T, co, -1);
       continue;
     }
     task_put(S, r, T_READY);
@@ -458,15 +483,7 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
     e.ticket = r->ticket;
     e.kind = K_AWAITED;
     e.t0 = 0;
-    e.ref = anchor(S, T);
-    lua_rawgeti(T, -1, i + 2); /* isany, from the waiter list */
-    isany = lua_toboolean(T, -1);
-    lua_pop(T, 1);
-    if (isany) any_hold(S, T, co, 1);
-    if (q_push(S, &e) != LW_OK) {
-      if (isany) any_hold(S, T, co, -1);
-      raise_mem(T);
-    }
+    q_push(S, &e); /* there is room: it cannot fail */
     woke = 1;
   }
   lua_settop(T, top + 1); /* waiters table */
@@ -754,7 +771,7 @@ static int open_protected(lua_State *L) {
   S->aref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   S->wref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
+  new_hold_table(L);
   S->yref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, POOL_MAX, 0); /* sized now: recycling never allocates */
   S->pref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -1312,7 +1329,7 @@ void lw_sched_clear(lw_sched *S, lua_State *W) {
   lua_newtable(W); /* forget every waiter list */
   lua_rawseti(W, LUA_REGISTRYINDEX, S->wref);
   S->wlists = 0;
-  lua_newtable(W); /* and what the dropped task.any entries held */
+  new_hold_table(W); /* and what the dropped task.any entries held */
   lua_rawseti(W, LUA_REGISTRYINDEX, S->yref);
   S->nyheld = 0;
   tasks_clear(S);
