@@ -60,7 +60,9 @@ typedef struct lw_store lw_store;
 ** The store of L's Lua state, created on first use.  Opening installs
 ** luaweave's allocator hook on the state (see docs/guide.md: this is how
 ** the store learns the exact moment a tracked thread is freed).  Returns
-** NULL only when memory runs out.  Raises no Lua error.
+** NULL when memory runs out, or when lua_close has already finalized the
+** store (a finalizer running later gets no new one).  Raises no Lua
+** error.
 */
 lw_store *lw_store_open(lua_State *L);
 
@@ -182,7 +184,9 @@ typedef struct lw_sched lw_sched;
 #define LW_EBUSY     (-9) /* already running, attached, or stepping */
 
 /* The scheduler of L's Lua state, created (with the store) on first use;
-   NULL when memory runs out.  Raises no Lua error. */
+   NULL when memory runs out, or when lua_close has already finalized it
+   (the task functions then raise "the Lua state is closing").  Raises no
+   Lua error. */
 lw_sched *lw_sched_open(lua_State *L);
 /* The scheduler of L's Lua state, or NULL (none; on LuaJIT also when
    memory ran out looking for it). */

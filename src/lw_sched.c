@@ -809,13 +809,15 @@ void lw_sched_pushbox(lua_State *L) {
 }
 
 /* the scheduler of L's state in *S (NULL: none); -1 if memory ran out
-   looking (LuaJIT) */
+   looking (LuaJIT); 1 if it is gone: lua_close has finalized its box
+   (a finalizer that runs later must not make another, which would leak) */
 static int find_sched(lua_State *L, lw_sched **S) {
   void *b;
   *S = NULL;
   if (lw_registry_udata(L, &SCHED_KEY, &b) != 0) return -1;
-  if (b != NULL) *S = ((sbox *)b)->S;
-  return 0;
+  if (b == NULL) return 0;
+  *S = ((sbox *)b)->S;
+  return *S == NULL;
 }
 
 lw_sched *lw_sched_get(lua_State *L) {
@@ -1369,8 +1371,9 @@ double lw_sched_now(lw_sched *S) {
 lua_State *lw_sched_state(lw_sched *S) { return S ? S->T : NULL; }
 
 lw_sched *lw_sched_check(lua_State *L) {
-  lw_sched *S = lw_sched_open(L);
-  if (S == NULL) raise_mem(L);
+  lw_sched *S;
+  if (find_sched(L, &S) == 1) luaL_error(L, "luaweave: the Lua state is closing");
+  if ((S = lw_sched_open(L)) == NULL) raise_mem(L);
   if (GONE(S)) luaL_error(L, "luaweave: the Lua state is closing");
   return S;
 }

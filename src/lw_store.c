@@ -152,7 +152,7 @@ static int open_protected(lua_State *L) {
 }
 
 /* the store of L's state in *s (NULL: none); -1 if memory ran out
-   looking (LuaJIT) */
+   looking (LuaJIT); 1 if it is gone (lua_close finalized its box) */
 static int find_store(lua_State *L, lw_store **s) {
   void *ud;
   box *b;
@@ -163,8 +163,9 @@ static int find_store(lua_State *L, lw_store **s) {
   *s = NULL;
   if (lw_registry_udata(L, &STORE_KEY, &ud) != 0) return -1;
   b = (box *)ud;
-  if (b != NULL) *s = b->s;
-  return 0;
+  if (b == NULL) return 0;
+  *s = b->s;
+  return *s == NULL;
 }
 
 lw_store *lw_store_get(lua_State *L) {

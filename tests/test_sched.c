@@ -907,6 +907,40 @@ static void test_unheld_task_gc(void **state) {
   close_all();
 }
 
+/* finalizers that run in lua_close, after the scheduler's and the
+   store's own, and call the task functions: the scheduler is going, and
+   none may be made in its place (it would leak: every block is counted).
+   Objects made before luaweave opens are finalized after it. */
+static void test_task_calls_while_closing(void **state) {
+  lua_State *L2;
+  lwt_heap h2;
+  (void)state;
+  L2 = lwt_state(&h2);
+  lwt_do(L2,
+    "local function arm(f)\n"
+    "  if newproxy then\n"
+    "    local p = newproxy(true); getmetatable(p).__gc = f; return p\n"
+    "  end\n"
+    "  return setmetatable({}, { __gc = f })\n"
+    "end\n"
+    "keep = {}\n"
+    "for i = 1, 20 do\n"
+    "  keep[i] = arm(function()\n"
+    "    local task = require 'luaweave.task'\n"
+    "    local lw = require 'luaweave'\n"
+    "    pcall(task.spawn, function() end)\n"
+    "    pcall(task.defer, function() end)\n"
+    "    pcall(task.delay, 1, function() end)\n"
+    "    pcall(lw.track, coroutine.create(function() end))\n"
+    "  end)\n"
+    "end\n"
+    "require 'luaweave.task'\n"
+    "task = require 'luaweave.task'\n"
+    "task.spawn(function() end)\n");
+  lua_close(L2);
+  assert_int_equal(0, h2.blocks);
+}
+
 static void test_recycle(void **state) {
   lua_State *other;
   lwt_heap h2;
@@ -1093,6 +1127,7 @@ int main(void) {
     cmocka_unit_test(test_churn),
     cmocka_unit_test(test_cancelled_timers_freed),
     cmocka_unit_test(test_recycle),
+    cmocka_unit_test(test_task_calls_while_closing),
     cmocka_unit_test(test_unheld_task_gc),
     cmocka_unit_test(test_untracked_task),
     cmocka_unit_test(test_zero_timers_order),
