@@ -14,20 +14,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/lwsoak.XXXXXX") || exit 2
 trap 'rm -rf "$T"' EXIT INT TERM
 
 echo "1..7"
-n=0 F=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); F=1; echo "not ok $n - $1"; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
-has() { grep -q "$1" "$T/out"; }
-lacks() { ! grep -q "$1" "$T/out"; }
-
-if make -s --no-print-directory LUA=$V B=$B "$B/tests/soak" >"$T/build.log" 2>&1; then
-  ok "tests/soak.c builds ($V)"
-else
-  nok "tests/soak.c builds ($V)"
-  sed 's/^/# /' "$T/build.log" | head -20
-  exit 1
-fi
+. tests/tap.inc
+build_prog soak
 timeout $((S + 120)) "$B/tests/soak" -t "$S" >"$T/out" 2>&1
 rc=$?
 sed 's/^/# /' "$T/out" | head -40

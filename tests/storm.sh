@@ -14,20 +14,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/lwstorm.XXXXXX") || exit 2
 trap 'rm -rf "$T"' EXIT INT TERM
 
 echo "1..8"
-n=0 F=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); F=1; echo "not ok $n - $1"; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
-has() { grep -q "$1" "$T/out"; }
-lacks() { ! grep -q "$1" "$T/out"; }
-
-if make -s --no-print-directory LUA=$V B=$B "$B/tests/storm" >"$T/build.log" 2>&1; then
-  ok "tests/storm.c builds ($V)"
-else
-  nok "tests/storm.c builds ($V)"
-  sed 's/^/# /' "$T/build.log" | head -20
-  exit 1
-fi
+. tests/tap.inc
+build_prog storm
 timeout 300 "$B/tests/storm" -n "$N" >"$T/out" 2>&1
 rc=$?
 sed 's/^/# /' "$T/out" | grep -v '^# storm: *[0-9]*%' | head -40
