@@ -168,8 +168,9 @@ static const char *HARNESS =
   "      if T[a] then log(id .. ':a:' .. fmt(task.await(T[a])))\n"
   "      else log(id .. ':a:-') end\n"
   "    elseif op == 2 then\n"
-  "      if T[a] and T[b] then log(id .. ':y:' .. fmt(task.any(T[a], T[b])))\n"
-  "      else log(id .. ':y:-') end\n"
+  "      if not (T[a] and T[b]) then log(id .. ':y:-')\n"
+  "      elseif a == b then log(id .. ':y:' .. fmt(task.any(T[a])))\n"
+  "      else log(id .. ':y:' .. fmt(task.any(T[a], T[b]))) end\n"
   "    elseif op == 3 then\n"
   "      if T[a] then task.cancel(T[a]); log(id .. ':c:' .. a)\n"
   "      else log(id .. ':c:-') end\n"
@@ -530,7 +531,8 @@ static void run_task(int id, int kind, int target, int isany) {
         return;
       case I_AWAIT:
       case I_ANY: {
-        int targets[2], n = op == I_ANY ? 2 : 1, j;
+        /* task.any of one thread when a == b */
+        int targets[2], n = op == I_ANY && a != b ? 2 : 1, j;
         if (!vis || (op == I_ANY && !visb)) {
           mlog(op == I_ANY ? "%d:y:-" : "%d:a:-", id, 0, 0);
           break;
