@@ -196,14 +196,18 @@ int lw_errorat(lua_State *L, int level, const char *fmt, ...) {
   return lua_error(L);
 }
 
-void lw_pushyield(lua_State *L) {
+int lw_pushyield(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  lua_getfield(L, -1, "coroutine");
-  lua_replace(L, -2);
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "coroutine");
+  else lua_pushnil(L);
   if (lua_istable(L, -1)) lua_getfield(L, -1, "yield");
-  if (!lua_isfunction(L, -1))
-    luaL_error(L, "luaweave: the coroutine library is not loaded");
-  lua_replace(L, -2);
+  else lua_pushnil(L);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  if (lua_isfunction(L, -1)) return 1;
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  return 0;
 }
 
 int lw_yieldable(lua_State *L) {

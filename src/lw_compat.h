@@ -77,9 +77,9 @@ void lw_sync_running(lua_State *L);
 /* luaL_error with the position of the function `level` levels up */
 int lw_errorat(lua_State *L, int level, const char *fmt, ...);
 
-/* push coroutine.yield as the coroutine library was loaded (raises
-   when it is not) */
-void lw_pushyield(lua_State *L);
+/* push coroutine.yield as the coroutine library was loaded and return
+   1; push nil and return 0 when it was not */
+int lw_pushyield(lua_State *L);
 
 /* 1 if the running function of L may yield */
 int lw_yieldable(lua_State *L);

@@ -210,7 +210,8 @@ static void wrap_suspending(lua_State *L, int t) {
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.task") != 0)
     lua_error(L);
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK); /* interns it */
-  lw_pushyield(L);
+  if (!lw_pushyield(L))
+    luaL_error(L, "luaweave.task: LuaJIT needs the coroutine library");
   lua_pushvalue(L, t);
   lua_call(L, 3, 0);
 }

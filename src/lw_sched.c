@@ -779,18 +779,8 @@ static int open_protected(lua_State *L) {
   lua_pushcclosure(L, complete_protected, 1);
   S->cref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (LW_YIELD_UNSURE) { /* see yielded_plainly */
-    int top = lua_gettop(L);
-    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-    if (lua_istable(L, -1)) {
-      lua_pushliteral(L, "coroutine");
-      lua_rawget(L, -2);
-      if (lua_istable(L, -1)) {
-        lua_pushliteral(L, "yield");
-        lua_rawget(L, -2);
-        S->yieldfn = lua_tocfunction(L, -1);
-      }
-    }
-    lua_settop(L, top);
+    if (lw_pushyield(L)) S->yieldfn = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
   }
   b = (sbox *)lua_newuserdata(L, sizeof(sbox));
   b->S = NULL;
@@ -1635,7 +1625,8 @@ void lw_async_wrap(lua_State *L, lua_CFunction f) {
   lua_pushcclosure(L, f, 1);
   lua_pushcfunction(L, async_finish);
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
-  lw_pushyield(L);
+  if (!lw_pushyield(L))
+    luaL_error(L, "lw_async_wrap: LuaJIT needs the coroutine library");
   lua_call(L, 4, 1);
 #else
   lua_pushcfunction(L, f);
