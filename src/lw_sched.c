@@ -440,7 +440,9 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
     w = lua_tothread(T, -1);
     lua_rawgeti(T, -2, i + 1);
     ticket = (unsigned)lua_tointeger(T, -1);
-    lua_pop(T, 1);
+    lua_rawgeti(T, -3, i + 2);
+    isany = lua_toboolean(T, -1);
+    lua_pop(T, 2);
     r = task_rec(S, w);
     if (r == NULL || r->task != T_AWAIT || r->ticket != ticket) {
       lua_pop(T, 1);
@@ -454,12 +456,9 @@ static int wake_awaiters(lw_sched *S, lua_State *co, lua_State *W) {
     lua_rawseti(T, -2, 1);
     push_thread(T, co);
     lua_rawseti(T, -2, 2);
-    lua_rawgeti(T, -2, i + 2);
+    lua_pushboolean(T, isany);
     lua_rawseti(T, -2, 3);
     pack_result(S, co, T);
-    lua_rawgeti(T, -2, i + 2); /* isany, from the waiter list */
-    isany = lua_toboolean(T, -1);
-    lua_pop(T, 1);
     /* what may fail comes first, while w still awaits: after a memory
        error w stays on the list, counted as waiting (a deadlock, not a
        task lost with nothing queued to run it) */
