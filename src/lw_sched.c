@@ -1361,9 +1361,10 @@ lua_State *lw_sched_state(lw_sched *S) { return S ? S->T : NULL; }
 
 lw_sched *lw_sched_check(lua_State *L) {
   lw_sched *S;
-  if (find_sched(L, &S) == 1) luaL_error(L, "luaweave: the Lua state is closing");
-  if ((S = lw_sched_open(L)) == NULL) raise_mem(L);
-  if (GONE(S)) luaL_error(L, "luaweave: the Lua state is closing");
+  int found = find_sched(L, &S);
+  if (found == 1 || (S != NULL && GONE(S)))
+    luaL_error(L, "luaweave: the Lua state is closing");
+  if (found < 0 || (S == NULL && (S = lw_sched_open(L)) == NULL)) raise_mem(L);
   return S;
 }
 
