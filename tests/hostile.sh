@@ -11,38 +11,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 n=0 failed=0
 
-# check NAME EXPECTED_STATUS STDOUT_PATTERN STDERR_PATTERN -- command...
-# patterns are grep -E expressions; "" means "must be empty", "*" anything
-check() {
-  name=$1 want=$2 out=$3 err=$4
-  shift 5
-  n=$((n + 1))
-  timeout 20 "$@" >"$T/out" 2>"$T/err" </dev/null
-  got=$?
-  why=""
-  [ "$got" = 124 ] && why="timed out;"
-  [ "$got" = "$want" ] || why="$why exit $got, wanted $want"
-  case $out in
-    "*") ;;
-    "") [ -s "$T/out" ] && why="$why; stdout not empty" ;;
-    *) grep -Eq "$out" "$T/out" || why="$why; stdout lacks /$out/" ;;
-  esac
-  case $err in
-    "*") ;;
-    "") [ -s "$T/err" ] && why="$why; stderr not empty" ;;
-    *) grep -Eq "$err" "$T/err" || why="$why; stderr lacks /$err/" ;;
-  esac
-  if [ -z "$why" ]; then
-    echo "ok $n - $name"
-  else
-    failed=$((failed + 1))
-    echo "not ok $n - $name ($why)"
-    sed 's/^/#   out: /' "$T/out" | head -5
-    sed 's/^/#   err: /' "$T/err" | head -5
-  fi
-}
-
-script() { cat >"$T/$1"; }
+. "$(dirname "$0")/cli.inc"
 
 # newproxy where only userdata have __gc (5.1, LuaJIT)
 GC='local function gcobj(f)
