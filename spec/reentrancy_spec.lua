@@ -32,6 +32,19 @@ end
 
 local function full_gc() collectgarbage(); collectgarbage() end
 
+-- collect at every step (pause 0, step x10) until the returned function,
+-- which the test's finally also runs, puts the collector back
+local function eager_gc()
+  local pause = collectgarbage("setpause", 0)
+  local stepmul = collectgarbage("setstepmul", 1000)
+  local function restore()
+    collectgarbage("setpause", pause)
+    collectgarbage("setstepmul", stepmul)
+  end
+  finally(restore)
+  return restore
+end
+
 local function logger()
   local log = {}
   return log, function(...)
@@ -126,13 +139,7 @@ describe("finalizers calling back", function()
   it("never corrupt results recorded while they churn the store", function()
     -- collect at every step while luaweave records; luassert is slow
     -- under that, so the checks are plain until the GC is itself again
-    local pause = collectgarbage("setpause", 0)
-    local stepmul = collectgarbage("setstepmul", 1000)
-    local function restore()
-      collectgarbage("setpause", pause)
-      collectgarbage("setstepmul", stepmul)
-    end
-    finally(restore)
+    local restore = eager_gc()
     math.randomseed(11)
     local cos, untracked, extra, bad = {}, {}, {}, {}
     for i = 1, 300 do
@@ -182,13 +189,7 @@ describe("finalizers calling back", function()
     -- lw_resume moves a returned thread's values into the store; a
     -- finalizer run by that move which untracks the thread must leave
     -- lw.resume's results intact
-    local pause = collectgarbage("setpause", 0)
-    local stepmul = collectgarbage("setstepmul", 1000)
-    local function restore()
-      collectgarbage("setpause", pause)
-      collectgarbage("setstepmul", stepmul)
-    end
-    finally(restore)
+    local restore = eager_gc()
     local bad, current = {}, nil
     for i = 1, 3000 do
       local co
@@ -211,13 +212,7 @@ describe("finalizers calling back", function()
   it("can cancel a target while task.await registers for it", function()
     -- registering an awaiter allocates; a finalizer run by that which
     -- ends the target must not leave the awaiter waiting for good
-    local pause = collectgarbage("setpause", 0)
-    local stepmul = collectgarbage("setstepmul", 1000)
-    local function restore()
-      collectgarbage("setpause", pause)
-      collectgarbage("setstepmul", stepmul)
-    end
-    finally(restore)
+    local restore = eager_gc()
     local n, done = 3000, 0
     lw.run(function()
       for _ = 1, n do
