@@ -529,6 +529,20 @@ static void push_co(life *f) {
   lua_xmove(f->co, G.L, 1);
 }
 
+/* reset the life's thread behind luaweave's back and keep it for a
+   next life (5.4; a no-op before) */
+static void raw_reset(life *f) {
+#if LUA_VERSION_NUM >= 504
+  lw_co_reset(f->co, G.L);
+  lua_settop(f->co, 0);
+  G.raw_resets++;
+  push_co(f);
+  keep_for_reuse();
+#else
+  (void)f;
+#endif
+}
+
 static void finish_thread(life *f) {
   lua_State *L = G.L, *co = f->co;
   int ended = f->k > f->n, e, st, top = lua_gettop(L);
@@ -585,13 +599,7 @@ static void finish_thread(life *f) {
       keep_for_reuse();
       break;
     case 5: /* reset behind luaweave's back: validation must notice */
-#if LUA_VERSION_NUM >= 504
-      lw_co_reset(co, L);
-      lua_settop(co, 0);
-      G.raw_resets++;
-      push_co(f);
-      keep_for_reuse();
-#endif
+      raw_reset(f);
       break;
     case 6: /* returned: run the next life on it as it is, any version */
       if (ended && f->how == H_RETURN && lua_gettop(co) == 0 &&
@@ -611,13 +619,7 @@ static void finish_thread(life *f) {
       if (e == LW_CANCELLED) check_c(f, H_CANCEL, "after lw_cancel");
       else if (!ended || f->raw) failure("life %llu reads %s after lw_cancel",
                                         f->serial, lw_status_name(e));
-#if LUA_VERSION_NUM >= 504
-      lw_co_reset(co, L);
-      lua_settop(co, 0);
-      G.raw_resets++;
-      push_co(f);
-      keep_for_reuse();
-#endif
+      raw_reset(f);
       break;
   }
   release(f);
