@@ -25,10 +25,12 @@ LUA_LIBS := $(shell pkg-config --libs $(LUAPC) 2>/dev/null)
 UV_CFLAGS := $(shell pkg-config --cflags libuv 2>/dev/null)
 UV_LIBS := $(shell pkg-config --libs libuv 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
-CFLAGS_ALL = $(WARN) $(OPT) -fPIC -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
+CFLAGS_ALL = $(WARN) $(OPT) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
   $(LUADEF) $(LUA_CFLAGS) $(UV_CFLAGS) $(CFLAGS)
 
-LIB_SRC := src/lw_compat.c src/lw_map.c src/lw_store.c src/lw_sched.c \
+LIB_SRC := src/lw_compat.c src/lw_map.c src/lw_store.c src/lw_timerq.c \
+  src/lw_sched.c src/lw_sched_end.c src/lw_sched_await.c src/lw_sched_async.c \
+  src/lw_sched_pool.c src/lw_sched_life.c \
   src/lw_loop.c src/lw_lua.c src/lw_lua_task.c src/lw_fs.c
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS := $(wildcard include/*.h src/*.h)
@@ -47,9 +49,23 @@ cmoddir = $(libdir)/lua/$(LUAV)
 VERSION := $(shell sed -n 's/^\#define LW_VERSION "\(.*\)"/\1/p' include/luaweave.h)
 SOMAJOR := $(shell sed -n 's/^\#define LW_VERSION_MAJOR \([0-9]*\)/\1/p' include/luaweave.h)
 
-.PHONY: all test sanitize valgrind run clean tests-c install uninstall examples
+.PHONY: all test sanitize valgrind run clean tests-c install uninstall examples help
 all: $(B)/luaweave.so $(B)/libluaweave.a $(B)/libluaweave.so $(B)/luaweave
 
+help:
+	@echo 'make [LUA=5.1|5.2|5.3|5.4|jit]   build the CLI, module and C libraries into $(B)/'
+	@echo 'make test        every suite on every installed Lua version (installs deps);'
+	@echo '                 ends with "N passed, N failed, N skipped"'
+	@echo 'make run         build and run the demo (examples/demo.lua)'
+	@echo 'make sanitize    the C tests under ASan+UBSan on every Lua version'
+	@echo 'make valgrind    the C tests and the demo under valgrind'
+	@echo 'make fuzz        the differential fuzzer [FUZZ_SECONDS=60]'
+	@echo 'make mutate      mutation testing of src/ against the deterministic suites'
+	@echo 'make bench       the benchmarks side by side (docs/performance.md)'
+	@echo 'make storm|soak  the long reliability runs (docs/reliability.md)'
+	@echo 'make examples    build the C examples into $(B)/examples/'
+	@echo 'make install [PREFIX=/usr/local] [DESTDIR=]   and make uninstall'
+	@echo 'make clean       remove build/'
 $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 

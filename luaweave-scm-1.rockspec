@@ -28,7 +28,9 @@ build = {
   modules = {
     luaweave = {
       sources = {
-        "src/lw_compat.c", "src/lw_map.c", "src/lw_store.c", "src/lw_sched.c",
+        "src/lw_compat.c", "src/lw_map.c", "src/lw_store.c", "src/lw_timerq.c",
+        "src/lw_sched.c", "src/lw_sched_end.c", "src/lw_sched_await.c",
+        "src/lw_sched_async.c", "src/lw_sched_pool.c", "src/lw_sched_life.c",
         "src/lw_loop.c", "src/lw_lua.c", "src/lw_lua_task.c", "src/lw_fs.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

@@ -29,6 +29,14 @@
 #define LW_VERSION_PATCH 0
 #define LW_VERSION "0.1.0"
 
+/* Only what this header declares is exported from the shared library;
+   everything else is built with hidden visibility. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define LW_API __attribute__((visibility("default")))
+#else
+#define LW_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -64,29 +72,29 @@ typedef struct lw_store lw_store;
 ** store (a finalizer running later gets no new one).  Raises no Lua
 ** error.
 */
-lw_store *lw_store_open(lua_State *L);
+LW_API lw_store *lw_store_open(lua_State *L);
 
 /* The store of L's Lua state, or NULL if none was opened (or, on
    LuaJIT, if memory ran out looking for it). */
-lw_store *lw_store_get(lua_State *L);
+LW_API lw_store *lw_store_get(lua_State *L);
 
 /* Number of threads tracked now (0 for NULL). */
-size_t lw_store_count(const lw_store *s);
+LW_API size_t lw_store_count(const lw_store *s);
 
 /* Bytes luaweave itself holds for the store's map (0 for NULL). */
-size_t lw_store_bytes(const lw_store *s);
+LW_API size_t lw_store_bytes(const lw_store *s);
 
 /*
 ** Start tracking co.  Tracking does not keep co alive.  Tracking a thread
 ** already tracked keeps its record.  LW_EMEM when the map cannot grow.
 */
-int lw_track(lw_store *s, lua_State *co);
+LW_API int lw_track(lw_store *s, lua_State *co);
 
 /* Forget co and its result.  LW_ENOTTRACKED if it was not tracked. */
-int lw_untrack(lw_store *s, lua_State *co);
+LW_API int lw_untrack(lw_store *s, lua_State *co);
 
 /* An lw_status, or a negative LW_E* code. */
-int lw_status(lw_store *s, lua_State *co);
+LW_API int lw_status(lw_store *s, lua_State *co);
 
 /*
 ** Resume co like lua_resume (Lua 5.4 signature on every version) and, when
@@ -103,7 +111,7 @@ int lw_status(lw_store *s, lua_State *co);
 ** lua_resume leaves it.  If recording runs out of memory, co is untracked
 ** and LW_EMEM is returned (the resumption itself happened).
 */
-int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
+LW_API int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
               int *nres);
 
 /*
@@ -112,10 +120,10 @@ int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
 ** is recorded.  Returns the number of values pushed, or a negative code
 ** (nothing pushed).  May raise a Lua memory error.
 */
-int lw_result(lw_store *s, lua_State *co, lua_State *L);
+LW_API int lw_result(lw_store *s, lua_State *co, lua_State *L);
 
 /* lw_result, then forget co.  May raise a Lua memory error. */
-int lw_take(lw_store *s, lua_State *co, lua_State *L);
+LW_API int lw_take(lw_store *s, lua_State *co, lua_State *L);
 
 /*
 ** Mark co cancelled: it will not be resumed by luaweave again.  Where the
@@ -126,7 +134,7 @@ int lw_take(lw_store *s, lua_State *co, lua_State *L);
 ** Returns LW_OK, or a negative code; LW_ESTATE if co is running or normal.
 ** Tracks co if it was not tracked.  May raise a Lua memory error.
 */
-int lw_cancel(lw_store *s, lua_State *co, lua_State *from);
+LW_API int lw_cancel(lw_store *s, lua_State *co, lua_State *from);
 
 /*
 ** Recycle co for new work (Lua 5.4: lua_closethread/lua_resetthread):
@@ -137,14 +145,14 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from);
 ** error again); LW_ESTATE for a running/normal thread, or LW_ENOTSUP
 ** where the Lua version cannot reset threads.
 */
-int lw_reset(lw_store *s, lua_State *co, lua_State *from);
+LW_API int lw_reset(lw_store *s, lua_State *co, lua_State *from);
 
 /*
 ** The thread's identity: its address.  Stable while co lives; another
 ** thread may get the same key after co is freed (the store copes; a key
 ** alone proves nothing).
 */
-uintptr_t lw_key(const lua_State *co);
+LW_API uintptr_t lw_key(const lua_State *co);
 
 /*
 ** Handles: a host that holds no Lua reference to a thread keeps the thread
@@ -153,18 +161,18 @@ uintptr_t lw_key(const lua_State *co);
 ** or a negative code; it may raise a Lua memory error.
 */
 typedef int lw_handle;
-lw_handle lw_hold(lw_store *s, lua_State *L, int idx);
+LW_API lw_handle lw_hold(lw_store *s, lua_State *L, int idx);
 /* The thread of a handle, or NULL for an invalid handle. */
-lua_State *lw_handle_thread(lw_store *s, lua_State *L, lw_handle h);
+LW_API lua_State *lw_handle_thread(lw_store *s, lua_State *L, lw_handle h);
 /* Drop the handle; the thread stays tracked while it lives. */
-int lw_release(lw_store *s, lua_State *L, lw_handle h);
+LW_API int lw_release(lw_store *s, lua_State *L, lw_handle h);
 /* lw_take on the handle's thread, then release the handle. */
-int lw_handle_take(lw_store *s, lua_State *L, lw_handle h);
+LW_API int lw_handle_take(lw_store *s, lua_State *L, lw_handle h);
 
 /* The name of a status ("untracked", "pending", ...), or NULL. */
-const char *lw_status_name(int status);
+LW_API const char *lw_status_name(int status);
 /* A message for a negative code. */
-const char *lw_strerror(int code);
+LW_API const char *lw_strerror(int code);
 
 /* ------------------------------------------------------------------ */
 /* The scheduler                                                       */
@@ -187,10 +195,10 @@ typedef struct lw_sched lw_sched;
    NULL when memory runs out, or when lua_close has already finalized it
    (the task functions then raise "the Lua state is closing").  Raises no
    Lua error. */
-lw_sched *lw_sched_open(lua_State *L);
+LW_API lw_sched *lw_sched_open(lua_State *L);
 /* The scheduler of L's Lua state, or NULL (none; on LuaJIT also when
    memory ran out looking for it). */
-lw_sched *lw_sched_get(lua_State *L);
+LW_API lw_sched *lw_sched_get(lua_State *L);
 
 /*
 ** Spawn, defer, delay from C.  The function or thread to run is at
@@ -200,15 +208,15 @@ lw_sched *lw_sched_get(lua_State *L);
 ** Return LW_OK, LW_EINVAL (not a function or thread) or LW_EMEM; may
 ** raise a Lua memory error.
 */
-int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs);
-int lw_sched_defer(lw_sched *S, lua_State *L, int nargs);
-int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs);
+LW_API int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs);
+LW_API int lw_sched_defer(lw_sched *S, lua_State *L, int nargs);
+LW_API int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs);
 
 /* Never resume co again; close it where Lua can; wake its awaiters with
    false, "cancelled".  A dead or unknown thread: nothing happens (LW_OK).
    The running thread is cancelled when it next yields.  From inside a step
    (a task's C code) this returns LW_EBUSY: use task.cancel there. */
-int lw_sched_cancel(lw_sched *S, lua_State *co);
+LW_API int lw_sched_cancel(lw_sched *S, lua_State *co);
 
 /*
 ** Give a dead task's thread back for reuse (Lua 5.4: lua_closethread /
@@ -223,35 +231,35 @@ int lw_sched_cancel(lw_sched *S, lua_State *co);
 ** (until the step that runs it); LW_ENOTSUP before Lua 5.4;
 ** LW_EMEM (nothing changed); LW_EUNIVERSE.  Raises no Lua error.
 */
-int lw_sched_recycle(lw_sched *S, lua_State *co);
+LW_API int lw_sched_recycle(lw_sched *S, lua_State *co);
 /* Run one cycle.  Returns the number of resumptions, or LW_EEXITED,
    LW_EBUSY (called from inside a step), LW_EINVAL. */
-int lw_sched_step(lw_sched *S);
+LW_API int lw_sched_step(lw_sched *S);
 
 /* Seconds until the scheduler has work: 0 now, > 0 the next timer,
    -1 nothing scheduled (only outside events could wake it). */
-double lw_sched_next(lw_sched *S);
+LW_API double lw_sched_next(lw_sched *S);
 
 /* Counts: tasks that can still run by themselves (queued + timers), tasks
    awaiting other tasks, outstanding async operations, errors reported. */
-size_t lw_sched_ready(const lw_sched *S);
-size_t lw_sched_waiting(const lw_sched *S);
-size_t lw_sched_async(const lw_sched *S);
-size_t lw_sched_errors(const lw_sched *S);
+LW_API size_t lw_sched_ready(const lw_sched *S);
+LW_API size_t lw_sched_waiting(const lw_sched *S);
+LW_API size_t lw_sched_async(const lw_sched *S);
+LW_API size_t lw_sched_errors(const lw_sched *S);
 
 /* After task.exit: 1 and *code set; else 0. */
-int lw_sched_exited(const lw_sched *S, int *code);
+LW_API int lw_sched_exited(const lw_sched *S, int *code);
 
 /* Where errors of tasks nobody awaits go: msg holds the error and a
    traceback.  NULL restores the default (print to stderr). */
 typedef void (*lw_error_fn)(void *ud, lua_State *co, const char *msg);
-void lw_sched_onerror(lw_sched *S, lw_error_fn fn, void *ud);
+LW_API void lw_sched_onerror(lw_sched *S, lw_error_fn fn, void *ud);
 
 /* The clock, in seconds (default: monotonic).  For tests and hosts with a
    clock of their own.  NULL restores the default. */
 typedef double (*lw_clock_fn)(void *ud);
-void lw_sched_setclock(lw_sched *S, lw_clock_fn fn, void *ud);
-double lw_sched_now(lw_sched *S);
+LW_API void lw_sched_setclock(lw_sched *S, lw_clock_fn fn, void *ud);
+LW_API double lw_sched_now(lw_sched *S);
 
 /* ------------------------------------------------------------------ */
 /* Async C functions                                                   */
@@ -272,23 +280,23 @@ double lw_sched_now(lw_sched *S);
 */
 typedef struct lw_async lw_async;
 /* NULL (with a Lua error raised) when L is not a task that can yield */
-lw_async *lw_async_begin(lua_State *L);
-int lw_async_yield(lua_State *L, lw_async *op);
+LW_API lw_async *lw_async_begin(lua_State *L);
+LW_API int lw_async_yield(lua_State *L, lw_async *op);
 /* push f (a lua_CFunction that may call lw_async_yield) wrapped so that
    a rejection raises in the task */
-void lw_async_wrap(lua_State *L, lua_CFunction f);
-int lw_async_resolve(lw_async *op, int nvalues);
-int lw_async_reject(lw_async *op);
+LW_API void lw_async_wrap(lua_State *L, lua_CFunction f);
+LW_API int lw_async_resolve(lw_async *op, int nvalues);
+LW_API int lw_async_reject(lw_async *op);
 /* The safe way from a host callback: push(L, ud) runs protected, pushes
    the values and returns their count, or pushes an error object and
    returns -1 to reject.  If memory runs out, the task cannot be resumed
    and LW_EMEM is returned.  All three consume the token. */
 typedef int (*lw_push_fn)(lua_State *L, void *ud);
-int lw_async_complete(lw_async *op, lw_push_fn push, void *ud);
-lw_sched *lw_async_sched(lw_async *op);
+LW_API int lw_async_complete(lw_async *op, lw_push_fn push, void *ud);
+LW_API lw_sched *lw_async_sched(lw_async *op);
 /* A thread of the scheduler's own, on which a host pushes values to
    complete an async operation or to spawn from outside Lua. */
-lua_State *lw_sched_state(lw_sched *S);
+LW_API lua_State *lw_sched_state(lw_sched *S);
 
 /* ------------------------------------------------------------------ */
 /* Drivers (libuv)                                                     */
@@ -297,21 +305,21 @@ struct uv_loop_s;
 /* Drive S on luaweave's own libuv loop until no task can run any more.
    LW_OK; LW_EEXITED after task.exit; LW_EDEADLOCK if tasks await with
    nothing left to wake them; LW_EBUSY. */
-int lw_sched_run(lw_sched *S);
+LW_API int lw_sched_run(lw_sched *S);
 /* Drive S from a host's loop, which the host runs itself; detach before
    closing the loop. */
-int lw_sched_attach(lw_sched *S, struct uv_loop_s *loop);
-int lw_sched_detach(lw_sched *S);
+LW_API int lw_sched_attach(lw_sched *S, struct uv_loop_s *loop);
+LW_API int lw_sched_detach(lw_sched *S);
 /* The libuv loop async I/O uses: the attached loop or luaweave's own. */
-struct uv_loop_s *lw_sched_loop(lw_sched *S);
+LW_API struct uv_loop_s *lw_sched_loop(lw_sched *S);
 
 /* The Lua modules: require "luaweave", require "luaweave.task". */
-int luaopen_luaweave(lua_State *L);
-int luaopen_luaweave_task(lua_State *L);
+LW_API int luaopen_luaweave(lua_State *L);
+LW_API int luaopen_luaweave_task(lua_State *L);
 /* Register both in package.preload, so that scripts require them from the
    host's copy of the library.  Needs the package library; may raise a
    Lua memory error. */
-void lw_preload(lua_State *L);
+LW_API void lw_preload(lua_State *L);
 
 #ifdef __cplusplus
 }

@@ -1,42 +1,36 @@
 /*
 ** lw_sched.h — the scheduler's inside, for the drivers, the bindings and
 ** the tests.  The public face is luaweave.h.
+**
+** The scheduler is split by concept:
+**   lw_sched.c        the core: run queue, anchors, task records,
+**                     resuming, spawn/defer/delay, wait, stepping
+**   lw_sched_end.c    the one end path: every way a task ends comes
+**                     through lws_ended (wake awaiters, report errors),
+**                     cancel, error messages
+**   lw_sched_await.c  the await graph: waiter lists, task.await/any
+**   lw_sched_async.c  async operations (tokens) for C functions
+**   lw_sched_pool.c   thread recycling
+**   lw_sched_life.c   opening, lua_close, invariants, counters
+**   lw_timerq.c       the timer queue (a reusable structure)
+** Names with the lws_ prefix are the scheduler's own, shared between
+** those files; nothing outside src/ may use them but the tests.
 */
 #ifndef LW_SCHED_H
 #define LW_SCHED_H
 
 #include "lw_store.h"
-
-/* a resumption waiting to happen */
-typedef struct lw_ent {
-  lua_State *co;
-  int ref;              /* anchor in the scheduler's table (co or a pack) */
-  unsigned ticket;      /* valid while it equals the task's ticket */
-  int kind;             /* what to resume co with (lw_sched.c) */
-  double t0;            /* when a wait began */
-} lw_ent;
-
-typedef struct lw_timer {
-  double due;
-  unsigned long long seq;
-  lw_ent e;
-} lw_timer;
+#include "lw_timerq.h"
 
 struct lw_sched {
   lua_State *T;         /* the scheduler's own thread (anchored) */
   int tref;
-  lw_store *s;           /* NULL once the store is gone (lua_close) */
-  lua_Alloc f;           /* the allocator under the store's hook */
+  lw_store *s;          /* NULL once the store is gone (lua_close) */
+  lua_Alloc f;          /* the allocator under the store's hook */
   void *ud;
   lw_ent *q;            /* deferred FIFO, a ring */
   size_t qhead, qlen, qcap;
-  lw_timer *heap;       /* timers, a binary min-heap on (due, seq) */
-  size_t hlen, hcap;
-  lw_timer *zq;         /* zero-delay timers, a FIFO ring sorted by (due, seq) */
-  size_t zhead, zlen, zcap;
-  size_t hswept;        /* hlen after the last sweep of stale timers (or
-                           less, as timers were popped since) */
-  unsigned long long seq;
+  lw_timerq tq;         /* timers */
   unsigned ticket;
   int aref;             /* registry ref: anchor table */
   int *afree;           /* its free slots, a stack; room for alen */
@@ -68,6 +62,9 @@ struct lw_sched {
   void (*driver_free)(lw_sched *S);
 };
 
+/* ------------------------------------------------------------------ */
+/* for the drivers and the bindings                                    */
+
 /* resume co (a task or any thread of S's state) now, with nargs values
    already on its stack, and settle the outcome; from is the running
    thread */
@@ -79,7 +76,7 @@ void lw_sched_clear(lw_sched *S, lua_State *W);
 
 /* timers set (heap and zero-delay FIFO) */
 static inline size_t lw_sched_ntimers(const lw_sched *S) {
-  return S->hlen + S->zlen;
+  return lw_timerq_count(&S->tq);
 }
 
 /* run the scheduler's own loop-less check: 1 if deadlocked */
@@ -121,5 +118,66 @@ int lw_fs_open(lua_State *L);
 
 /* invariant check for tests: 0 when sound, else a line number */
 int lw_sched_check_invariants(lw_sched *S);
+
+/* ------------------------------------------------------------------ */
+/* shared between the scheduler's files                                */
+
+#define LWS_POOL_MAX 256 /* recycled threads kept; more go to the GC */
+
+/* the state is closing: the scheduler, or the store under it, is gone */
+#define LWS_GONE(S) ((S)->closed || (S)->s == NULL)
+
+/* entry kinds: what a task is resumed with */
+enum { K_START, K_ARGS, K_WAIT, K_AWAITED, K_ASYNC };
+
+/* task states, in the record's task field (0: not a task) */
+enum { T_READY = 1, T_RUNNING, T_WAIT, T_AWAIT, T_ASYNC };
+
+extern const char lws_async_mark; /* first value of an async resumption */
+
+/* lw_sched.c */
+void *lws_alloc(lw_sched *S, void *p, size_t osize, size_t nsize);
+int lws_qreserve(lw_sched *S);              /* room for one more entry */
+int lws_qpush(lw_sched *S, const lw_ent *e); /* LW_OK or LW_EMEM */
+void lws_raise_mem(lua_State *L);            /* raises "not enough memory" */
+int lws_anchor(lw_sched *S, lua_State *L);   /* pops L's top; may raise */
+void lws_anchor_free(lw_sched *S, lua_State *L, int ref);
+void lws_unanchor(lw_sched *S, lua_State *L, int ref); /* pushes the value */
+lw_rec *lws_task_rec(lw_sched *S, lua_State *co);
+void lws_task_put(lw_sched *S, lw_rec *r, int state);
+lw_rec *lws_task_set(lw_sched *S, lua_State *co, int state);
+lw_rec *lws_running_rec(lw_sched *S, lua_State *L);
+void lws_task_end(lw_sched *S, lua_State *co, lw_rec *r);
+void lws_task_drop(lw_sched *S, lua_State *co);
+int lws_suspend(lua_State *L);
+int lws_protect(lw_sched *S, lua_CFunction f, void *ud);
+void lws_purge_timers(lw_sched *S, lua_State *W);
+double lws_sane_seconds(double sec);
+double lws_default_clock(void *ud);          /* monotonic seconds */
+
+static inline void lws_push_thread(lua_State *L, lua_State *co) {
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+}
+
+/* lw_sched_end.c */
+void lws_ended(lw_sched *S, lua_State *co, int failed, lua_State *W);
+void lws_cancel(lw_sched *S, lua_State *co, lua_State *W);
+int lws_refused(lw_sched *S, lua_State *co, lua_State *W);
+void lws_report_msg(lw_sched *S, lua_State *co, const char *msg);
+
+/* lw_sched_await.c */
+int lws_wake(lw_sched *S, lua_State *co, lua_State *W);
+void lws_new_hold_table(lua_State *L);
+void lws_any_hold(lw_sched *S, lua_State *T, lua_State *co, int d);
+int lws_awaited(lw_sched *S, lua_State *co);
+int lws_isover(lw_sched *S, lua_State *co);
+
+/* lw_sched_pool.c */
+lua_State *lws_new_thread(lw_sched *S, lua_State *L);
+int lws_pool_check(lw_sched *S);
+
+/* lw_sched_async.c */
+int lws_complete_protected(lua_State *T);
 
 #endif

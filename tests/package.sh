@@ -16,7 +16,7 @@ VERSION=$(sed -n 's/^#define LW_VERSION "\(.*\)"/\1/p' include/luaweave.h)
 T=$(mktemp -d "${TMPDIR:-/tmp}/lwpackage.XXXXXX") || exit 2
 trap 'rm -rf "$T"' EXIT INT TERM
 
-echo "1..12"
+echo "1..14"
 n=0 F=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); F=1; echo "not ok $n - $1"; }
@@ -96,4 +96,15 @@ check "luaweave.h $VERSION = luaweave -v ($v_cli) = luaweave.pc ($v_pc) = rocksp
   [ "$v_cli" = "$VERSION" -a "$v_pc" = "$VERSION" -a "$v_rock" = "$VERSION" -a "$v_log" = "$VERSION" -a "$v_man" = 1 ]
 h=$(sed -n 's/^#define LW_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)/\2/p' include/luaweave.h | paste -sd. -)
 check "LW_VERSION_MAJOR.MINOR.PATCH ($h) = LW_VERSION ($VERSION)" [ "$h" = "$VERSION" ]
+
+# 13-14: the shared library exports the public face and nothing else; the
+# rockspec builds the same sources as the Makefile
+pub=$(grep -o '^LW_API [^(]*(' include/luaweave.h | sed 's/.*[ *]\([a-z_0-9]*\)($/\1/' | sort)
+exp=$(nm -D --defined-only "$B/libluaweave.so" | awk '$2 == "T" || $2 == "D" || $2 == "B" || $2 == "R" {print $3}' | sort)
+extra=$(printf '%s\n' "$exp" | grep -vxF "$pub")
+check "libluaweave.so exports only luaweave.h's $(echo "$pub" | wc -l) functions${extra:+ (also: $(echo $extra))}" \
+  [ -z "$extra" -a "$(echo "$pub" | wc -l)" -gt 40 -a "$pub" = "$exp" ]
+mk=$(sed -n '/^LIB_SRC :=/,/[^\\]$/p' Makefile | grep -o 'src/[a-z_]*\.c' | sort)
+rs=$(grep -o '"src/[a-z_]*\.c"' luaweave-scm-1.rockspec | tr -d '"' | sort)
+check "the rockspec's sources are the Makefile's LIB_SRC" [ -n "$mk" -a "$mk" = "$rs" ]
 exit $F

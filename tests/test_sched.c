@@ -835,7 +835,7 @@ static void test_churn(void **state) {
      state; what stays is the store's map (it does not shrink when the GC
      frees threads) and the anchor table's array part; a second round
      adds nothing */
-  assert_true(S->qcap <= 64 && S->hcap <= 64 && S->zcap <= 64);
+  assert_true(S->qcap <= 64 && S->tq.hcap <= 64 && S->tq.zcap <= 64);
   assert_int_equal(0, S->s->ntasks);
   assert_true((size_t)(after1 - before) < lw_store_bytes(S->s) + 3 * 1024 * 1024);
   assert_true(after2 <= after1 + 4096);
@@ -869,14 +869,14 @@ static void test_cancelled_timers_freed(void **state) {
   }
   lwt_do(L, "collectgarbage(); collectgarbage()");
   /* 20000 cancelled timers: what stays is bounded by the live one */
-  assert_true(S->hlen < 300);
+  assert_true(S->tq.hlen < 300);
   assert_true(lw_store_count(S->s) < 600);
   assert_true(heap.bytes < before + 256 * 1024);
   expect_log("");
   clk = 6000;
   drain();
   expect_log("kept");
-  assert_int_equal(0, S->hlen);
+  assert_int_equal(0, S->tq.hlen);
   close_all();
 }
 

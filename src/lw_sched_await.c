@@ -1,0 +1,229 @@
+/*
+** lw_sched_await.c — the await graph: who waits for which thread
+** (task.await, task.any), and waking them when it ends.
+**
+** A waiter list per awaited thread lives in one Lua table (target ->
+** {waiter, ticket, isany, ...}); a registration whose ticket is no
+** longer its waiter's is stale and skipped.
+*/
+#include "lw_sched.h"
+#include "lw_compat.h"
+
+/* ------------------------------------------------------------------ */
+/* waking awaiters                                                     */
+
+/* push the waiters table W and W[co] (nil when nobody awaits co) onto T;
+   T needs room for 2 */
+static void push_wlist(lw_sched *S, lua_State *T, lua_State *co) {
+  lua_rawgeti(T, LUA_REGISTRYINDEX, S->wref);
+  lws_push_thread(T, co);
+  lua_rawget(T, -2);
+}
+
+/* store co's result into the pack on T's top, as n, values... (n = 1,
+   nil if co is no longer tracked) */
+static void pack_result(lw_sched *S, lua_State *co, lua_State *T) {
+  int n = lw_result(S->s, co, T), i;
+  if (n < 0) {
+    lua_pushnil(T);
+    n = 1;
+  }
+  for (i = n; i >= 1; i--) lua_rawseti(T, -1 - i, 4 + i);
+  lua_pushinteger(T, n);
+  lua_rawseti(T, -2, 4);
+}
+
+/* push the table of any_hold's counts: weak keys, so that a count lost
+   to a memory error never keeps its thread alive */
+void lws_new_hold_table(lua_State *L) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+}
+
+/* count d (+1, -1) woken task.any waiters that will be handed co when
+   they run: co must not be recycled meanwhile.  +1 may raise a memory
+   error (then nothing is counted); -1 never raises.  T needs room for 4 */
+void lws_any_hold(lw_sched *S, lua_State *T, lua_State *co, int d) {
+  lua_Integer n;
+  lua_rawgeti(T, LUA_REGISTRYINDEX, S->yref);
+  lws_push_thread(T, co);
+  lua_pushvalue(T, -1);
+  lua_rawget(T, -3);
+  n = lua_tointeger(T, -1) + d;
+  lua_pop(T, 1);
+  if (n > 0) lua_pushinteger(T, n);
+  else lua_pushnil(T);
+  lua_rawset(T, -3);
+  lua_pop(T, 1);
+  if (d > 0) S->nyheld++;
+  else S->nyheld--;
+}
+
+/* co has ended (returned, failed or cancelled): wake whoever awaits it;
+   1 if someone did */
+int lws_wake(lw_sched *S, lua_State *co, lua_State *W) {
+  lua_State *T = W;
+  int top, woke = 0, n, i;
+  if (S->wlists == 0) return 0; /* nobody awaits anything: skip the lookup */
+  top = lua_gettop(T);
+  luaL_checkstack(T, 8, "await");
+  push_wlist(S, T, co);
+  if (!lua_istable(T, -1)) {
+    lua_settop(T, top);
+    return 0;
+  }
+  n = (int)lw_rawlen(T, -1);
+  for (i = 1; i + 2 <= n; i += 3) {
+    lua_State *w;
+    lw_rec *r;
+    lw_ent e;
+    unsigned ticket;
+    int isany;
+    lua_rawgeti(T, -1, i);
+    w = lua_tothread(T, -1);
+    lua_rawgeti(T, -2, i + 1);
+    ticket = (unsigned)lua_tointeger(T, -1);
+    lua_rawgeti(T, -3, i + 2);
+    isany = lua_toboolean(T, -1);
+    lua_pop(T, 2);
+    r = lws_task_rec(S, w);
+    if (r == NULL || r->task != T_AWAIT || r->ticket != ticket) {
+      lua_pop(T, 1);
+      continue;
+    }
+    /* pack {w, target, isany, n, result...}: the result is read now,
+       not when w runs, because co may be recycled (or untracked) in
+       between, and w must get the result co ended with */
+    lua_createtable(T, 6, 0);
+    lua_insert(T, -2);
+    lua_rawseti(T, -2, 1);
+    lws_push_thread(T, co);
+    lua_rawseti(T, -2, 2);
+    lua_pushboolean(T, isany);
+    lua_rawseti(T, -2, 3);
+    pack_result(S, co, T);
+    /* what may fail comes first, while w still awaits: after a memory
+       error w stays on the list, counted as waiting (a deadlock, not a
+       task lost with nothing queued to run it) */
+    if (isany) lws_any_hold(S, T, co, 1); /* a count lost to a raise below only
+                                         keeps co from being recycled */
+    e.ref = lws_anchor(S, T); /* pops the pack */
+    if (lws_qreserve(S) != LW_OK) {
+      lws_anchor_free(S, T, e.ref);
+      if (isany) lws_any_hold(S, T, co, -1);
+      lws_raise_mem(T);
+    }
+    /* that allocated: the GC may have moved records, or run code */
+    r = lws_task_rec(S, w);
+    if (r == NULL || r->task != T_AWAIT || r->ticket != ticket) {
+      lws_anchor_free(S, T, e.ref);
+      if (isany) lws_any_hold(S, T, co, -1);
+      continue;
+    }
+    lws_task_put(S, r, T_READY);
+    e.co = w;
+    e.ticket = r->ticket;
+    e.kind = K_AWAITED;
+    e.t0 = 0;
+    lws_qpush(S, &e); /* there is room: it cannot fail */
+    woke = 1;
+  }
+  lua_settop(T, top + 1); /* waiters table */
+  lws_push_thread(T, co);
+  lua_pushnil(T);
+  lua_rawset(T, -3);
+  S->wlists--;
+  lua_settop(T, top);
+  return woke;
+}
+
+/* how a thread stands for await: 1 ended (result can be pushed), 0 not */
+int lws_isover(lw_sched *S, lua_State *co) {
+  int st = lw_status(S->s, co);
+  return st == LW_RETURNED || st == LW_FAILED || st == LW_CANCELLED;
+}
+
+int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany) {
+  int i;
+  lw_rec *r;
+  for (i = first; i <= last; i++) {
+    lua_State *co = lua_tothread(L, i);
+    int st;
+    lw_rec *t;
+    if (co == L)
+      return lw_errorat(L, LW_TASK_LEVEL, "cannot await the running thread");
+    if ((t = lw_store_track(S->s, co)) == NULL) lws_raise_mem(L);
+    st = lw_store_status(S->s, co, t);
+    if (st == LW_RETURNED || st == LW_FAILED || st == LW_CANCELLED) {
+      int n;
+      if (isany) lua_pushvalue(L, i);
+      n = lw_result(S->s, co, L);
+      return n + isany;
+    }
+    if (lw_co_status(L, co) == LW_CO_DEAD) { /* ended before it was tracked */
+      if (isany) lua_pushvalue(L, i);
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "thread ended untracked: its result is unknown");
+      return 2 + isany;
+    }
+  }
+  if (!lw_yieldable(L))
+    return lw_errorat(L, LW_TASK_LEVEL,
+                      "task.await: not in a task (cannot yield here)");
+  if ((r = lws_running_rec(S, L)) == NULL) lws_raise_mem(L);
+  lws_task_put(S, r, T_AWAIT);
+  {
+    unsigned ticket = r->ticket;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->wref);
+    for (i = first; i <= last; i++) {
+      int n;
+      lua_pushvalue(L, i);
+      lua_rawget(L, -2);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, i);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, -4);
+        S->wlists++;
+      }
+      n = (int)lw_rawlen(L, -1);
+      lua_pushthread(L);
+      lua_rawseti(L, -2, n + 1);
+      lua_pushinteger(L, (lua_Integer)ticket);
+      lua_rawseti(L, -2, n + 2);
+      lua_pushboolean(L, isany);
+      lua_rawseti(L, -2, n + 3);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  /* registering allocates, and a finalizer run by that can end a target
+     (task.cancel) before L is on its list, where nobody would wake L:
+     then the registration goes stale and the result comes at once */
+  for (i = first; i <= last; i++) {
+    if (lws_isover(S, lua_tothread(L, i))) {
+      if (lws_task_set(S, L, T_RUNNING) == NULL) lws_raise_mem(L);
+      if (isany) lua_pushvalue(L, i);
+      return lw_result(S->s, lua_tothread(L, i), L) + isany;
+    }
+  }
+  return lws_suspend(L);
+}
+
+/* 1 if someone awaits co (its awaiters would get its next life's
+   result); -1 if that cannot be told for lack of memory */
+int lws_awaited(lw_sched *S, lua_State *co) {
+  lua_State *T = S->T;
+  int yes;
+  if (S->wlists == 0) return 0;
+  if (!lua_checkstack(T, 2)) return -1;
+  push_wlist(S, T, co);
+  yes = !lua_isnil(T, -1);
+  lua_pop(T, 2);
+  return yes;
+}
+

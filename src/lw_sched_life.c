@@ -1,0 +1,148 @@
+/*
+** lw_sched_life.c — a scheduler's life: opening it on a Lua state,
+** finding it again, and what happens to it at lua_close; its invariants.
+*/
+#include "lw_sched.h"
+#include "lw_compat.h"
+
+#include <string.h>
+#include <time.h>
+
+static const char SCHED_KEY = 'K';
+
+typedef struct sbox { lw_sched *S; } sbox;
+
+/* ------------------------------------------------------------------ */
+/* opening                                                             */
+
+static int sched_gc(lua_State *L) {
+  sbox *b = (sbox *)lua_touserdata(L, 1);
+  lw_sched *S = b->S;
+  if (S == NULL) return 0;
+  b->S = NULL;
+  S->closed = 1;
+  /* lua_close finalizes in an order we do not choose: if the store went
+     first it has cleared S->s; if it is still there, stop listening */
+  if (S->s != NULL && S->s->backref == &S->s) S->s->backref = NULL;
+  if (S->driver_free) S->driver_free(S);
+  if (S->q) lws_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
+  lw_timerq_free(&S->tq);
+  if (S->afree) lws_alloc(S, S->afree, S->afreecap * sizeof(int), 0);
+  lws_alloc(S, S, sizeof *S, 0);
+  return 0;
+}
+
+static int open_protected(lua_State *L) {
+  lw_sched *S = (lw_sched *)lua_touserdata(L, 1);
+  sbox *b;
+  S->T = lua_newthread(L);
+  S->tref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  S->aref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  S->wref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lws_new_hold_table(L);
+  S->yref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, LWS_POOL_MAX, 0); /* sized now: recycling never allocates */
+  S->pref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushlightuserdata(L, S);
+  lua_pushcclosure(L, lws_complete_protected, 1);
+  S->cref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (LW_YIELD_UNSURE) { /* see yielded_plainly */
+    if (lw_pushyield(L)) S->yieldfn = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+  }
+  b = (sbox *)lua_newuserdata(L, sizeof(sbox));
+  b->S = NULL;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, sched_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
+  b->S = S;
+  S->s->backref = &S->s;
+  return 0;
+}
+
+void lw_sched_pushbox(lua_State *L) {
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
+}
+
+/* the scheduler of L's state in *S (NULL: none); -1 if memory ran out
+   looking (LuaJIT); 1 if it is gone: lua_close has finalized its box
+   (a finalizer that runs later must not make another, which would leak) */
+static int find_sched(lua_State *L, lw_sched **S) {
+  void *b;
+  *S = NULL;
+  if (lw_registry_udata(L, &SCHED_KEY, &b) != 0) return -1;
+  if (b == NULL) return 0;
+  *S = ((sbox *)b)->S;
+  return *S == NULL;
+}
+
+lw_sched *lw_sched_get(lua_State *L) {
+  lw_sched *S;
+  if (L == NULL || find_sched(L, &S) != 0) return NULL;
+  return S;
+}
+
+lw_sched *lw_sched_open(lua_State *L) {
+  lw_store *s;
+  lw_sched *S;
+  int st;
+  if (L == NULL || find_sched(L, &S) != 0) return NULL;
+  if (S != NULL) return S;
+  if ((s = lw_store_open(L)) == NULL) return NULL;
+  S = (lw_sched *)s->f(s->ud, NULL, 0, sizeof *S);
+  if (S == NULL) return NULL;
+  memset(S, 0, sizeof *S);
+  S->s = s;
+  S->f = s->f;
+  S->ud = s->ud;
+  lw_timerq_init(&S->tq, S->f, S->ud);
+  S->tref = S->aref = S->wref = S->yref = S->cref = S->pref = LUA_NOREF;
+  S->clock = lws_default_clock;
+  st = lw_cpcall(L, open_protected, S);
+  if (st != LUA_OK) {
+    if (st > 0) lua_pop(L, 1);
+    lw_unref(L, LUA_NOREF, S->tref);
+    lw_unref(L, LUA_NOREF, S->aref);
+    lw_unref(L, LUA_NOREF, S->wref);
+    lw_unref(L, LUA_NOREF, S->yref);
+    lw_unref(L, LUA_NOREF, S->cref);
+    lw_unref(L, LUA_NOREF, S->pref);
+    s->f(s->ud, S, sizeof *S, 0);
+    return NULL;
+  }
+  return S;
+}
+
+lw_sched *lw_sched_check(lua_State *L) {
+  lw_sched *S;
+  int found = find_sched(L, &S);
+  if (found == 1 || (S != NULL && LWS_GONE(S)))
+    luaL_error(L, "luaweave: the Lua state is closing");
+  if (found < 0 || (S == NULL && (S = lw_sched_open(L)) == NULL)) lws_raise_mem(L);
+  return S;
+}
+
+int lw_sched_check_invariants(lw_sched *S) {
+  size_t i = 0, nw = 0, nt = 0;
+  lw_slot *sl;
+  int e;
+  if (S == NULL) return __LINE__;
+  if ((e = lw_store_check(S->s)) != 0) return e;
+  if ((e = lw_timerq_check(&S->tq)) != 0) return e;
+  i = 0;
+  while ((sl = lw_map_next(&S->s->map, &i)) != NULL) {
+    if (sl->rec.task > T_ASYNC) return __LINE__;
+    if (sl->rec.task == 0 && sl->rec.cancel) return __LINE__;
+    if (sl->rec.task != 0) nt++;
+    if (sl->rec.task == T_AWAIT) nw++;
+  }
+  if (nw != S->nwaiting || nt != S->s->ntasks) return __LINE__;
+  if (S->qlen > S->qcap) return __LINE__;
+  if (S->nafree > S->alen || S->alen > S->afreecap) return __LINE__;
+  return lws_pool_check(S);
+}
+
