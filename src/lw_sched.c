@@ -209,7 +209,7 @@ static int yielded_plainly(lw_sched *S, lua_State *co) {
    it is looked up, or made) */
 static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
                       int nargs) {
-  int st, n, tracked, failed;
+  int st, n, tracked;
   if (r == NULL || r->status == 0) r = lw_store_track(S->s, co);
   if (r == NULL) {
     lua_pop(co, nargs);
@@ -251,12 +251,12 @@ static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
     }
     return st;
   }
+  /* the end was recorded, and its awaiters woken, by the store's end
+     path (lws_onend) */
   tracked = r != NULL && r->status != 0;
   if (r != NULL) lws_task_end(S, co, r);
-  if (!tracked) return st; /* untracked meanwhile */
-  failed = st != LUA_OK;
-  if (failed && lw_status(S->s, co) != LW_FAILED) failed = lws_refused(S, co, from);
-  lws_ended(S, co, failed, from);
+  if (tracked && st != LUA_OK && lw_status(S->s, co) != LW_FAILED)
+    lws_refused(S, co, from);
   return st;
 }
 
@@ -461,6 +461,9 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
     lws_report_msg(S, co, dead ? "cannot resume dead coroutine"
                            : "cannot resume non-suspended coroutine");
   }
+  /* a spawn from outside any task and step is a step of its own: its
+     failure is reported now, unless someone awaited it meanwhile */
+  if (!S->stepping && S->runco == NULL) lws_flush_errors(S, L);
   return LW_OK;
 }
 
@@ -603,11 +606,20 @@ static int step_protected(lua_State *L) {
     lw_timer t = lw_timerq_pop(&S->tq);
     a->count += run_entry(S, &t.e);
   }
-  while (!S->exited && S->qlen > 0) {
-    lw_ent e = q_pop(S);
-    a->count += run_entry(S, &e);
+  for (;;) {
+    while (!S->exited && S->qlen > 0) {
+      lw_ent e = q_pop(S);
+      a->count += run_entry(S, &e);
+    }
+    lws_purge_timers(S, L);
+    /* an end the scheduler did not hear of (a raw lua_resume, a memory
+       error on the end path), or awaiters gone stale: look at the
+       awaited threads, when told to or when nothing else could run */
+    if (S->exited || !(S->wsweep || lws_stuck(S))) break;
+    lws_sweep(S, L);
+    if (S->qlen == 0) break;
   }
-  lws_purge_timers(S, L);
+  lws_flush_errors(S, L);
   return 0;
 }
 
@@ -680,11 +692,34 @@ void lw_sched_clear(lw_sched *S, lua_State *W) {
   lws_new_hold_table(W); /* and what the dropped task.any entries held */
   lua_rawseti(W, LUA_REGISTRYINDEX, S->yref);
   S->nyheld = 0;
+  lua_newtable(W); /* errors pending a report were flushed by the step */
+  lua_rawseti(W, LUA_REGISTRYINDEX, S->eref);
+  S->npend = 0;
+  S->wsweep = 0;
   tasks_clear(S);
 }
 
-int lw_sched_deadlocked(const lw_sched *S) {
-  return S->qlen == 0 && lw_sched_ntimers(S) == 0 && S->nasync == 0 && S->nwaiting > 0;
+int lws_stuck(const lw_sched *S) {
+  return S->qlen == 0 && lw_sched_ntimers(S) == 0 && S->nasync == 0 &&
+         S->nwaiting > 0;
+}
+
+static int sweep_protected(lua_State *L) {
+  lws_sweep((lw_sched *)lua_touserdata(L, 1), L);
+  return 0;
+}
+
+size_t lw_sched_deadlocked(lw_sched *S) {
+  if (S == NULL || LWS_GONE(S) || !lws_stuck(S)) return 0;
+  if (!S->stepping && lua_status(S->T) == LUA_OK)
+    (void)lws_protect(S, sweep_protected, S); /* out of memory: as it is */
+  return lws_stuck(S) ? S->nwaiting : 0;
+}
+
+void lw_sched_onend(lw_sched *S, lw_end_fn fn, void *ud) {
+  if (S == NULL) return;
+  S->onend = fn;
+  S->onend_ud = ud;
 }
 
 size_t lw_sched_ready(const lw_sched *S) { return S ? S->qlen + lw_sched_ntimers(S) : 0; }

@@ -23,7 +23,10 @@ static int sched_gc(lua_State *L) {
   S->closed = 1;
   /* lua_close finalizes in an order we do not choose: if the store went
      first it has cleared S->s; if it is still there, stop listening */
-  if (S->s != NULL && S->s->backref == &S->s) S->s->backref = NULL;
+  if (S->s != NULL && S->s->backref == &S->s) {
+    S->s->backref = NULL;
+    S->s->onend = NULL;
+  }
   if (S->driver_free) S->driver_free(S);
   if (S->q) lws_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
   lw_timerq_free(&S->tq);
@@ -43,6 +46,8 @@ static int open_protected(lua_State *L) {
   S->wref = luaL_ref(L, LUA_REGISTRYINDEX);
   lws_new_hold_table(L);
   S->yref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  S->eref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, LWS_POOL_MAX, 0); /* sized now: recycling never allocates */
   S->pref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushlightuserdata(L, S);
@@ -61,6 +66,8 @@ static int open_protected(lua_State *L) {
   lw_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   b->S = S;
   S->s->backref = &S->s;
+  S->s->onend = lws_onend; /* the one end path */
+  S->s->onend_ud = S;
   return 0;
 }
 
@@ -100,7 +107,8 @@ lw_sched *lw_sched_open(lua_State *L) {
   S->f = s->f;
   S->ud = s->ud;
   lw_timerq_init(&S->tq, S->f, S->ud);
-  S->tref = S->aref = S->wref = S->yref = S->cref = S->pref = LUA_NOREF;
+  S->tref = S->aref = S->wref = S->yref = S->eref = S->cref = S->pref =
+      LUA_NOREF;
   S->clock = lws_default_clock;
   st = lw_cpcall(L, open_protected, S);
   if (st != LUA_OK) {
@@ -109,6 +117,7 @@ lw_sched *lw_sched_open(lua_State *L) {
     lw_unref(L, LUA_NOREF, S->aref);
     lw_unref(L, LUA_NOREF, S->wref);
     lw_unref(L, LUA_NOREF, S->yref);
+    lw_unref(L, LUA_NOREF, S->eref);
     lw_unref(L, LUA_NOREF, S->cref);
     lw_unref(L, LUA_NOREF, S->pref);
     s->f(s->ud, S, sizeof *S, 0);
