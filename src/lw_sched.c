@@ -314,6 +314,14 @@ static void drop_start_args(lua_State *co) {
     lua_settop(co, 1);
 }
 
+/* co has not started: its function (and perhaps arguments) wait on its
+   stack */
+static int fresh(lua_State *co) {
+  lua_Debug ar;
+  return lua_status(co) == LUA_OK && lua_gettop(co) >= 1 &&
+         !lua_getstack(co, 0, &ar) && lua_type(co, 1) == LUA_TFUNCTION;
+}
+
 static int run_entry(lw_sched *S, const lw_ent *e) {
   lua_State *T = S->T, *co = e->co;
   int top = lua_gettop(T), n = 0, i, st;
@@ -340,11 +348,19 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
     lua_settop(T, top);
     return 0;
   }
+  if (e->kind <= K_FARGS && e->kind != K_ARGS && !fresh(co)) {
+    /* a start, but someone resumed the thread directly meanwhile: that
+       was its start */
+    if ((r = lw_store_refind(S->s, co, r, gen)) != NULL) lws_task_end(S, co, r);
+    lua_settop(T, top);
+    return 0;
+  }
   switch (e->kind) {
     case K_START:
       n = lua_gettop(co) - 1;
       break;
     case K_ARGS: /* {co, n, args...} */
+    case K_FARGS:
       lua_rawgeti(T, -1, 2);
       n = (int)lua_tointeger(T, -1);
       lua_pop(T, 1);
@@ -399,21 +415,34 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
 /* the thread to run f_or_co with nargs arguments (all popped from L):
    a new thread holding f and the arguments (K_START), or co itself with
    a pack of the arguments on L's top (K_ARGS).  *kind says which. */
-static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind) {
+/* packed: a function's arguments go into a pack, not onto the new
+   thread (a deferred start): a thread resumed directly before its start
+   (coroutine.resume(t, ...)) then calls f with that resume's arguments,
+   as a coroutine's first resume does, instead of calling an argument */
+static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind,
+                          int packed) {
   int fidx = lua_gettop(L) - nargs;
   lua_State *co;
   if (lua_type(L, fidx) == LUA_TFUNCTION) {
     co = lws_new_thread(S, L);
-    /* lua_xmove does not grow co's stack: a fresh thread has room for
-       about 40 values */
-    if (!lua_checkstack(co, nargs + 1))
-      luaL_error(L, "too many arguments to start a task");
-    lua_insert(L, fidx);
-    lua_xmove(L, co, nargs + 1); /* f and its arguments */
-    *kind = K_START;
-    return co;
+    if (!packed || nargs == 0) {
+      /* lua_xmove does not grow co's stack: a fresh thread has room for
+         about 40 values */
+      if (!lua_checkstack(co, nargs + 1))
+        luaL_error(L, "too many arguments to start a task");
+      lua_insert(L, fidx);
+      lua_xmove(L, co, nargs + 1); /* f and its arguments */
+      *kind = K_START;
+      return co;
+    }
+    lua_pushvalue(L, fidx);
+    lua_xmove(L, co, 1);  /* f alone */
+    lua_replace(L, fidx); /* the thread where f was */
+    *kind = K_FARGS;
+  } else {
+    co = lua_tothread(L, fidx);
+    *kind = K_ARGS;
   }
-  co = lua_tothread(L, fidx);
   /* pack {co, n, args...} in place of co and the arguments */
   lua_createtable(L, nargs + 2, 0);
   lua_insert(L, fidx);
@@ -421,7 +450,6 @@ static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind) {
   lua_rawseti(L, fidx, 2);
   while (nargs > 0) lua_rawseti(L, fidx, 2 + nargs--);
   lua_rawseti(L, fidx, 1);
-  *kind = K_ARGS;
   return co;
 }
 
@@ -429,6 +457,20 @@ static int valid_target(lua_State *L, int nargs) {
   int t = lua_type(L, lua_gettop(L) - nargs);
   return nargs >= 0 && lua_gettop(L) > nargs &&
          (t == LUA_TFUNCTION || t == LUA_TTHREAD);
+}
+
+/* why co cannot be spawned (now: 1) or deferred (0) from L: 0 it can,
+   1 dead (returned, failed, cancelled), 2 running or resuming another
+   (a task may defer itself: it suspends before its turn) */
+int lws_unresumable(lw_sched *S, lua_State *L, lua_State *co, int now) {
+  lua_Debug ar;
+  int st = lw_status(S->s, co);
+  if (lw_co_status(L, co) == LW_CO_DEAD || st == LW_RETURNED ||
+      st == LW_FAILED || st == LW_CANCELLED)
+    return 1;
+  if (now && (co == L || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar))))
+    return 2;
+  return 0;
 }
 
 int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
@@ -439,17 +481,14 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
   if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
   if (lua_type(L, -(nargs + 1)) == LUA_TFUNCTION) {
     int kind;
-    co = prepare(S, L, nargs, &kind);
+    co = prepare(S, L, nargs, &kind, 0);
     /* the new thread is on L's top, f and args on co */
     nargs = lua_gettop(co) - 1;
   } else {
     co = lua_tothread(L, -(nargs + 1));
-    if (co == L || !lua_checkstack(co, nargs + 1)) {
-      lua_pop(L, nargs);
-      lws_report_msg(S, co, co == L ? "cannot resume non-suspended coroutine"
-                                : "too many arguments to resume");
-      return LW_OK;
-    }
+    if (lws_unresumable(S, L, co, 1) != 0) return LW_ESTATE;
+    if (!lua_checkstack(co, nargs + 1))
+      luaL_error(L, "too many arguments to resume");
     drop_start_args(co);
     lua_xmove(L, co, nargs); /* the thread stays on L's top */
   }
@@ -476,8 +515,11 @@ static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
   if (S == NULL || L == NULL || LWS_GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
   if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
-  co = prepare(S, L, nargs, &kind);
-  /* L's top: the new thread (K_START) or the pack (K_ARGS) */
+  if (lua_type(L, -(nargs + 1)) == LUA_TTHREAD &&
+      lws_unresumable(S, L, lua_tothread(L, -(nargs + 1)), 0) != 0)
+    return LW_ESTATE;
+  co = prepare(S, L, nargs, &kind, 1);
+  /* L's top: the new thread (K_START) or the pack (K_ARGS, K_FARGS) */
   if ((r = lw_store_track(S->s, co)) == NULL) lws_raise_mem(L);
   lws_task_put(S, r, T_READY);
   e.co = co;

@@ -135,7 +135,10 @@ int lw_sched_check_invariants(lw_sched *S);
 #define LWS_GONE(S) ((S)->closed || (S)->s == NULL)
 
 /* entry kinds: what a task is resumed with */
-enum { K_START, K_ARGS, K_WAIT, K_AWAITED, K_ASYNC };
+enum { K_START, K_ARGS, K_FARGS, K_WAIT, K_AWAITED, K_ASYNC };
+/* K_START: a function's first run, its arguments on the thread;
+   K_FARGS: the same, its arguments in a pack; K_ARGS: a thread resumed
+   with a pack of arguments */
 
 /* task states, in the record's task field (0: not a task) */
 enum { T_READY = 1, T_RUNNING, T_WAIT, T_AWAIT, T_ASYNC };
@@ -160,7 +163,8 @@ int lws_suspend(lua_State *L);
 int lws_protect(lw_sched *S, lua_CFunction f, void *ud);
 void lws_purge_timers(lw_sched *S, lua_State *W);
 double lws_sane_seconds(double sec);
-double lws_default_clock(void *ud);          /* monotonic seconds */
+double lws_default_clock(void *ud);
+int lws_unresumable(lw_sched *S, lua_State *L, lua_State *co, int now);          /* monotonic seconds */
 
 static inline void lws_push_thread(lua_State *L, lua_State *co) {
   lua_pushthread(co);

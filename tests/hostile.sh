@@ -237,7 +237,7 @@ check "a yield across a C call: the Lua error, exit 1" 1 "" 'attempt to yield ac
 check "task.wait inside a C call: an error, exit 1" 1 "" 'yield' -- \
   "$LW" -e 'table.sort({3, 2, 1}, function(a, b) task.wait() return a < b end)'
 check "awaiting oneself: an error, exit 1" 1 "" 'cannot await the running thread' -- "$LW" -e 'task.await(coroutine.running())'
-check "task.spawn of a dead coroutine: reported, exit 1" 1 '^main on$' 'cannot resume dead coroutine' -- \
+check "task.spawn of a dead coroutine: raised at the caller's line, exit 1" 1 "" '^[^ ]*luaweave: \(command line\):1: task.spawn: cannot resume dead coroutine' -- \
   "$LW" -e 'local co = coroutine.create(function() end) coroutine.resume(co) task.spawn(co) print("main on")'
 
 # --- cancel ---------------------------------------------------------------
