@@ -181,3 +181,33 @@ describe("waiter lists", function()
     assert.is_nil(next(gone))
   end)
 end)
+
+describe("a cancelled task", function()
+  -- before 5.4 Lua cannot close it: a raw resume must not bring it back
+  for _, how in ipairs({ "wait", "await", "any", "readfile" }) do
+    it("suspended in " .. how .. " never runs again when resumed raw", function()
+      local ran = false
+      local got = run(function()
+        local other = task.spawn(function() coroutine.yield() end)
+        local t = task.spawn(function()
+          if how == "wait" then task.wait(10)
+          elseif how == "await" then task.await(other)
+          elseif how == "any" then task.any(other, other)
+          else lw.fs.readfile("spec/seams_spec.lua") end
+          ran = true
+        end)
+        task.cancel(t)
+        local r = pack(coroutine.resume(t, "x"))
+        coroutine.resume(t)
+        task.cancel(other)
+        return r[1], lw.status(t)
+      end)
+      assert.is_false(ran)
+      if coroutine.close then
+        same(pack(false, "cancelled"), got) -- closed: dead
+      else
+        same(pack(true, "cancelled"), got) -- suspended again at once
+      end
+    end)
+  end
+end)

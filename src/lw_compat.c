@@ -210,6 +210,19 @@ int lw_pushyield(lua_State *L) {
   return 0;
 }
 
+#if !defined(LW_LUAJIT)
+static int suspender(lua_State *L) { return lua_yield(L, 0); }
+#endif
+
+int lw_pushsuspender(lua_State *L) {
+#if defined(LW_LUAJIT)
+  return lw_pushyield(L);
+#else
+  lua_pushcfunction(L, suspender);
+  return 1;
+#endif
+}
+
 int lw_yieldable(lua_State *L) {
 #if LUA_VERSION_NUM >= 503 || defined(LW_LUAJIT)
   return lua_isyieldable(L);

@@ -94,6 +94,25 @@ int lw_yieldable(lua_State *L);
 #define LW_YIELD_UNSURE 0
 #endif
 
+/* Where Lua cannot close a suspended coroutine (before 5.4, LuaJIT), a
+   cancelled task stays suspended, and a raw coroutine.resume could bring
+   it back to life.  There the task functions that suspend (task.wait,
+   await, any, exit; async functions) go through a Lua wrapper that
+   suspends the task again if it is resumed while cancelled
+   (lw_lua_task.c); on LuaJIT that wrapper is also what yields (a
+   lua_yield made while a finalizer runs crashes LuaJIT later). */
+#if LUA_VERSION_NUM < 504 || defined(LW_LUAJIT)
+#define LW_SUSPEND_WRAPPED 1
+#else
+#define LW_SUSPEND_WRAPPED 0
+#endif
+
+/* push the function the wrappers suspend with: coroutine.yield on LuaJIT
+   (see above), elsewhere a C function of luaweave's own (so that a
+   suspension is never mistaken for a plain coroutine.yield); 0 if the
+   coroutine library is missing (LuaJIT) */
+int lw_pushsuspender(lua_State *L);
+
 /* the C function at level 0 of co (of a suspended co: the one that
    yielded), or NULL */
 lua_CFunction lw_co_cfunc(lua_State *co);

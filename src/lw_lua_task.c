@@ -202,16 +202,22 @@ static const luaL_Reg task_funcs[] = {
   {NULL, NULL}
 };
 
-#ifdef LW_LUAJIT
-/* LuaJIT: the functions that suspend return LW_SUSPEND_MARK, and this
-   wrapper yields for them with coroutine.yield (see suspend() in
-   lw_sched.c).  "... == mark" reads the first result only; "return ..."
+#if LW_SUSPEND_WRAPPED
+/* The functions that suspend return LW_SUSPEND_MARK, and this wrapper
+   suspends the task for them (see lws_suspend() in lw_sched.c) and
+   suspends it again while it is cancelled: before 5.4 a cancelled task
+   cannot be closed, and a raw coroutine.resume would otherwise bring it
+   back to life.  "... == mark" reads the first result only; "return ..."
    keeps their number, none included. */
 static void wrap_suspending(lua_State *L, int t) {
   static const char code[] =
-    "local mark, yield, t = ...\n"
+    "local mark, yield, cancelled, t = ...\n"
+    "local function again(...)\n"
+    "  if cancelled() then return again(yield()) end\n"
+    "  return ...\n"
+    "end\n"
     "local function after(...)\n"
-    "  if ... == mark then return yield() end\n"
+    "  if ... == mark then return again(yield()) end\n"
     "  return ...\n"
     "end\n"
     "local names = { 'wait', 'await', 'any', 'exit' }\n"
@@ -223,10 +229,12 @@ static void wrap_suspending(lua_State *L, int t) {
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.task") != 0)
     lua_error(L);
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK); /* interns it */
-  if (!lw_pushyield(L))
+  if (!lw_pushsuspender(L))
     luaL_error(L, "luaweave.task: LuaJIT needs the coroutine library");
+  lw_sched_pushbox(L);
+  lws_pushcancelled(L);
   lua_pushvalue(L, t);
-  lua_call(L, 3, 0);
+  lua_call(L, 4, 0);
 }
 #endif
 
@@ -235,7 +243,7 @@ int luaopen_luaweave_task(lua_State *L) {
   lua_createtable(L, 0, 9);
   lw_sched_pushbox(L);
   lw_setfuncs(L, task_funcs, 1);
-#ifdef LW_LUAJIT
+#if LW_SUSPEND_WRAPPED
   wrap_suspending(L, -1);
 #endif
   return 1;

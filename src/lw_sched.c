@@ -561,17 +561,30 @@ int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs) {
 /* ------------------------------------------------------------------ */
 /* suspending the running task                                         */
 
-/* LuaJIT takes a lua_yield made while a __gc finalizer runs (its "hook
-   active" flag is set then, for every coroutine) for a yield out of a
-   hook: it pushes a hook continuation and clears the flag, and resuming
-   the task later crashes.  A task spawned from a finalizer that waits
-   did that.  There the task functions return LW_SUSPEND_MARK instead,
-   and a Lua wrapper (lw_lua_task.c) yields with coroutine.yield, which
-   has no such path. */
+/* Where LW_SUSPEND_WRAPPED (lw_compat.h), the task functions return
+   LW_SUSPEND_MARK and a Lua wrapper (lw_lua_task.c) suspends the task,
+   and suspends it again if it is resumed while cancelled.  (LuaJIT also
+   takes a lua_yield made while a __gc finalizer runs for a yield out of
+   a hook, and the task crashes when resumed: its wrapper yields with
+   coroutine.yield, which has no such path.) */
 const char LW_SUSPEND_MARK = 'Y';
 
+/* the wrappers' question: is the running task cancelled?  The record is
+   read as it is: a cancelled task resumed behind luaweave's back is
+   running, which validation would take for a new life */
+static int l_cancelled(lua_State *L) {
+  lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
+  lw_rec *r = (S != NULL && !LWS_GONE(S)) ? lw_store_find(S->s, L) : NULL;
+  lua_pushboolean(L, r != NULL && r->status == LW_CANCELLED);
+  return 1;
+}
+
+void lws_pushcancelled(lua_State *L) {
+  lua_pushcclosure(L, l_cancelled, 1);
+}
+
 int lws_suspend(lua_State *L) {
-#ifdef LW_LUAJIT
+#if LW_SUSPEND_WRAPPED
   lua_settop(L, 0);
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK); /* interned at open */
   return 1;

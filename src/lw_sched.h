@@ -21,6 +21,7 @@
 
 #include "lw_store.h"
 #include "lw_timerq.h"
+#include "lw_compat.h"
 
 struct lw_sched {
   lua_State *T;         /* the scheduler's own thread (anchored) */
@@ -101,7 +102,7 @@ void lw_sched_pushbox(lua_State *L);
    when the caller must yield: see lw_lua_task.c */
 extern const char LW_SUSPEND_MARK;
 /* the level of their caller for error positions, past that wrapper */
-#ifdef LW_LUAJIT
+#if LW_SUSPEND_WRAPPED
 #define LW_TASK_LEVEL 2
 #else
 #define LW_TASK_LEVEL 1
@@ -164,6 +165,10 @@ int lws_protect(lw_sched *S, lua_CFunction f, void *ud);
 void lws_purge_timers(lw_sched *S, lua_State *W);
 double lws_sane_seconds(double sec);
 double lws_default_clock(void *ud);
+/* push the function the suspension wrappers ask whether the running task
+   is cancelled (LW_SUSPEND_WRAPPED); needs the scheduler's box on top,
+   which it pops */
+void lws_pushcancelled(lua_State *L);
 int lws_unresumable(lw_sched *S, lua_State *L, lua_State *co, int now);          /* monotonic seconds */
 
 static inline void lws_push_thread(lua_State *L, lua_State *co) {

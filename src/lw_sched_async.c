@@ -44,7 +44,7 @@ lw_async *lw_async_begin(lua_State *L) {
 
 int lw_async_yield(lua_State *L, lw_async *op) {
   (void)op;
-#ifdef LW_LUAJIT
+#if LW_SUSPEND_WRAPPED
   /* called through lw_async_wrap's wrapper (it gave f the mark as
      upvalue 1): the wrapper yields, see lws_suspend() */
   if (lua_touserdata(L, lua_upvalueindex(1)) == (void *)&LW_SUSPEND_MARK)
@@ -190,12 +190,17 @@ static int async_finish(lua_State *L) {
 void lw_async_wrap(lua_State *L, lua_CFunction f) {
   /* a Lua-level wrapper so that rejections raise on every Lua version:
      the C function's yield returns (ok, ...) into async_finish */
-#ifdef LW_LUAJIT
-  /* ... and on LuaJIT the wrapper does the yield (see lws_suspend()) */
+#if LW_SUSPEND_WRAPPED
+  /* ... and where LW_SUSPEND_WRAPPED the wrapper does the yield, and
+     yields again while the task is cancelled (see lws_suspend()) */
   static const char code[] =
-    "local f, finish, mark, yield = ...\n"
+    "local f, finish, mark, yield, cancelled = ...\n"
+    "local function again(...)\n"
+    "  if cancelled() then return again(yield()) end\n"
+    "  return finish(...)\n"
+    "end\n"
     "local function after(...)\n"
-    "  if ... == mark then return finish(yield()) end\n"
+    "  if ... == mark then return again(yield()) end\n"
     "  return finish(...)\n"
     "end\n"
     "return function(...) return after(f(...)) end\n";
@@ -206,18 +211,20 @@ void lw_async_wrap(lua_State *L, lua_CFunction f) {
 #endif
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.async") != 0)
     lua_error(L);
-#ifdef LW_LUAJIT
+#if LW_SUSPEND_WRAPPED
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
   lua_pushcclosure(L, f, 1);
   lua_pushcfunction(L, async_finish);
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
-  if (!lw_pushyield(L))
+  if (!lw_pushsuspender(L))
     luaL_error(L, "lw_async_wrap: LuaJIT needs the coroutine library");
-  lua_call(L, 4, 1);
+  lw_sched_check(L);
+  lw_sched_pushbox(L);
+  lws_pushcancelled(L);
+  lua_call(L, 5, 1);
 #else
   lua_pushcfunction(L, f);
   lua_pushcfunction(L, async_finish);
   lua_call(L, 2, 1);
 #endif
 }
-

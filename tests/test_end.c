@@ -1,0 +1,256 @@
+/* The one end path (issue 13): however a thread ends, its awaiters wake;
+   unhandled means "not awaited by the end of the step"; a host on the
+   stepped or attached driver learns of ends and of deadlock.  Stepped by
+   hand from C on a fake clock; attached on a real libuv loop. */
+#include "lwtest.h"
+#include <stdio.h>
+#include <uv.h>
+
+static lwt_heap heap;
+static lua_State *L;
+static lw_sched *S;
+static double clk;
+static int nerr, nend, endst[16];
+static lua_State *endco[16];
+static char lasterr[512];
+
+static double fake_clock(void *ud) { return *(double *)ud; }
+
+static void on_error(void *ud, lua_State *co, const char *msg) {
+  (void)ud;
+  (void)co;
+  nerr++;
+  snprintf(lasterr, sizeof lasterr, "%s", msg ? msg : "(null)");
+}
+
+static void on_end(void *ud, lua_State *co, int status) {
+  (void)ud;
+  if (nend < 16) {
+    endco[nend] = co;
+    endst[nend] = status;
+  }
+  nend++;
+}
+
+static const char prelude[] =
+  "task = require 'luaweave.task'\n"
+  "lw = require 'luaweave'\n"
+  "log = {}\n"
+  "function L(...)\n"
+  "  local t = {}\n"
+  "  for i = 1, select('#', ...) do t[i] = tostring((select(i, ...))) end\n"
+  "  log[#log + 1] = table.concat(t, ',')\n"
+  "end\n"
+  "function flush() local s = table.concat(log, ' '); log = {}; return s end\n";
+
+static void open_all(void) {
+  L = lwt_state(&heap);
+  S = lw_sched_open(L);
+  assert_non_null(S);
+  clk = 0;
+  nerr = nend = 0;
+  lasterr[0] = 0;
+  lw_sched_setclock(S, fake_clock, &clk);
+  lw_sched_onerror(S, on_error, NULL);
+  lw_sched_onend(S, on_end, NULL);
+  lwt_do(L, prelude);
+}
+
+static void close_all(void) {
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  lua_close(L);
+  assert_int_equal(0, heap.blocks);
+  L = NULL;
+  S = NULL;
+}
+
+static int step(void) {
+  int n = lw_sched_step(S);
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  return n;
+}
+
+static void expect_log(const char *want) {
+  lua_getglobal(L, "flush");
+  lua_call(L, 0, 1);
+  assert_string_equal(want, lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
+static lua_State *global_thread(const char *name) {
+  lua_State *co;
+  lua_getglobal(L, name);
+  co = lua_tothread(L, -1);
+  assert_non_null(co);
+  lua_pop(L, 1);
+  return co;
+}
+
+/* a tracked thread t that yields once, and a task awaiting it */
+static const char awaited[] =
+  "t = lw.track(coroutine.create(function() coroutine.yield() return 'fin' end))\n"
+  "lw.resume(t)\n"
+  "w = task.spawn(function() L('woke', task.await(t)) end)\n";
+
+/* lw_resume from C runs the target to its end: the awaiter wakes in the
+   next step, and the host hears of the end */
+static void test_lw_resume_from_c(void **state) {
+  int nres;
+  (void)state;
+  open_all();
+  lwt_do(L, awaited);
+  assert_int_equal(1, lw_sched_waiting(S));
+  assert_int_equal(LUA_OK, lw_resume(S->s, global_thread("t"), L, 0, &nres));
+  assert_int_equal(1, nend);
+  assert_ptr_equal(global_thread("t"), endco[0]);
+  assert_int_equal(LW_RETURNED, endst[0]);
+  assert_int_equal(1, step());
+  expect_log("woke,true,fin");
+  assert_int_equal(LW_RETURNED, endst[1]); /* w ended too */
+  assert_int_equal(0, lw_sched_deadlocked(S));
+  close_all();
+}
+
+/* lw_cancel from C (the store's, not the scheduler's) */
+static void test_lw_cancel_from_c(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L, awaited);
+  assert_int_equal(LW_OK, lw_cancel(S->s, global_thread("t"), L));
+  assert_int_equal(1, step());
+  expect_log("woke,false,cancelled");
+  assert_int_equal(LW_CANCELLED, endst[0]);
+  close_all();
+}
+
+/* a raw lua_resume ends the target behind luaweave's back: found when
+   nothing else can run, before a deadlock is declared */
+static void test_raw_resume(void **state) {
+  lua_State *t;
+  int nres = 0;
+  (void)state;
+  open_all();
+  lwt_do(L, awaited);
+  t = global_thread("t");
+  lua_settop(t, 0); /* the recorded yield's values: a raw resume wants none */
+  assert_int_equal(LUA_OK, lw_co_resume(t, L, 0, &nres));
+  lua_pop(t, nres); /* the host takes the results, as coroutine.resume does */
+  assert_int_equal(0, nend); /* nobody could see it */
+  assert_int_equal(0, lw_sched_deadlocked(S)); /* looked, and woke w */
+  assert_int_equal(1, step());
+  expect_log("woke,false,thread ended outside luaweave: its result is unknown");
+  close_all();
+}
+
+/* lw_reset (5.4) ends a life that had not ended: its awaiters hear
+   "cancelled" before the thread is forgotten */
+static void test_reset(void **state) {
+  (void)state;
+  if (!lw_co_canreset()) {
+    skip();
+    return;
+  }
+  open_all();
+  lwt_do(L, awaited);
+  assert_int_equal(LUA_OK, lw_reset(S->s, global_thread("t"), L));
+  assert_int_equal(LW_UNTRACKED, lw_status(S->s, global_thread("t")));
+  assert_int_equal(1, step());
+  expect_log("woke,false,cancelled");
+  close_all();
+}
+
+/* an error is unhandled only if nobody awaited its task by the end of
+   the step in which it failed */
+static void test_unhandled_at_step_end(void **state) {
+  (void)state;
+  open_all();
+  /* a spawn from C outside a step is a step of its own: reported now */
+  lwt_do(L, "task.spawn(function() error('alone', 0) end)");
+  assert_int_equal(1, nerr);
+  assert_non_null(strstr(lasterr, "alone"));
+  /* failed inside a step before its spawner awaits it: handled */
+  lwt_do(L, "task.defer(function()\n"
+            "  local c = task.spawn(function() error('early', 0) end)\n"
+            "  L(task.await(c))\n"
+            "end)\n");
+  assert_int_equal(1, step());
+  expect_log("false,early");
+  assert_int_equal(1, nerr);
+  /* awaited by another task later in the same step: handled */
+  lwt_do(L, "task.defer(function() e = task.spawn(function() error('same', 0) end) end)\n"
+            "task.defer(function() L(task.await(e)) end)\n");
+  assert_int_equal(2, step());
+  expect_log("false,same");
+  assert_int_equal(1, nerr);
+  /* awaited only in a later step: reported at the end of its own */
+  lwt_do(L, "task.defer(function() f = task.spawn(function() error('late', 0) end) end)\n");
+  assert_int_equal(1, step());
+  assert_int_equal(2, nerr);
+  assert_non_null(strstr(lasterr, "late"));
+  assert_non_null(strstr(lasterr, "traceback"));
+  assert_int_equal(2, (int)lw_sched_errors(S));
+  close_all();
+}
+
+/* spawn/defer/delay of a dead thread: LW_ESTATE, nothing changes */
+static void test_spawn_dead_from_c(void **state) {
+  lua_State *d;
+  int top, i;
+  (void)state;
+  open_all();
+  lwt_do(L, "d = coroutine.create(function() end); coroutine.resume(d)");
+  d = global_thread("d");
+  for (i = 0; i < 3; i++) {
+    lua_pushthread(d);
+    lua_xmove(d, L, 1);
+    lua_pushinteger(L, 1);
+    top = lua_gettop(L);
+    assert_int_equal(LW_ESTATE, i == 0 ? lw_sched_spawn(S, L, 1)
+                              : i == 1 ? lw_sched_defer(S, L, 1)
+                                       : lw_sched_delay(S, L, 1, 1));
+    assert_int_equal(top, lua_gettop(L));
+    lua_pop(L, 2);
+  }
+  assert_int_equal(0, (int)lw_sched_ready(S));
+  assert_int_equal(0, nerr);
+  close_all();
+}
+
+/* the attached driver: a host whose loop runs dry learns that the tasks
+   wait forever, and which ended */
+static void test_attached_deadlock(void **state) {
+  uv_loop_t loop;
+  (void)state;
+  open_all();
+  lw_sched_setclock(S, NULL, NULL);
+  assert_int_equal(0, uv_loop_init(&loop));
+  assert_int_equal(LW_OK, lw_sched_attach(S, &loop));
+  lwt_do(L, "a = task.spawn(function() task.wait(0.001); return 1 end)\n"
+            "b = task.spawn(function() task.await(coroutine.create(function() end)) end)\n");
+  uv_run(&loop, UV_RUN_DEFAULT); /* returns: nothing keeps it alive */
+  assert_int_equal(1, nend);
+  assert_ptr_equal(global_thread("a"), endco[0]);
+  assert_int_equal(1, (int)lw_sched_deadlocked(S));
+  assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("b")));
+  assert_int_equal(0, (int)lw_sched_deadlocked(S));
+  assert_int_equal(LW_CANCELLED, endst[1]);
+  assert_int_equal(LW_OK, lw_sched_detach(S));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(0, uv_loop_close(&loop));
+  close_all();
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_lw_resume_from_c),
+    cmocka_unit_test(test_lw_cancel_from_c),
+    cmocka_unit_test(test_raw_resume),
+    cmocka_unit_test(test_reset),
+    cmocka_unit_test(test_unhandled_at_step_end),
+    cmocka_unit_test(test_spawn_dead_from_c),
+    cmocka_unit_test(test_attached_deadlock),
+  };
+  (void)argc;
+  (void)argv;
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
