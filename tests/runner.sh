@@ -34,7 +34,8 @@ log 1..3 "ok 1 - test_a"
 judge "c (5.4)" 0 3 "build/tests/test_x %s"
 expect "a C test that exits 0 half-way fails: 2 missing, names where" "1 2 0" \
   '^FAIL c \(5\.4\) \(0 failed, 2 missing.*ran 1 of 3 declared'
-grep -q 'stopped in or after test 2 of 3: test_b' "$T/out" && grep -q 'repeat: build/tests/test_x$' "$T/out" &&
+grep -q 'stopped in or after test 2 of 3: test_b' "$T/out" && grep -q "repeat: build/tests/test_x 'test_b'$" "$T/out" &&
+  grep -q 'repeat: build/tests/test_x$' "$T/out" &&
   ok "... and names the test it stopped in and the command" || nok "... names the test and the command"
 
 : >"$T/log"
