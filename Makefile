@@ -142,9 +142,9 @@ sanitize:
 valgrind: all tests-c
 	@for t in $(TEST_BIN); do \
 	  echo "valgrind $$t"; \
-	  LWT_SWEEP_STRIDE=7 valgrind -q --leak-check=full --error-exitcode=9 $$t >/dev/null || exit 1; \
+	  LWT_SWEEP_STRIDE=7 timeout -k 30 3600 valgrind -q --leak-check=full --error-exitcode=9 $$t >/dev/null || exit 1; \
 	done
-	@valgrind -q --leak-check=full --error-exitcode=9 $(B)/luaweave examples/demo.lua >/dev/null
+	@timeout -k 30 1800 valgrind -q --leak-check=full --error-exitcode=9 $(B)/luaweave examples/demo.lua >/dev/null
 	@echo "valgrind: clean"
 
 # the demo; installs what the build needs first (a fresh machine works)

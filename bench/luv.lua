@@ -42,12 +42,16 @@ function work.W1()
   done(t0, count)
 end
 
+-- the answer counts the timers that fired in deadline order: every timer
+-- starts before uv.run, on the loop's cached time, so due = that + ms
 function work.W5()
-  local count, x, t0 = 0, 42, clock()
+  local count, late, maxms, x, t0 = 0, 0, -1, 42, clock()
   local function body(ms)
     sleep_ms(ms)
     count = count + 1
-    if count == n then done(t0, count) end
+    if ms < maxms then late = late + 1 end
+    if ms > maxms then maxms = ms end
+    if count == n then done(t0, count - late) end
   end
   for _ = 1, n do
     x = (x * 16807) % 2147483647

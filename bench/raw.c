@@ -115,7 +115,7 @@ static void w2(lua_State *L, long n) {
 
 /* W3 floor: ns per bare resume that yields one value */
 static void w3(lua_State *L, long n) {
-  long i;
+  long i, ok = 0;
   int nres, t;
   double t0, t1;
   load_fn(L, "local yield = coroutine.yield "
@@ -134,13 +134,15 @@ static void w3(lua_State *L, long n) {
     lua_rawgeti(L, t, (lua_Integer)i);
     co = lua_tothread(L, -1);
     lua_pop(L, 1);
-    must(co, RESUME(co, L, 0, &nres));
+    /* the answer: resumptions that yielded the one value 1 */
+    if (RESUME(co, L, 0, &nres) == LUA_YIELD && nres == 1 && lua_tonumber(co, -1) == 1)
+      ok++;
     lua_pop(co, nres);
   }
   t1 = now_s();
   printf("metric resume %.2f\n", (t1 - t0) * 1e9 / (double)n);
   printf("time %.9f\n", t1 - t0);
-  printf("answer %ld\n", n);
+  printf("answer %ld\n", ok);
 }
 
 /* W4: n short-lived threads, results dropped */
@@ -203,7 +205,8 @@ static timer heap_pop(timer *h, long *len) {
 }
 
 static void w5(lua_State *L, long n) {
-  long i, len = 0, x = 42;
+  long i, len = 0, x = 42, late = 0;
+  double last = 0;
   int nres, t;
   double t0;
   timer *h = malloc(sizeof *h * (size_t)(n > 0 ? n : 1));
@@ -227,6 +230,8 @@ static void w5(lua_State *L, long n) {
     timer v = heap_pop(h, &len);
     lua_State *co;
     double now = now_s();
+    if (v.due < last) late++; /* the answer: timers run in deadline order */
+    last = v.due;
     if (v.due > now) sleep_s(v.due - now);
     lua_rawgeti(L, t, (lua_Integer)v.i);
     co = lua_tothread(L, -1);
@@ -236,7 +241,7 @@ static void w5(lua_State *L, long n) {
     lua_rawseti(L, t, (lua_Integer)v.i); /* done: the GC's */
   }
   printf("time %.9f\n", now_s() - t0);
-  printf("answer %ld\n", get_count(L, "count"));
+  printf("answer %ld\n", get_count(L, "count") - late);
   free(h);
 }
 

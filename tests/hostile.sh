@@ -1,7 +1,7 @@
 #!/bin/sh
 # Hostile scripts through the command line: each must end with the
 # documented exit status and a clear message on stderr, and none may hang
-# past the work it was given (every run is cut at 20 s: a failure).
+# past the work it was given (every run is cut at 60 s: a failure).
 # Prints TAP.  LUAWEAVE_BUILD: the build dir (default build);
 # LUAWEAVE_V: the Lua version (5.1 5.2 5.3 5.4 jit; default 5.4).
 B=${LUAWEAVE_BUILD:-build}
@@ -12,6 +12,12 @@ trap 'rm -rf "$T"' EXIT
 n=0 failed=0
 
 . "$(dirname "$0")/cli.inc"
+# the plan, up front: 82 checks on every version, the nested spawns (three
+# checks where Lua has a C-call limit, one on LuaJIT), one more on 5.4
+# (to-be-closed variables).
+# Adding a check means adding it here: a run that stops early, or a block
+# that no longer runs, then comes out short
+case $V in jit) echo 1..83 ;; 5.4) echo 1..86 ;; *) echo 1..85 ;; esac
 
 # newproxy where only userdata have __gc (5.1, LuaJIT)
 GC='local function gcobj(f)
@@ -29,7 +35,7 @@ for _, d in ipairs({ math.huge, -math.huge, 0 / 0, -1, 1e300, 2 ^ 31 + 1 }) do
   task.delay(d, function() io.write("fired ", tostring(d), "\n") end)
 end
 task.wait(0.01)
-print("waited", task.clock() - t0 < 5)
+print("waited", task.clock() - t0 < 60) -- a real wait of d would hang
 EOF
 check "task.delay(math.huge, f) fires at once" 0 '^fired inf$' "" -- "$LW" "$T/delays.lua"
 check "task.delay(NaN / negative / -inf / absurd) fire at once" 0 '^fired -inf$' "" -- "$LW" "$T/delays.lua"
@@ -40,9 +46,9 @@ script waits.lua <<'EOF'
 local t0 = task.clock()
 for _, d in ipairs({ 0 / 0, -1, math.huge, -math.huge, 1e300, 2 ^ 31 + 1 }) do
   local e = task.wait(d)
-  assert(type(e) == "number" and e == e and e >= 0 and e < 5, tostring(e))
+  assert(type(e) == "number" and e == e and e >= 0 and e < 60, tostring(e))
 end
-print("all waits returned", task.clock() - t0 < 5)
+print("all waits returned", task.clock() - t0 < 60)
 EOF
 check "task.wait(0/0), (-1), (math.huge)...: a number back, no hang" 0 '^all waits returned	true$' "" -- "$LW" "$T/waits.lua"
 check "task.wait(NaN) in the main chunk" 0 '^number$' "" -- "$LW" -e 'print(type(task.wait(0/0)))'
@@ -256,5 +262,4 @@ EOF
   check "cancel: a to-be-closed variable that raises is reported, exit 1" 1 '^failed$' 'close failed' -- "$LW" "$T/closefail.lua"
 fi
 
-echo "1..$n"
 [ "$failed" = 0 ]

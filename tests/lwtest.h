@@ -6,6 +6,7 @@
 #define LWTEST_H
 
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,6 +95,41 @@ static inline lua_State *lwt_thread(lua_State *L, const char *code) {
   if (luaL_loadstring(co, code) != 0)
     fail_msg("compile error: %s", lua_tostring(co, -1));
   return co;
+}
+
+/* main() of every test file: lwt_main(group, tests, argc, argv).
+     test_x              every test
+     test_x NAME         only the test NAME (a cmocka pattern: * and ?)
+     test_x --list       the names of the tests, one a line
+   LWT_FILTER=NAME in the environment does the same as NAME.  An unknown
+   NAME is an error (exit 2), not a run of no test. */
+#define lwt_main(group, tests, argc, argv) \
+  lwt_main_(group, tests, sizeof(tests) / sizeof((tests)[0]), argc, argv)
+
+static inline int lwt_main_(const char *group, const struct CMUnitTest *tests,
+                            size_t n, int argc, char **argv) {
+  const char *only = argc > 1 ? argv[1] : getenv("LWT_FILTER");
+  size_t i;
+  if (argc > 2 || (only != NULL && strcmp(only, "-h") == 0)) {
+    fprintf(stderr, "usage: %s [--list | NAME]\n", argv[0]);
+    return 2;
+  }
+  if (only != NULL && strcmp(only, "--list") == 0) {
+    for (i = 0; i < n; i++) printf("%s\n", tests[i].name);
+    return 0;
+  }
+  if (only != NULL && *only != '\0') {
+    if (strpbrk(only, "*?") == NULL) {
+      for (i = 0; i < n && strcmp(tests[i].name, only) != 0; i++) {}
+      if (i == n) {
+        fprintf(stderr, "%s: no test named %s; %s --list names them\n",
+                argv[0], only, argv[0]);
+        return 2;
+      }
+    }
+    cmocka_set_test_filter(only);
+  }
+  return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
 }
 
 #endif

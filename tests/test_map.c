@@ -134,12 +134,12 @@ static void test_growth_failure(void **state) {
   assert_int_equal(0, heap.blocks);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_insert_find_remove),
     cmocka_unit_test(test_random_against_reference),
     cmocka_unit_test(test_remove_never_allocates),
     cmocka_unit_test(test_growth_failure),
   };
-  return cmocka_run_group_tests_name("map", tests, NULL, NULL);
+  return lwt_main("map", tests, argc, argv);
 }

@@ -540,7 +540,7 @@ static void test_cli(void **st) {
   }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_sched_open),
     cmocka_unit_test(test_preload),
@@ -552,6 +552,5 @@ int main(void) {
     cmocka_unit_test(test_attach),
     cmocka_unit_test(test_cli),
   };
-  if (getenv("LWT_FILTER")) cmocka_set_test_filter(getenv("LWT_FILTER"));
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return lwt_main("oom", tests, argc, argv);
 }

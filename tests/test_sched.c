@@ -1115,7 +1115,7 @@ static void test_zero_timers_order(void **state) {
   close_all();
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order),
     cmocka_unit_test(test_wait0_next_step),
@@ -1141,5 +1141,5 @@ int main(void) {
     cmocka_unit_test(test_untracked_task),
     cmocka_unit_test(test_zero_timers_order),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return lwt_main("sched", tests, argc, argv);
 }

@@ -633,7 +633,7 @@ static void test_wide_counts(void **state) {
   close_state(L);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_transitions),
     cmocka_unit_test(test_errors_and_values),
@@ -648,6 +648,5 @@ int main(void) {
     cmocka_unit_test(test_open_failure),
     cmocka_unit_test(test_wide_counts),
   };
-  if (getenv("LWT_FILTER")) cmocka_set_test_filter(getenv("LWT_FILTER"));
-  return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+  return lwt_main("store", tests, argc, argv);
 }

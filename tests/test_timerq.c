@@ -140,7 +140,5 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_sweep),
     cmocka_unit_test(test_oom_and_shrink),
   };
-  (void)argc;
-  (void)argv;
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return lwt_main("timerq", tests, argc, argv);
 }
