@@ -110,6 +110,15 @@ LW_API int lw_status(lw_store *s, lua_State *co);
 ** store so that co is dead as Lua sees it.  An untracked co is left as
 ** lua_resume leaves it.  If recording runs out of memory, co is untracked
 ** and LW_EMEM is returned (the resumption itself happened).
+** Before Lua 5.4 an error in a __gc finalizer propagates through whatever
+** allocation ran the finalizer; one raised while co's returned values
+** are filed is not a failure: the values are recorded all the same and
+** the resumption's status returned.  lw_resume itself raises no Lua
+** error, so it does not raise that __gc error; lw.resume (and
+** coroutine.resume/wrap under lw.install) raise it after recording, as
+** the allocating call it interrupted would have (5.1/LuaJIT: the
+** finalizer's error; 5.2/5.3: "error in __gc metamethod (...)"), and
+** lw.result then has the values.  (5.4 turns __gc errors into warnings.)
 */
 LW_API int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
               int *nres);

@@ -100,6 +100,7 @@ static const char *notsuspended(int cs) {
    with the error object on L's top (as lcorolib's auxresume does) */
 static int resume_core(lua_State *L, lw_store *s, lua_State *co, int narg) {
   int st, n, cs = lw_co_status(L, co);
+  unsigned long gcerrs;
   if (cs == LW_CO_SUSPENDED && lw_status(s, co) == LW_CANCELLED)
     cs = LW_CO_DEAD;
   if (cs != LW_CO_SUSPENDED) {
@@ -112,10 +113,19 @@ static int resume_core(lua_State *L, lw_store *s, lua_State *co, int narg) {
     return -1;
   }
   lua_xmove(L, co, narg);
+  gcerrs = s->gcerrs;
   st = lw_resume(s, co, L, narg, &n);
   if (st == LW_EMEM) {
     lw_sync_running(L); /* co ran: see lw_compat.h */
     lua_pushliteral(L, "not enough memory");
+    return lua_error(L);
+  }
+  if (s->gcerrs != gcerrs && lw_status(s, co) == LW_RETURNED &&
+      lw_store_gcerror(s, L)) {
+    /* a finalizer raised while co's values were filed (5.1-5.3): raise
+       it here, as the allocating call it interrupted would have; co's
+       values are recorded, lw.result has them */
+    lw_sync_running(L);
     return lua_error(L);
   }
   if (st < 0) { /* cannot happen after the checks above; never crash */

@@ -463,19 +463,20 @@ static int resumable(lua_State *co, lua_State *from, int nargs) {
   }
 }
 
-/* Files the values a thread returned into the values table.  Runs
-   protected, on the returned thread itself, with the values as its
-   arguments; upvalue 1 is the table. */
+/* Files values into the values table: values[k] = v1 (one value) or a
+   pack of v1..vn.  Runs protected, on the returned thread itself, with
+   k, v1..vn as its arguments; upvalue 1 is the table.  k is the thread
+   (its returned values) or 0 (the __gc error kept by record_return). */
 static int values_filer(lua_State *co) {
-  int n = lua_gettop(co), i;
+  int n = lua_gettop(co) - 1, i;
   lua_pushvalue(co, lua_upvalueindex(1));
-  lua_pushthread(co);
+  lua_pushvalue(co, 1);
   if (n == 1) {
-    lua_pushvalue(co, 1);
+    lua_pushvalue(co, 2);
   } else {
     lw_pack_new(co, n);
     for (i = 1; i <= n; i++) {
-      lua_pushvalue(co, i);
+      lua_pushvalue(co, i + 1);
       lw_pack_set(co, -2, i, n);
     }
   }
@@ -483,52 +484,97 @@ static int values_filer(lua_State *co) {
   return 0;
 }
 
-/* A __gc untracked co while its n returned values were being filed: put
-   them back on co's stack, where lw_resume leaves an untracked thread's
-   results, and drop the filed copy.  The GC may have shrunk the stack. */
-static int unfile(lw_store *s, lua_State *co, int n) {
-  int i, t;
-  if (!lua_checkstack(co, n + 3)) {
-    clear_vals(s, co);
-    return LW_EMEM;
+/* Filing allocates, so the GC may run finalizers inside it, and before
+   5.4 an error in one propagates through the allocating call (5.1 and
+   LuaJIT raise the finalizer's own error, 5.2 and 5.3 LUA_ERRGCMM); 5.4
+   turns it into a warning.  Such an error says nothing about the
+   values, so filing passes copies (the values stay on co's stack) and
+   is tried again: the finalizer that raised has run, and Lua never runs
+   a finalizer twice, so each try makes progress.  FILE_TRIES bounds
+   finalizers that keep making new failing garbage. */
+#define FILE_TRIES 64
+
+/* values[co, or 0 if zero] = co's n values from index first (copies);
+   LUA_OK, else an error status (nothing filed, nothing pushed).  The
+   first __gc error caught is left on co's top, *kept set; later ones
+   are dropped (a call raises one error) */
+static int file_values(lw_store *s, lua_State *co, int first, int n,
+                       int zero, int *kept) {
+  int i, st, tries;
+  for (tries = 0;; tries++) {
+    if (!lua_checkstack(co, n + 2)) return LUA_ERRMEM;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, s->recref);
+    if (zero) lua_pushinteger(co, 0);
+    else lua_pushthread(co);
+    for (i = 0; i < n; i++) lua_pushvalue(co, first + i);
+    st = lua_pcall(co, n + 1, 0, 0);
+    if (st == LUA_OK) return st;
+    if (st == LUA_ERRMEM || tries == FILE_TRIES || *kept) {
+      lua_pop(co, 1);
+      if (st == LUA_ERRMEM || tries == FILE_TRIES) return st;
+    } else {
+      *kept = 1; /* stays on co's top; the values' indices are absolute */
+    }
   }
-  lua_rawgeti(co, LUA_REGISTRYINDEX, s->vref);
-  lua_pushthread(co);
-  lua_rawget(co, -2); /* one value as is, several packed */
-  if (n > 1) {
-    t = lua_gettop(co);
-    for (i = 1; i <= n; i++) lw_pack_get(co, t, i, n);
-    lua_remove(co, t);
+}
+
+/* the __gc error record_return kept, onto L, and forgotten; 0 (nothing
+   pushed) if there is none */
+int lw_store_gcerror(lw_store *s, lua_State *L) {
+  if (s == NULL || s->closed || s->vref == LUA_NOREF) return 0;
+  luaL_checkstack(L, 3, "gc error");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->vref);
+  lua_rawgeti(L, -1, 0);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 2);
+    return 0;
   }
-  lua_remove(co, -(n + 1)); /* the values table */
-  clear_vals(s, co);
-  return LW_OK;
+  lua_pushnil(L);
+  lua_rawseti(L, -3, 0); /* a present key: no allocation */
+  lua_remove(L, -2);
+  return 1;
 }
 
 /* record a return of n values (on co's stack); *rp: co's record (current,
-   tracked), afterwards co's record again (may be untracked, or NULL) */
+   tracked), afterwards co's record again (may be untracked, or NULL).
+   A __gc error caught while filing (see file_values) is kept at
+   values[0] and counted in s->gcerrs; lw_resume records the results
+   and returns the resumption's status all the same, and the Lua
+   functions (lw.resume, coroutine.resume/wrap under install) raise it
+   after recording, as the allocating call it interrupted would have. */
 static int record_return(lw_store *s, lua_State *co, lw_rec **rp, int n) {
   lw_rec *r = *rp;
   if (n > 0) {
     unsigned long gen = s->map.gen;
-    int st;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, s->recref);
-    lua_insert(co, 1);
-    st = lua_pcall(co, n, 0, 0); /* may collect: look r up again */
+    int st, kept = 0;
+    st = file_values(s, co, 1, n, 0, &kept); /* may collect: r moves */
+    if (kept) {
+      int e2 = kept;
+      if (st == LUA_OK &&
+          file_values(s, co, lua_gettop(co), 1, 1, &e2) == LUA_OK)
+        s->gcerrs++;
+      lua_pop(co, 1); /* the kept error; lost only with memory */
+    }
     *rp = r = lw_store_refind(s, co, r, gen);
     if (st != LUA_OK) {
-      lua_settop(co, 0);
+      /* out of memory (or FILE_TRIES failing finalizers): co goes
+         untracked; memory errors as before, without its values */
+      if (st == LUA_ERRMEM) lua_settop(co, 0);
       if (r != NULL && r->status != 0) {
         rec_reset(s, co, r, 0);
         s->tracked--;
         lw_store_release(s, co, r);
         *rp = find(s, co);
       }
-      return LW_EMEM;
+      return st == LUA_ERRMEM ? LW_EMEM : LW_OK;
     }
+    if (r == NULL || r->status == 0) { /* untracked by a __gc meanwhile: */
+      clear_vals(s, co); /* its values stay on its stack, as lua_resume's */
+      return LW_OK;
+    }
+    lua_settop(co, 0); /* filed: co is dead as Lua sees it */
   }
-  if (r == NULL || r->status == 0) /* untracked by a __gc meanwhile */
-    return n > 0 ? unfile(s, co, n) : LW_OK;
+  if (r == NULL || r->status == 0) return LW_OK; /* untracked meanwhile */
   r->status = LW_RETURNED;
   r->vals = n > 0;
   if (counts_set(s, co, r, (unsigned)n, (unsigned)n) != LW_OK) {

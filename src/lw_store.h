@@ -24,6 +24,8 @@ struct lw_store {
   lua_State *closing;   /* the thread lw_cancel is closing (it reads
                            "cancelled" while its __close handlers run) */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
+  unsigned long gcerrs; /* __gc errors caught while returned values were
+                           filed (5.1-5.3); the latest waits at values[0] */
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
 };
 
@@ -80,6 +82,11 @@ int lw_close(lw_store *s, lua_State *co, lua_State *L);
 /* record err (on L's top, popped) as co's failure, kept in the values
    table; co must be dead with an empty stack.  May raise a memory error. */
 void lw_store_setfailure(lw_store *s, lua_State *co, lua_State *L);
+
+/* the __gc error the latest filing of returned values caught (its count
+   is s->gcerrs), pushed onto L and forgotten: 1; 0 (nothing pushed) if
+   none waits.  May raise a memory error */
+int lw_store_gcerror(lw_store *s, lua_State *L);
 
 /* internal invariant check for tests: 0 when sound, else a line number */
 int lw_store_check(lw_store *s);
