@@ -47,7 +47,9 @@ extern "C" {
 #define LW_EINVAL     (-2) /* NULL store or thread, or a closed store */
 #define LW_EUNIVERSE  (-3) /* thread belongs to another Lua state */
 #define LW_ENOTTRACKED (-4) /* thread is not tracked */
-#define LW_ESTATE     (-5) /* thread cannot be resumed (dead, running, normal) */
+#define LW_ESTATE     (-5) /* thread cannot be resumed (dead, running, normal),
+                              or is the main thread (never tracked, resumed,
+                              held, cancelled or made a task) */
 #define LW_ENOTSUP    (-6) /* this Lua version cannot do it */
 
 /* What lw_status answers */
@@ -87,6 +89,14 @@ LW_API size_t lw_store_bytes(const lw_store *s);
 /*
 ** Start tracking co.  Tracking does not keep co alive.  Tracking a thread
 ** already tracked keeps its record.  LW_EMEM when the map cannot grow.
+** The main thread is never a coroutine: lw_track, lw_resume, lw_hold and
+** lw_cancel refuse it with LW_ESTATE, as the scheduler's spawn, defer,
+** delay and cancel do (lw.track/lw.resume and the task functions raise
+** "the main thread cannot be ...").  luaweave knows the main thread
+** from the registry on 5.2+; on 5.1 and LuaJIT, which keep it nowhere
+** visible, it learns it when the store is opened from the main thread
+** (luaopen_luaweave in the main chunk, lw_store_open(L) of the state a
+** host made) or when lw.track/lw.resume is called from it.
 */
 LW_API int lw_track(lw_store *s, lua_State *co);
 

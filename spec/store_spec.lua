@@ -339,4 +339,49 @@ describe("luaweave store", function()
     -- 5.2 ends its cycles in other allocations than filing's (measured)
     if _VERSION ~= "Lua 5.2" then assert.is_true(tonumber(fired) > 0, out) end
   end)
+
+  -- issue 13 item 8: the main thread is never tracked, resumed or made a
+  -- task; the error names the caller's line.  Lua 5.1 (and LuaJIT) give
+  -- a script no handle on the main thread: the C tests cover them.
+  it("refuses the main thread with a clear error at the caller's line", function()
+    local lua = os.getenv("LUAWEAVE_LUA") or "lua5.4"
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write([[
+      local lw = require "luaweave"
+      local task = require "luaweave.task"
+      local unpack = table.unpack or unpack
+      local main = coroutine.running()
+      if type(main) ~= "thread" then print("nomain") return end
+      local function try(name, f, ...)
+        local args = { ... }
+        local ok, err = pcall(function() return f(unpack(args)) end)
+        print(name, ok, err)
+      end
+      try("track", lw.track, main)
+      try("resume", lw.resume, main)
+      try("spawn", task.spawn, main)
+      try("defer", task.defer, main)
+      try("delay", task.delay, 1, main)
+      try("cancel", task.cancel, main)
+      print("status", lw.status(main), lw.count())
+      lw.install() -- coroutine.resume keeps Lua's own answer
+      print("coresume", coroutine.resume(main))
+      print("done")
+    ]])
+    f:close()
+    local p = assert(io.popen(lua .. " " .. path .. " 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    os.remove(path)
+    if out:find("^nomain") then return end
+    for _, name in ipairs { "track", "resume", "spawn", "defer", "delay", "cancel" } do
+      local line = out:match("\n?" .. name .. "\tfalse\t([^\n]*)")
+      assert.truthy(line, out)
+      assert.truthy(line:find(":%d+: bad argument #%d to '" .. name .. "' %(the main thread cannot be "), line)
+    end
+    assert.truthy(out:find("status\tuntracked\t0", 1, true), out)
+    assert.truthy(out:find("coresume\tfalse\tcannot resume non%-suspended coroutine"), out)
+    assert.truthy(out:find("done", 1, true), out)
+  end)
 end)

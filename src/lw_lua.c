@@ -33,9 +33,19 @@ static int fail(lua_State *L, int code, const char *fname) {
   return luaL_error(L, "%s: %s", fname, lw_strerror(code));
 }
 
+/* lw.track and lw.resume raise for the main thread (LW_ESTATE from the
+   store); coroutine.resume under install keeps Lua's own answer */
+static int mainerror(lua_State *L, const char *fname, const char *what) {
+  return luaL_error(L, "bad argument #1 to '%s' (the main thread cannot be %s)",
+                    fname, what);
+}
+
 static int l_track(lua_State *L) {
   lw_store *s = getstore(L);
-  int e = lw_track(s, checkthread(L, 1, "track"));
+  int e;
+  lw_store_learnmain(s, L);
+  e = lw_track(s, checkthread(L, 1, "track"));
+  if (e == LW_ESTATE) return mainerror(L, "track", "tracked");
   if (e != LW_OK) return fail(L, e, "track");
   lua_settop(L, 1);
   return 1;
@@ -175,6 +185,14 @@ static int l_resume(lua_State *L) {
   return r + 1;
 }
 
+static int l_lwresume(lua_State *L) {
+  lw_store *s = getstore(L);
+  lw_store_learnmain(s, L);
+  if (lw_store_ismain(s, checkthread(L, 1, "resume")))
+    return mainerror(L, "resume", "resumed");
+  return l_resume(L);
+}
+
 /* coroutine.wrap's function: upvalue 2 is the thread */
 static int auxwrap(lua_State *L) {
   lw_store *s = getstore(L);
@@ -293,7 +311,7 @@ static int l_uninstall(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"track", l_track},     {"untrack", l_untrack}, {"status", l_status},
   {"result", l_result},   {"take", l_take},       {"key", l_key},
-  {"resume", l_resume},   {"count", l_count},     {"run", lw_lua_run},
+  {"resume", l_lwresume}, {"count", l_count},     {"run", lw_lua_run},
   {NULL, NULL}
 };
 

@@ -25,6 +25,15 @@ static void check_target(lua_State *L, int arg, const char *fname) {
                arg, fname, lua_isnone(L, arg) ? "no value" : luaL_typename(L, arg));
 }
 
+/* what a spawn/defer/delay failure raises: the main thread is never a
+   task (LW_ESTATE); the rest cannot happen after check_target */
+static int sched_fail(lua_State *L, int e, const char *fname, int arg) {
+  if (e == LW_ESTATE)
+    return luaL_error(L, "bad argument #%d to '%s' (the main thread cannot be a task)",
+                      arg, fname);
+  return luaL_error(L, "%s: cannot %s", fname, fname);
+}
+
 /* level: where errors are positioned (LW_TASK_LEVEL for task.wait) */
 static double opt_seconds(lua_State *L, int arg, const char *fname, int level) {
   if (lua_isnoneornil(L, arg)) return 0;
@@ -36,27 +45,30 @@ static double opt_seconds(lua_State *L, int arg, const char *fname, int level) {
 
 static int t_spawn(lua_State *L) {
   lw_sched *S = sched(L);
+  int e;
   check_target(L, 1, "spawn");
-  if (lw_sched_spawn(S, L, lua_gettop(L) - 1) != LW_OK)
-    return luaL_error(L, "spawn: cannot spawn");
+  if ((e = lw_sched_spawn(S, L, lua_gettop(L) - 1)) != LW_OK)
+    return sched_fail(L, e, "spawn", 1);
   return 1;
 }
 
 static int t_defer(lua_State *L) {
   lw_sched *S = sched(L);
+  int e;
   check_target(L, 1, "defer");
-  if (lw_sched_defer(S, L, lua_gettop(L) - 1) != LW_OK)
-    return luaL_error(L, "defer: cannot defer");
+  if ((e = lw_sched_defer(S, L, lua_gettop(L) - 1)) != LW_OK)
+    return sched_fail(L, e, "defer", 1);
   return 1;
 }
 
 static int t_delay(lua_State *L) {
   lw_sched *S = sched(L);
+  int e;
   double sec = opt_seconds(L, 1, "delay", 1);
   check_target(L, 2, "delay");
   lua_remove(L, 1);
-  if (lw_sched_delay(S, L, sec, lua_gettop(L) - 1) != LW_OK)
-    return luaL_error(L, "delay: cannot delay");
+  if ((e = lw_sched_delay(S, L, sec, lua_gettop(L) - 1)) != LW_OK)
+    return sched_fail(L, e, "delay", 2);
   return 1;
 }
 
@@ -75,6 +87,8 @@ static int t_cancel(lua_State *L) {
     return luaL_error(L, "bad argument #1 to 'cancel' (thread expected, got %s)",
                       lua_isnone(L, 1) ? "no value" : luaL_typename(L, 1));
   e = lw_sched_cancel_from(S, co, L);
+  if (e == LW_ESTATE)
+    return luaL_error(L, "bad argument #1 to 'cancel' (the main thread cannot be cancelled)");
   if (e == LW_EMEM) {
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);

@@ -437,6 +437,7 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
   if (S == NULL || L == NULL || LWS_GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
   if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
+  if (lw_store_ismain(S->s, lua_tothread(L, -(nargs + 1)))) return LW_ESTATE;
   if (lua_type(L, -(nargs + 1)) == LUA_TFUNCTION) {
     int kind;
     co = prepare(S, L, nargs, &kind);
@@ -473,6 +474,7 @@ static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
   if (S == NULL || L == NULL || LWS_GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
   if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
+  if (lw_store_ismain(S->s, lua_tothread(L, -(nargs + 1)))) return LW_ESTATE;
   co = prepare(S, L, nargs, &kind);
   /* L's top: the new thread (K_START) or the pack (K_ARGS) */
   if ((r = lw_store_track(S->s, co)) == NULL) lws_raise_mem(L);

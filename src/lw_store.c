@@ -147,6 +147,7 @@ static int open_protected(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lw_rawsetp(L, LUA_REGISTRYINDEX, &STORE_KEY);
+  lw_store_learnmain(s, L);
   b->s = s; /* from here on the store is owned by the box */
   return 0;
 }
@@ -226,6 +227,10 @@ static int store_gc(lua_State *L) {
     s->f(s->ud, s, sizeof *s, 0);
   }
   return 0;
+}
+
+void lw_store_learnmain(lw_store *s, lua_State *L) {
+  if (s->main == NULL) s->main = lw_mainthread(L);
 }
 
 /* ------------------------------------------------------------------ */
@@ -407,6 +412,7 @@ lw_rec *lw_store_track(lw_store *s, lua_State *co) {
 int lw_track(lw_store *s, lua_State *co) {
   int e = check(s, co);
   if (e != LW_OK) return e;
+  if (lw_store_ismain(s, co)) return LW_ESTATE; /* never a coroutine */
   return lw_store_track(s, co) != NULL ? LW_OK : LW_EMEM;
 }
 
@@ -634,6 +640,7 @@ int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
               int *nres) {
   int e = check(s, co);
   if (e != LW_OK) return e;
+  if (lw_store_ismain(s, co)) return LW_ESTATE; /* one compare */
   return lw_store_resume(s, co, find(s, co), from, nargs, nres, NULL);
 }
 
@@ -719,8 +726,9 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
   int e = check(s, co), st;
   lua_Debug ar;
   if (e != LW_OK) return e;
-  if (co == from || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
-    return LW_ESTATE; /* running or normal: it cannot be stopped here */
+  if (co == from || lw_store_ismain(s, co) ||
+      (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
+    return LW_ESTATE; /* running, normal or main: it cannot be stopped here */
   if ((r = lw_store_track(s, co)) == NULL) return LW_EMEM;
   validate(s, co, r, 0);
   if (r->status == LW_RETURNED || r->status == LW_FAILED ||
@@ -837,7 +845,7 @@ lw_handle lw_hold(lw_store *s, lua_State *L, int idx) {
   int e;
   if (s == NULL || L == NULL || s->closed) return LW_EINVAL;
   if ((co = lua_tothread(L, idx)) == NULL) return LW_EINVAL;
-  if ((e = lw_track(s, co)) != LW_OK) return e;
+  if ((e = lw_track(s, co)) != LW_OK) return e; /* LW_ESTATE: main */
   lua_pushvalue(L, idx);
   return luaL_ref(L, LUA_REGISTRYINDEX);
 }

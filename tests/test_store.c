@@ -703,6 +703,50 @@ static void test_gc_error_while_filing(void **state) {
   close_state(L);
 }
 
+/* issue 13 item 8: the main thread is refused (LW_ESTATE) by every entry
+   that would track, resume, hold, cancel it or make it a task; nothing
+   changes, nothing runs */
+static void test_main_thread_refused(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s);
+  lw_sched *S;
+  int nres;
+  (void)state;
+  lua_settop(L, 0);
+  assert_int_equal(LW_ESTATE, lw_track(s, L));
+  assert_int_equal(LW_UNTRACKED, lw_status(s, L));
+  assert_int_equal(0, lw_store_count(s));
+  lua_pushthread(L);
+  assert_int_equal(LW_ESTATE, lw_hold(s, L, -1));
+  lua_settop(L, 0);
+  /* a function on the main thread's stack: lua_resume would run it */
+  lwt_do(L, "ran = false");
+  assert_int_equal(0, luaL_loadstring(L, "ran = true"));
+  assert_int_equal(LW_ESTATE, lw_resume(s, L, NULL, 0, &nres));
+  assert_int_equal(1, lua_gettop(L)); /* untouched */
+  assert_int_equal(LW_ESTATE, lw_cancel(s, L, NULL));
+  assert_int_equal(1, lua_gettop(L));
+  lua_settop(L, 0);
+  assert_non_null(S = lw_sched_open(L));
+  lua_pushthread(L);
+  lua_pushinteger(L, 1);
+  assert_int_equal(LW_ESTATE, lw_sched_spawn(S, L, 1));
+  assert_int_equal(2, lua_gettop(L)); /* a failing call changes nothing */
+  assert_int_equal(LW_ESTATE, lw_sched_defer(S, L, 1));
+  assert_int_equal(LW_ESTATE, lw_sched_delay(S, L, 0.5, 1));
+  assert_int_equal(2, lua_gettop(L));
+  assert_int_equal(LW_ESTATE, lw_sched_cancel(S, L));
+  assert_int_equal(0, lw_sched_ready(S));
+  lua_settop(L, 0);
+  assert_int_equal(LW_OK, lw_sched_step(S) < 0 ? -1 : LW_OK);
+  lua_getglobal(L, "ran");
+  assert_false(lua_toboolean(L, -1)); /* never ran */
+  lua_settop(L, 0);
+  assert_int_equal(LW_UNTRACKED, lw_status(s, L));
+  assert_int_equal(0, lw_store_check(s));
+  close_state(L);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_transitions),
@@ -718,6 +762,7 @@ int main(void) {
     cmocka_unit_test(test_open_failure),
     cmocka_unit_test(test_wide_counts),
     cmocka_unit_test(test_gc_error_while_filing),
+    cmocka_unit_test(test_main_thread_refused),
   };
   if (getenv("LWT_FILTER")) cmocka_set_test_filter(getenv("LWT_FILTER"));
   return cmocka_run_group_tests_name("store", tests, NULL, NULL);
