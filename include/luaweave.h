@@ -113,6 +113,14 @@ LW_API int lw_status(lw_store *s, lua_State *co);
 ** touching anything if co is not resumable (dead, running or normal), or
 ** LW_EUNIVERSE/LW_EINVAL.
 **
+** A tracked co must be resumed with lw_resume (reset with lw_reset), or
+** untracked before it is run raw.  The store validates a record against
+** co's status and stack top before serving it, so a raw lua_resume or
+** lua_xmove that changes either makes co read LW_PENDING; but a dead co
+** run again raw to an end that leaves it dead and empty (the host pops
+** the new values) looks exactly as the record left it, and the first
+** life's result is still served: no public Lua API can tell them apart.
+**
 ** Afterwards, read results with lw_result; what stays on co's stack is the
 ** store's: on LUA_YIELD the *nres values are on top of co's stack and stay
 ** there until the next resumption (do not pop them); on an error the error

@@ -13,7 +13,7 @@
 **    only be handed out again after that call.  An entry in the map is
 **    therefore always about the live thread at that address.  Threads
 **    recycled with lw_reset are untracked first; a thread reset behind
-**    luaweave's back is caught by validation (3).
+**    luaweave's back is caught by validation (3) where it can be.
 **
 ** 2. Results live where they already are.  A yielded thread holds its
 **    values on top of its own stack and a failed one its error object: the
@@ -28,8 +28,12 @@
 **    such a value keeps its thread until it is taken or untracked.
 **
 ** 3. Before a record is trusted it is checked against the thread (status
-**    and stack top).  A thread resumed or reset behind luaweave's back no
-**    longer matches; its stale record is dropped, never served.
+**    and stack top).  A thread resumed or reset behind luaweave's back
+**    into another status or stack height no longer matches; its stale
+**    record is dropped, never served.  A dead thread run again raw to a
+**    dead, empty end cannot be told from the one recorded through the
+**    public API (no resume counter is visible): that is the host's duty
+**    (luaweave.h, lw_resume), pinned by test_raw_moves.
 **
 ** A record pointer is invalidated by anything that may allocate Lua
 ** memory (the GC may free a tracked thread, and removal shifts slots), so
