@@ -338,6 +338,8 @@ describe("luaweave store", function()
     if is54 then assert.are.equal("0", raised, out) end -- 5.4 warns instead
     -- 5.2 ends its cycles in other allocations than filing's (measured)
     if _VERSION ~= "Lua 5.2" then assert.is_true(tonumber(fired) > 0, out) end
+    -- and where it fires inside filing, lw.resume raises it (5.1, 5.3, LuaJIT)
+    if not is54 and _VERSION ~= "Lua 5.2" then assert.is_true(tonumber(raised) > 0, out) end
   end)
 
   -- issue 13 item 8: the main thread is never tracked, resumed or made a
