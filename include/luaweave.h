@@ -47,7 +47,9 @@ extern "C" {
 #define LW_EINVAL     (-2) /* NULL store or thread, or a closed store */
 #define LW_EUNIVERSE  (-3) /* thread belongs to another Lua state */
 #define LW_ENOTTRACKED (-4) /* thread is not tracked */
-#define LW_ESTATE     (-5) /* thread cannot be resumed (dead, running, normal) */
+#define LW_ESTATE     (-5) /* thread cannot be resumed (dead, running, normal),
+                              or is the main thread (never tracked, resumed,
+                              held, cancelled or made a task) */
 #define LW_ENOTSUP    (-6) /* this Lua version cannot do it */
 
 /* What lw_status answers */
@@ -87,6 +89,14 @@ LW_API size_t lw_store_bytes(const lw_store *s);
 /*
 ** Start tracking co.  Tracking does not keep co alive.  Tracking a thread
 ** already tracked keeps its record.  LW_EMEM when the map cannot grow.
+** The main thread is never a coroutine: lw_track, lw_resume, lw_hold and
+** lw_cancel refuse it with LW_ESTATE, as the scheduler's spawn, defer,
+** delay and cancel do (lw.track/lw.resume and the task functions raise
+** "the main thread cannot be ...").  luaweave knows the main thread
+** from the registry on 5.2+; on 5.1 and LuaJIT, which keep it nowhere
+** visible, it learns it when the store is opened from the main thread
+** (luaopen_luaweave in the main chunk, lw_store_open(L) of the state a
+** host made) or when lw.track/lw.resume is called from it.
 */
 LW_API int lw_track(lw_store *s, lua_State *co);
 
@@ -103,6 +113,14 @@ LW_API int lw_status(lw_store *s, lua_State *co);
 ** touching anything if co is not resumable (dead, running or normal), or
 ** LW_EUNIVERSE/LW_EINVAL.
 **
+** A tracked co must be resumed with lw_resume (reset with lw_reset), or
+** untracked before it is run raw.  The store validates a record against
+** co's status and stack top before serving it, so a raw lua_resume or
+** lua_xmove that changes either makes co read LW_PENDING; but a dead co
+** run again raw to an end that leaves it dead and empty (the host pops
+** the new values) looks exactly as the record left it, and the first
+** life's result is still served: no public Lua API can tell them apart.
+**
 ** Afterwards, read results with lw_result; what stays on co's stack is the
 ** store's: on LUA_YIELD the *nres values are on top of co's stack and stay
 ** there until the next resumption (do not pop them); on an error the error
@@ -110,6 +128,15 @@ LW_API int lw_status(lw_store *s, lua_State *co);
 ** store so that co is dead as Lua sees it.  An untracked co is left as
 ** lua_resume leaves it.  If recording runs out of memory, co is untracked
 ** and LW_EMEM is returned (the resumption itself happened).
+** Before Lua 5.4 an error in a __gc finalizer propagates through whatever
+** allocation ran the finalizer; one raised while co's returned values
+** are filed is not a failure: the values are recorded all the same and
+** the resumption's status returned.  lw_resume itself raises no Lua
+** error, so it does not raise that __gc error; lw.resume (and
+** coroutine.resume/wrap under lw.install) raise it after recording, as
+** the allocating call it interrupted would have (5.1/LuaJIT: the
+** finalizer's error; 5.2/5.3: "error in __gc metamethod (...)"), and
+** lw.result then has the values.  (5.4 turns __gc errors into warnings.)
 */
 LW_API int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
               int *nres);

@@ -84,6 +84,18 @@ void lw_co_dropbelow(lua_State *co, int k, int nargs) {
 #endif
 }
 
+lua_State *lw_mainthread(lua_State *L) {
+  lua_State *m;
+#if LUA_VERSION_NUM >= 502
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  m = lua_tothread(L, -1);
+#else
+  m = lua_pushthread(L) ? L : NULL; /* 5.1 keeps it nowhere we can see */
+#endif
+  lua_pop(L, 1);
+  return m;
+}
+
 const void *lw_universe(lua_State *L) {
   return lua_topointer(L, LUA_REGISTRYINDEX);
 }

@@ -35,6 +35,12 @@ int lw_co_reset(lua_State *co, lua_State *from);
 /* remove the k values just below the top nargs values of co */
 void lw_co_dropbelow(lua_State *co, int k, int nargs);
 
+/* L's main thread where L can tell: always on 5.2+ (the registry's
+   LUA_RIDX_MAINTHREAD); on 5.1 and LuaJIT only when L is the main thread
+   (lua_pushthread says so), else NULL.  Needs one free slot on L (a C
+   function's stack has them); raises nothing */
+lua_State *lw_mainthread(lua_State *L);
+
 /* the registry table's address: one per Lua state, no stack needed */
 const void *lw_universe(lua_State *L);
 

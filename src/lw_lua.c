@@ -33,9 +33,19 @@ static int fail(lua_State *L, int code, const char *fname) {
   return luaL_error(L, "%s: %s", fname, lw_strerror(code));
 }
 
+/* lw.track and lw.resume raise for the main thread (LW_ESTATE from the
+   store); coroutine.resume under install keeps Lua's own answer */
+static int mainerror(lua_State *L, const char *fname, const char *what) {
+  return luaL_error(L, "bad argument #1 to '%s' (the main thread cannot be %s)",
+                    fname, what);
+}
+
 static int l_track(lua_State *L) {
   lw_store *s = getstore(L);
-  int e = lw_track(s, checkthread(L, 1, "track"));
+  int e;
+  lw_store_learnmain(s, L);
+  e = lw_track(s, checkthread(L, 1, "track"));
+  if (e == LW_ESTATE) return mainerror(L, "track", "tracked");
   if (e != LW_OK) return fail(L, e, "track");
   lua_settop(L, 1);
   return 1;
@@ -100,6 +110,7 @@ static const char *notsuspended(int cs) {
    with the error object on L's top (as lcorolib's auxresume does) */
 static int resume_core(lua_State *L, lw_store *s, lua_State *co, int narg) {
   int st, n, cs = lw_co_status(L, co);
+  unsigned long gcerrs;
   if (cs == LW_CO_SUSPENDED && lw_status(s, co) == LW_CANCELLED)
     cs = LW_CO_DEAD;
   if (cs != LW_CO_SUSPENDED) {
@@ -112,10 +123,19 @@ static int resume_core(lua_State *L, lw_store *s, lua_State *co, int narg) {
     return -1;
   }
   lua_xmove(L, co, narg);
+  gcerrs = s->gcerrs;
   st = lw_resume(s, co, L, narg, &n);
   if (st == LW_EMEM) {
     lw_sync_running(L); /* co ran: see lw_compat.h */
     lua_pushliteral(L, "not enough memory");
+    return lua_error(L);
+  }
+  if (s->gcerrs != gcerrs && lw_status(s, co) == LW_RETURNED &&
+      lw_store_gcerror(s, L)) {
+    /* a finalizer raised while co's values were filed (5.1-5.3): raise
+       it here, as the allocating call it interrupted would have; co's
+       values are recorded, lw.result has them */
+    lw_sync_running(L);
     return lua_error(L);
   }
   if (st < 0) { /* cannot happen after the checks above; never crash */
@@ -163,6 +183,14 @@ static int l_resume(lua_State *L) {
   lua_pushboolean(L, 1);
   lua_insert(L, -(r + 1));
   return r + 1;
+}
+
+static int l_lwresume(lua_State *L) {
+  lw_store *s = getstore(L);
+  lw_store_learnmain(s, L);
+  if (lw_store_ismain(s, checkthread(L, 1, "resume")))
+    return mainerror(L, "resume", "resumed");
+  return l_resume(L);
 }
 
 /* coroutine.wrap's function: upvalue 2 is the thread */
@@ -283,7 +311,7 @@ static int l_uninstall(lua_State *L) {
 static const luaL_Reg funcs[] = {
   {"track", l_track},     {"untrack", l_untrack}, {"status", l_status},
   {"result", l_result},   {"take", l_take},       {"key", l_key},
-  {"resume", l_resume},   {"count", l_count},     {"run", lw_lua_run},
+  {"resume", l_lwresume}, {"count", l_count},     {"run", lw_lua_run},
   {NULL, NULL}
 };
 

@@ -35,13 +35,18 @@ static double opt_seconds(lua_State *L, int arg, const char *fname, int level) {
 }
 
 /* a spawn, defer or delay of the thread at idx failed with e: say why,
-   at the caller's line, as coroutine.resume would */
-static int cannot(lua_State *L, lw_sched *S, int idx, int e, const char *fname) {
+   at the caller's line, as coroutine.resume would; the main thread is
+   never a task (arg: its position as the caller sees it) */
+static int cannot(lua_State *L, lw_sched *S, int idx, int e, const char *fname,
+                  int arg) {
   lua_State *co = lua_tothread(L, idx);
+  if (e == LW_ESTATE && co != NULL && lw_store_ismain(S->s, co))
+    return luaL_error(L, "bad argument #%d to '%s' (the main thread cannot be a task)",
+                      arg, fname);
   if (e == LW_ESTATE && co != NULL)
-    return luaL_error(L, "%s: cannot resume %s coroutine", fname,
+    return luaL_error(L, "task.%s: cannot resume %s coroutine", fname,
                       lws_unresumable(S, L, co, 1) == 1 ? "dead" : "non-suspended");
-  return luaL_error(L, "%s: %s", fname, lw_strerror(e));
+  return luaL_error(L, "task.%s: %s", fname, lw_strerror(e));
 }
 
 static int t_spawn(lua_State *L) {
@@ -49,7 +54,7 @@ static int t_spawn(lua_State *L) {
   int e;
   check_target(L, 1, "spawn");
   if ((e = lw_sched_spawn(S, L, lua_gettop(L) - 1)) != LW_OK)
-    return cannot(L, S, 1, e, "task.spawn");
+    return cannot(L, S, 1, e, "spawn", 1);
   return 1;
 }
 
@@ -58,7 +63,7 @@ static int t_defer(lua_State *L) {
   int e;
   check_target(L, 1, "defer");
   if ((e = lw_sched_defer(S, L, lua_gettop(L) - 1)) != LW_OK)
-    return cannot(L, S, 1, e, "task.defer");
+    return cannot(L, S, 1, e, "defer", 1);
   return 1;
 }
 
@@ -69,7 +74,7 @@ static int t_delay(lua_State *L) {
   check_target(L, 2, "delay");
   lua_remove(L, 1);
   if ((e = lw_sched_delay(S, L, sec, lua_gettop(L) - 1)) != LW_OK)
-    return cannot(L, S, 1, e, "task.delay");
+    return cannot(L, S, 1, e, "delay", 2);
   return 1;
 }
 
@@ -88,6 +93,8 @@ static int t_cancel(lua_State *L) {
     return luaL_error(L, "bad argument #1 to 'cancel' (thread expected, got %s)",
                       lua_isnone(L, 1) ? "no value" : luaL_typename(L, 1));
   e = lw_sched_cancel_from(S, co, L);
+  if (e == LW_ESTATE)
+    return luaL_error(L, "bad argument #1 to 'cancel' (the main thread cannot be cancelled)");
   if (e == LW_EMEM) {
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);

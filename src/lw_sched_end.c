@@ -235,6 +235,7 @@ int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
   lua_Debug ar;
   if (S == NULL || co == NULL || LWS_GONE(S)) return LW_EINVAL;
   if (lw_universe(co) != S->s->universe) return LW_EUNIVERSE;
+  if (lw_store_ismain(S->s, co)) return LW_ESTATE; /* never a task */
   /* co == W first: in an error handler LuaJIT's status of the running
      thread is LUA_ERRERR, not LUA_OK */
   if (co == W || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar))) {

@@ -13,7 +13,7 @@
 **    only be handed out again after that call.  An entry in the map is
 **    therefore always about the live thread at that address.  Threads
 **    recycled with lw_reset are untracked first; a thread reset behind
-**    luaweave's back is caught by validation (3).
+**    luaweave's back is caught by validation (3) where it can be.
 **
 ** 2. Results live where they already are.  A yielded thread holds its
 **    values on top of its own stack and a failed one its error object: the
@@ -28,8 +28,12 @@
 **    such a value keeps its thread until it is taken or untracked.
 **
 ** 3. Before a record is trusted it is checked against the thread (status
-**    and stack top).  A thread resumed or reset behind luaweave's back no
-**    longer matches; its stale record is dropped, never served.
+**    and stack top).  A thread resumed or reset behind luaweave's back
+**    into another status or stack height no longer matches; its stale
+**    record is dropped, never served.  A dead thread run again raw to a
+**    dead, empty end cannot be told from the one recorded through the
+**    public API (no resume counter is visible): that is the host's duty
+**    (luaweave.h, lw_resume), pinned by test_raw_moves.
 **
 ** A record pointer is invalidated by anything that may allocate Lua
 ** memory (the GC may free a tracked thread, and removal shifts slots), so
@@ -147,6 +151,7 @@ static int open_protected(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lw_rawsetp(L, LUA_REGISTRYINDEX, &STORE_KEY);
+  lw_store_learnmain(s, L);
   b->s = s; /* from here on the store is owned by the box */
   return 0;
 }
@@ -226,6 +231,10 @@ static int store_gc(lua_State *L) {
     s->f(s->ud, s, sizeof *s, 0);
   }
   return 0;
+}
+
+void lw_store_learnmain(lw_store *s, lua_State *L) {
+  if (s->main == NULL) s->main = lw_mainthread(L);
 }
 
 /* ------------------------------------------------------------------ */
@@ -412,6 +421,7 @@ lw_rec *lw_store_track(lw_store *s, lua_State *co) {
 int lw_track(lw_store *s, lua_State *co) {
   int e = check(s, co);
   if (e != LW_OK) return e;
+  if (lw_store_ismain(s, co)) return LW_ESTATE; /* never a coroutine */
   return lw_store_track(s, co) != NULL ? LW_OK : LW_EMEM;
 }
 
@@ -468,19 +478,20 @@ static int resumable(lua_State *co, lua_State *from, int nargs) {
   }
 }
 
-/* Files the values a thread returned into the values table.  Runs
-   protected, on the returned thread itself, with the values as its
-   arguments; upvalue 1 is the table. */
+/* Files values into the values table: values[k] = v1 (one value) or a
+   pack of v1..vn.  Runs protected, on the returned thread itself, with
+   k, v1..vn as its arguments; upvalue 1 is the table.  k is the thread
+   (its returned values) or 0 (the __gc error kept by record_return). */
 static int values_filer(lua_State *co) {
-  int n = lua_gettop(co), i;
+  int n = lua_gettop(co) - 1, i;
   lua_pushvalue(co, lua_upvalueindex(1));
-  lua_pushthread(co);
+  lua_pushvalue(co, 1);
   if (n == 1) {
-    lua_pushvalue(co, 1);
+    lua_pushvalue(co, 2);
   } else {
     lw_pack_new(co, n);
     for (i = 1; i <= n; i++) {
-      lua_pushvalue(co, i);
+      lua_pushvalue(co, i + 1);
       lw_pack_set(co, -2, i, n);
     }
   }
@@ -488,52 +499,97 @@ static int values_filer(lua_State *co) {
   return 0;
 }
 
-/* A __gc untracked co while its n returned values were being filed: put
-   them back on co's stack, where lw_resume leaves an untracked thread's
-   results, and drop the filed copy.  The GC may have shrunk the stack. */
-static int unfile(lw_store *s, lua_State *co, int n) {
-  int i, t;
-  if (!lua_checkstack(co, n + 3)) {
-    clear_vals(s, co);
-    return LW_EMEM;
+/* Filing allocates, so the GC may run finalizers inside it, and before
+   5.4 an error in one propagates through the allocating call (5.1 and
+   LuaJIT raise the finalizer's own error, 5.2 and 5.3 LUA_ERRGCMM); 5.4
+   turns it into a warning.  Such an error says nothing about the
+   values, so filing passes copies (the values stay on co's stack) and
+   is tried again: the finalizer that raised has run, and Lua never runs
+   a finalizer twice, so each try makes progress.  FILE_TRIES bounds
+   finalizers that keep making new failing garbage. */
+#define FILE_TRIES 64
+
+/* values[co, or 0 if zero] = co's n values from index first (copies);
+   LUA_OK, else an error status (nothing filed, nothing pushed).  The
+   first __gc error caught is left on co's top, *kept set; later ones
+   are dropped (a call raises one error) */
+static int file_values(lw_store *s, lua_State *co, int first, int n,
+                       int zero, int *kept) {
+  int i, st, tries;
+  for (tries = 0;; tries++) {
+    if (!lua_checkstack(co, n + 2)) return LUA_ERRMEM;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, s->recref);
+    if (zero) lua_pushinteger(co, 0);
+    else lua_pushthread(co);
+    for (i = 0; i < n; i++) lua_pushvalue(co, first + i);
+    st = lua_pcall(co, n + 1, 0, 0);
+    if (st == LUA_OK) return st;
+    if (st == LUA_ERRMEM || tries == FILE_TRIES || *kept) {
+      lua_pop(co, 1);
+      if (st == LUA_ERRMEM || tries == FILE_TRIES) return st;
+    } else {
+      *kept = 1; /* stays on co's top; the values' indices are absolute */
+    }
   }
-  lua_rawgeti(co, LUA_REGISTRYINDEX, s->vref);
-  lua_pushthread(co);
-  lua_rawget(co, -2); /* one value as is, several packed */
-  if (n > 1) {
-    t = lua_gettop(co);
-    for (i = 1; i <= n; i++) lw_pack_get(co, t, i, n);
-    lua_remove(co, t);
+}
+
+/* the __gc error record_return kept, onto L, and forgotten; 0 (nothing
+   pushed) if there is none */
+int lw_store_gcerror(lw_store *s, lua_State *L) {
+  if (s == NULL || s->closed || s->vref == LUA_NOREF) return 0;
+  luaL_checkstack(L, 3, "gc error");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->vref);
+  lua_rawgeti(L, -1, 0);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 2);
+    return 0;
   }
-  lua_remove(co, -(n + 1)); /* the values table */
-  clear_vals(s, co);
-  return LW_OK;
+  lua_pushnil(L);
+  lua_rawseti(L, -3, 0); /* a present key: no allocation */
+  lua_remove(L, -2);
+  return 1;
 }
 
 /* record a return of n values (on co's stack); *rp: co's record (current,
-   tracked), afterwards co's record again (may be untracked, or NULL) */
+   tracked), afterwards co's record again (may be untracked, or NULL).
+   A __gc error caught while filing (see file_values) is kept at
+   values[0] and counted in s->gcerrs; lw_resume records the results
+   and returns the resumption's status all the same, and the Lua
+   functions (lw.resume, coroutine.resume/wrap under install) raise it
+   after recording, as the allocating call it interrupted would have. */
 static int record_return(lw_store *s, lua_State *co, lw_rec **rp, int n) {
   lw_rec *r = *rp;
   if (n > 0) {
     unsigned long gen = s->map.gen;
-    int st;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, s->recref);
-    lua_insert(co, 1);
-    st = lua_pcall(co, n, 0, 0); /* may collect: look r up again */
+    int st, kept = 0;
+    st = file_values(s, co, 1, n, 0, &kept); /* may collect: r moves */
+    if (kept) {
+      int e2 = kept;
+      if (st == LUA_OK &&
+          file_values(s, co, lua_gettop(co), 1, 1, &e2) == LUA_OK)
+        s->gcerrs++;
+      lua_pop(co, 1); /* the kept error; lost only with memory */
+    }
     *rp = r = lw_store_refind(s, co, r, gen);
     if (st != LUA_OK) {
-      lua_settop(co, 0);
+      /* out of memory (or FILE_TRIES failing finalizers): co goes
+         untracked; memory errors as before, without its values */
+      if (st == LUA_ERRMEM) lua_settop(co, 0);
       if (r != NULL && r->status != 0) {
         rec_reset(s, co, r, 0);
         s->tracked--;
         lw_store_release(s, co, r);
         *rp = find(s, co);
       }
-      return LW_EMEM;
+      return st == LUA_ERRMEM ? LW_EMEM : LW_OK;
     }
+    if (r == NULL || r->status == 0) { /* untracked by a __gc meanwhile: */
+      clear_vals(s, co); /* its values stay on its stack, as lua_resume's */
+      return LW_OK;
+    }
+    lua_settop(co, 0); /* filed: co is dead as Lua sees it */
   }
-  if (r == NULL || r->status == 0) /* untracked by a __gc meanwhile */
-    return n > 0 ? unfile(s, co, n) : LW_OK;
+  if (r == NULL || r->status == 0) return LW_OK; /* untracked meanwhile */
   r->status = LW_RETURNED;
   r->vals = n > 0;
   if (counts_set(s, co, r, (unsigned)n, (unsigned)n) != LW_OK) {
@@ -599,6 +655,7 @@ int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
               int *nres) {
   int e = check(s, co);
   if (e != LW_OK) return e;
+  if (lw_store_ismain(s, co)) return LW_ESTATE; /* one compare */
   return lw_store_resume(s, co, find(s, co), from, nargs, nres, NULL);
 }
 
@@ -684,8 +741,9 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
   int e = check(s, co), st;
   lua_Debug ar;
   if (e != LW_OK) return e;
-  if (co == from || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
-    return LW_ESTATE; /* running or normal: it cannot be stopped here */
+  if (co == from || lw_store_ismain(s, co) ||
+      (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
+    return LW_ESTATE; /* running, normal or main: it cannot be stopped here */
   if ((r = lw_store_track(s, co)) == NULL) return LW_EMEM;
   validate(s, co, r, 0);
   if (r->status == LW_RETURNED || r->status == LW_FAILED ||
@@ -822,7 +880,7 @@ lw_handle lw_hold(lw_store *s, lua_State *L, int idx) {
   int e;
   if (s == NULL || L == NULL || s->closed) return LW_EINVAL;
   if ((co = lua_tothread(L, idx)) == NULL) return LW_EINVAL;
-  if ((e = lw_track(s, co)) != LW_OK) return e;
+  if ((e = lw_track(s, co)) != LW_OK) return e; /* LW_ESTATE: main */
   lua_pushvalue(L, idx);
   return luaL_ref(L, LUA_REGISTRYINDEX);
 }

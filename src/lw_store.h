@@ -21,6 +21,9 @@ struct lw_store {
   int vref;             /* registry ref: thread-keyed weak table of values */
   int recref;           /* registry ref: closure that files returned values */
   int closed;           /* the Lua state is closing */
+  lua_State *main;      /* the state's main thread, never tracked or
+                           resumed (NULL: not known yet, 5.1/LuaJIT
+                           opened from a coroutine; lw_store_learnmain) */
   lua_State *closing;   /* the thread lw_cancel is closing (it reads
                            "cancelled" while its __close handlers run) */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
@@ -30,6 +33,8 @@ struct lw_store {
      thread's awaiters); it raises no Lua error. */
   void (*onend)(void *ud, lua_State *co, lua_State *L);
   void *onend_ud;
+  unsigned long gcerrs; /* __gc errors caught while returned values were
+                           filed (5.1-5.3); the latest waits at values[0] */
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
 };
 
@@ -86,6 +91,21 @@ int lw_close(lw_store *s, lua_State *co, lua_State *L);
 /* record err (on L's top, popped) as co's failure, kept in the values
    table; co must be dead with an empty stack.  May raise a memory error. */
 void lw_store_setfailure(lw_store *s, lua_State *co, lua_State *L);
+
+/* the __gc error the latest filing of returned values caught (its count
+   is s->gcerrs), pushed onto L and forgotten: 1; 0 (nothing pushed) if
+   none waits.  May raise a memory error */
+int lw_store_gcerror(lw_store *s, lua_State *L);
+
+/* note L's main thread if L can tell and it is not known yet (5.1 and
+   LuaJIT learn it only from the main thread itself); L must have a free
+   slot.  Raises nothing */
+void lw_store_learnmain(lw_store *s, lua_State *L);
+
+/* 1 if co is the main thread (as far as the store knows it) */
+static inline int lw_store_ismain(const lw_store *s, const lua_State *co) {
+  return co != NULL && co == s->main;
+}
 
 /* internal invariant check for tests: 0 when sound, else a line number */
 int lw_store_check(lw_store *s);
