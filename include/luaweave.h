@@ -41,14 +41,46 @@
 extern "C" {
 #endif
 
-/* Failure codes (negative) */
-#define LW_OK          0
-#define LW_EMEM       (-1) /* out of memory; nothing changed */
-#define LW_EINVAL     (-2) /* NULL store or thread, or a closed store */
-#define LW_EUNIVERSE  (-3) /* thread belongs to another Lua state */
-#define LW_ENOTTRACKED (-4) /* thread is not tracked */
-#define LW_ESTATE     (-5) /* thread cannot be resumed (dead, running, normal) */
-#define LW_ENOTSUP    (-6) /* this Lua version cannot do it */
+/*
+** Error codes: one table, in the spirit of libuv's UV_ERRNO_MAP.  Each
+** entry is XX(name, value, message): LW_<name> is the (negative) code,
+** lw_strerror gives the message, lw_errname the name.  Iterate the table
+** with your own XX to map codes (a test does: every code distinct, every
+** message real).
+*/
+#define LW_ERRNO_MAP(XX)                                                     \
+  XX(EMEM,        -1, "not enough memory")                                   \
+  XX(EINVAL,      -2, "invalid argument")                                    \
+  XX(EUNIVERSE,   -3, "thread of another Lua state")                         \
+  XX(ENOTTRACKED, -4, "not tracked")                                         \
+  XX(ESTATE,      -5, "thread cannot be resumed")                            \
+  XX(ENOTSUP,     -6, "not supported by this Lua version")                   \
+  XX(EDEADLOCK,   -7, "deadlock: tasks await and nothing can wake them")     \
+  XX(EEXITED,     -8, "the scheduler stopped (task.exit)")                   \
+  XX(EBUSY,       -9, "busy: running, attached or stepping")                 \
+  XX(ESTALE,     -10, "stale handle or async token")
+
+/* What the codes mean:
+     LW_EMEM        out of memory; nothing changed
+     LW_EINVAL      NULL or out-of-range argument, or a store/scheduler
+                    whose Lua state is closing (see "lua_close" below)
+     LW_EUNIVERSE   the thread belongs to another Lua state
+     LW_ENOTTRACKED the thread is not tracked
+     LW_ESTATE      the thread cannot be resumed (dead, running, normal)
+     LW_ENOTSUP     this Lua version cannot do it
+     LW_EDEADLOCK   tasks await, and nothing can ever wake them
+     LW_EEXITED     task.exit was called: the scheduler stopped
+     LW_EBUSY       already running, attached, or stepping
+     LW_ESTALE      not a live handle or async token: released, taken,
+                    completed or dropped already, never issued by this
+                    store, or its Lua state closed */
+enum lw_errno {
+  LW_OK = 0,
+#define LW_ERRNO_XX(name, value, msg) LW_##name = (value),
+  LW_ERRNO_MAP(LW_ERRNO_XX)
+#undef LW_ERRNO_XX
+  LW_ERRNO_LAST = -10 /* the most negative code */
+};
 
 /* What lw_status answers */
 enum lw_status_code {
@@ -157,22 +189,40 @@ LW_API uintptr_t lw_key(const lua_State *co);
 /*
 ** Handles: a host that holds no Lua reference to a thread keeps the thread
 ** (and so its result) alive with a handle until it releases or takes it.
-** lw_hold tracks the thread at index idx of L and returns a handle (> 0)
-** or a negative code; it may raise a Lua memory error.
+** A handle is a positive 64-bit number with a generation (a serial): a
+** released or taken handle, one of another store, a registry reference
+** or any other number is refused with LW_ESTALE (or LW_EINVAL for a
+** value <= 0) and touches nothing; a handle is never reused for another
+** thread (until 2^31 handles later in the same slot).  L is any thread
+** of the store's Lua state (else LW_EUNIVERSE).  A closed store (the
+** state is closing) answers LW_EINVAL / NULL.  After lua_close returned
+** the store pointer is dead (see "lua_close" below); handles then are
+** mere numbers that need no release.
 */
-typedef int lw_handle;
+typedef int64_t lw_handle;
+/* Track the thread at index idx of L and return a handle (> 0), or
+   LW_EINVAL (not a thread), LW_EUNIVERSE, LW_EMEM (nothing changed).
+   May raise a Lua memory error (the registry grows). */
 LW_API lw_handle lw_hold(lw_store *s, lua_State *L, int idx);
-/* The thread of a handle, or NULL for an invalid handle. */
+/* The thread of a live handle, or NULL for any other value.  Raises no
+   Lua error. */
 LW_API lua_State *lw_handle_thread(lw_store *s, lua_State *L, lw_handle h);
-/* Drop the handle; the thread stays tracked while it lives. */
+/* Drop the handle; the thread stays tracked while it lives.  LW_OK,
+   LW_ESTALE, LW_EINVAL, LW_EUNIVERSE.  Raises no Lua error. */
 LW_API int lw_release(lw_store *s, lua_State *L, lw_handle h);
-/* lw_take on the handle's thread, then release the handle. */
+/* lw_take on the handle's thread, then release the handle (only when
+   the take succeeded: on a negative code the handle stays).  LW_ESTALE
+   for a handle that is not live.  May raise a Lua memory error. */
 LW_API int lw_handle_take(lw_store *s, lua_State *L, lw_handle h);
 
 /* The name of a status ("untracked", "pending", ...), or NULL. */
 LW_API const char *lw_status_name(int status);
-/* A message for a negative code. */
+/* The message of a code of LW_ERRNO_MAP ("no error" for LW_OK), or
+   "unknown luaweave error code" for any other value.  Never NULL. */
 LW_API const char *lw_strerror(int code);
+/* The name of a code ("LW_EMEM", ..., "LW_OK"), or NULL for a value that
+   is not one.  Both raise no Lua error and are safe from any thread. */
+LW_API const char *lw_errname(int code);
 
 /* ------------------------------------------------------------------ */
 /* The scheduler                                                       */
@@ -186,10 +236,6 @@ LW_API const char *lw_strerror(int code);
 ** deferred while it drains.  Every task is tracked in the store.
 */
 typedef struct lw_sched lw_sched;
-
-#define LW_EDEADLOCK (-7) /* tasks await, and nothing can ever wake them */
-#define LW_EEXITED   (-8) /* task.exit was called: the scheduler stopped */
-#define LW_EBUSY     (-9) /* already running, attached, or stepping */
 
 /* The scheduler of L's Lua state, created (with the store) on first use;
    NULL when memory runs out, or when lua_close has already finalized it

@@ -1,6 +1,6 @@
 /*
 ** lw_store.c — the result store: track, resume-and-record, status,
-** result, take, untrack, cancel, reset, handles.
+** result, take, untrack, cancel, reset (handles: lw_handle.c).
 **
 ** The promise: a result is never handed to the wrong thread and never
 ** kept after nobody can ask for it.  How it is kept:
@@ -220,6 +220,7 @@ static int store_gc(lua_State *L) {
   if (s->backref) *s->backref = NULL; /* whoever listens must let go */
   lw_map_free(&s->map);
   lw_map_free(&s->wide);
+  lw_handle_free_all(s);
   s->tracked = s->ntasks = 0;
   if (lua_getallocf(L, &ud) == hook && ud == s) {
     lua_setallocf(L, s->f, s->ud);
@@ -381,7 +382,7 @@ size_t lw_store_count(const lw_store *s) {
 size_t lw_store_bytes(const lw_store *s) {
   if (s == NULL) return 0;
   return sizeof *s + (lw_map_capacity(&s->map) + lw_map_capacity(&s->wide)) *
-                     sizeof(lw_slot);
+                     sizeof(lw_slot) + s->hcap * sizeof(lw_hslot);
 }
 
 unsigned long lw_store_freed(const lw_store *s) {
@@ -786,59 +787,12 @@ lw_store **lw_store_box(lua_State *L) {
   return &((box *)lua_touserdata(L, -1))->s;
 }
 
-lw_handle lw_hold(lw_store *s, lua_State *L, int idx) {
-  lua_State *co;
-  int e;
-  if (s == NULL || L == NULL || s->closed) return LW_EINVAL;
-  if ((co = lua_tothread(L, idx)) == NULL) return LW_EINVAL;
-  if ((e = lw_track(s, co)) != LW_OK) return e;
-  lua_pushvalue(L, idx);
-  return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-lua_State *lw_handle_thread(lw_store *s, lua_State *L, lw_handle h) {
-  lua_State *co;
-  if (s == NULL || L == NULL || h <= 0) return NULL;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h);
-  co = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  return co;
-}
-
-int lw_release(lw_store *s, lua_State *L, lw_handle h) {
-  if (lw_handle_thread(s, L, h) == NULL) return LW_EINVAL;
-  lw_unref(L, LUA_NOREF, h);
-  return LW_OK;
-}
-
-int lw_handle_take(lw_store *s, lua_State *L, lw_handle h) {
-  lua_State *co = lw_handle_thread(s, L, h);
-  int n;
-  if (co == NULL) return LW_EINVAL;
-  n = lw_take(s, co, L);
-  if (n > 0) lw_unref(L, LUA_NOREF, h);
-  return n;
-}
-
 const char *lw_status_name(int status) {
   static const char *const names[] = {"untracked", "pending",  "yielded",
                                       "returned",  "failed",   "cancelled",
                                       "running"};
   if (status < 0 || status > LW_RUNNING) return NULL;
   return names[status];
-}
-
-const char *lw_strerror(int code) {
-  switch (code) {
-    case LW_OK: return "no error";
-    case LW_EMEM: return "not enough memory";
-    case LW_EINVAL: return "invalid argument";
-    case LW_EUNIVERSE: return "thread of another Lua state";
-    case LW_ENOTTRACKED: return "not tracked";
-    case LW_ESTATE: return "thread cannot be resumed";
-    case LW_ENOTSUP: return "not supported by this Lua version";
-    default: return "unknown error";
-  }
 }
 
 int lw_store_check(lw_store *s) {

@@ -8,6 +8,13 @@
 #include "luaweave.h"
 #include "lw_map.h"
 
+/* a handle's slot (lw_handle.c): serial 0 when free, and then ref is
+   the next free slot + 1 (0: none) */
+typedef struct lw_hslot {
+  uint32_t serial;
+  int ref;              /* registry reference to the thread */
+} lw_hslot;
+
 struct lw_store {
   lw_map map;           /* thread -> record (the store's and the scheduler's) */
   lw_map wide;          /* thread -> counts too big for its record */
@@ -25,6 +32,9 @@ struct lw_store {
                            "cancelled" while its __close handlers run) */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
+  lw_hslot *hslots;     /* handles (lw_handle.c) */
+  size_t hcap, hlive, hfree; /* hfree: first free slot + 1, or 0 */
+  uint32_t hserial;     /* the last serial given to a handle */
 };
 
 /* ------------------------------------------------------------------ */
@@ -83,6 +93,9 @@ void lw_store_setfailure(lw_store *s, lua_State *co, lua_State *L);
 
 /* internal invariant check for tests: 0 when sound, else a line number */
 int lw_store_check(lw_store *s);
+
+/* lw_handle.c: the handles' table goes (the state is closing) */
+void lw_handle_free_all(lw_store *s);
 
 /* how many tracked threads the allocator saw freed */
 unsigned long lw_store_freed(const lw_store *s);
