@@ -314,34 +314,83 @@ LW_API double lw_sched_now(lw_sched *S);
 **     lw_async *op = lw_async_begin(L);  ...start work...
 **     return lw_async_yield(L, op);
 ** and the host completes it later, from any callback of its own, with
-**     lua_push...(lw_sched_state(S), ...); lw_async_resolve(op, n);
+**     lw_async_complete(op, push, ud);      (push runs protected)
+** or  lua_push...(lw_sched_state(S), ...); lw_async_resolve(op, n);
 ** or  lua_push...(lw_sched_state(S), err); lw_async_reject(op);
+** or gives up on it with lw_async_drop(op).
 ** The task then resumes: the C function returns the n values, or raises
 ** err.  Register such functions with lw_async_wrap so that rejection can
 ** raise on every Lua version (and, on LuaJIT, so that the suspension
 ** is a coroutine.yield: LuaJIT mistakes a lua_yield made while any __gc
 ** finalizer runs for a yield out of a hook, and the task crashes when
-** resumed; an unwrapped function suspends with lua_yield).  A token is valid until resolved or
-** rejected, exactly once, even if its task was cancelled meanwhile.
+** resumed; an unwrapped function suspends with lua_yield).
+**
+** Tokens.  An lw_async * is an opaque token, not memory: never
+** dereference it.  It is live from lw_async_begin until the first
+** completion or drop, even if its task was cancelled meanwhile (the
+** outcome is then discarded).  Every completion function and
+** lw_async_drop CONSUME a live token, whatever they return; afterwards
+** the same token answers LW_ESTALE and touches nothing.  So does a token
+** whose Lua state has closed (lua_close makes its scheduler's tokens
+** stale before anything is freed): completing one after lua_close, even
+** from a libuv callback that runs after it, is safe.  NULL answers
+** LW_EINVAL.  Tokens are numbers in one process-wide table (guarded by a
+** mutex), so a stale token is refused until 2^40 tokens later (2^16 on
+** 32-bit machines).
+**
+** Threads.  A live token must be completed or dropped on the OS thread
+** that runs its Lua state (or under the host's own lock for that state):
+** completion resumes Lua code.  libuv callbacks of the loop that drives
+** the scheduler run there, and so does uv_queue_work's after-work
+** callback: complete from that one, never from the work callback.
+** luaweave offers no cross-thread bridge: a host with results from
+** other threads hands them over with its own uv_async_t (whose callback
+** runs on the loop thread).  Checking or completing a stale token is
+** safe from any thread.
 */
 typedef struct lw_async lw_async;
-/* NULL (with a Lua error raised) when L is not a task that can yield */
+/* NULL (with a Lua error raised) when L is not a task that can yield;
+   raises a Lua memory error when memory runs out */
 LW_API lw_async *lw_async_begin(lua_State *L);
 LW_API int lw_async_yield(lua_State *L, lw_async *op);
 /* push f (a lua_CFunction that may call lw_async_yield) wrapped so that
-   a rejection raises in the task */
+   a rejection raises in the task.  May raise a Lua memory error. */
 LW_API void lw_async_wrap(lua_State *L, lua_CFunction f);
+/*
+** Completion.  All of these raise no Lua error, consume a live token and
+** answer:
+**   LW_OK      the task will resume with the outcome (or its task had
+**              moved on, cancelled, and the outcome was discarded);
+**   LW_ESTALE  not a live token (completed or dropped already, or its
+**              Lua state closed): nothing happens, nothing is popped
+**              (values you pushed stay where you pushed them: prefer
+**              lw_async_complete, whose push runs only for a live token);
+**   LW_EINVAL  op is NULL (nothing happens), or the call is malformed:
+**              nvalues < 0 or more than lw_sched_state holds, or push is
+**              NULL.  The token is consumed all the same, nothing is
+**              popped, and the task fails with "invalid async completion";
+**   LW_EMEM    no memory to hand the outcome over: the task cannot be
+**              resumed and is dropped (it never runs again).
+** lw_async_resolve pops nvalues values from lw_sched_state(S) and
+** lw_async_reject one error object.  lw_async_complete runs
+** push(L, ud) protected: it pushes the values and returns their count,
+** or pushes an error object and returns -1 to reject.
+*/
 LW_API int lw_async_resolve(lw_async *op, int nvalues);
 LW_API int lw_async_reject(lw_async *op);
-/* The safe way from a host callback: push(L, ud) runs protected, pushes
-   the values and returns their count, or pushes an error object and
-   returns -1 to reject.  If memory runs out, the task cannot be resumed
-   and LW_EMEM is returned.  All three consume the token. */
 typedef int (*lw_push_fn)(lua_State *L, void *ud);
 LW_API int lw_async_complete(lw_async *op, lw_push_fn push, void *ud);
+/* Give up on a token nobody will complete: its task fails with the
+   error "async operation dropped" (a pcall in the task catches it; an
+   unprotected task ends failed, and its awaiters see that error).
+   Answers as the completion functions. */
+LW_API int lw_async_drop(lw_async *op);
+/* The scheduler of a live token, or NULL (stale or NULL token).  Raises
+   no Lua error. */
 LW_API lw_sched *lw_async_sched(lw_async *op);
 /* A thread of the scheduler's own, on which a host pushes values to
-   complete an async operation or to spawn from outside Lua. */
+   complete an async operation or to spawn from outside Lua; NULL for a
+   NULL scheduler or one whose state is closing.  Raises no Lua error. */
 LW_API lua_State *lw_sched_state(lw_sched *S);
 
 /* ------------------------------------------------------------------ */

@@ -15,21 +15,47 @@ typedef struct sbox { lw_sched *S; } sbox;
 /* ------------------------------------------------------------------ */
 /* opening                                                             */
 
+/* The state is closing: stop, let go of everything but the struct,
+   which a host's finalizer that runs after ours may still reach (every
+   public function then answers LW_EINVAL); the store frees it once no
+   finalizer can run any more (sched_end, lw_store_atend).  Outstanding
+   async tokens go stale first, so that a driver finishing its requests
+   (close_own) completes them harmlessly. */
+static void sched_close(lw_sched *S) {
+  S->closed = 1;
+  /* lua_close finalizes in an order we do not choose: if the store went
+     first it has cleared S->s; if it is still there, stop listening */
+  if (S->s != NULL && S->s->backref == &S->s) S->s->backref = NULL;
+  lws_async_orphan(S);
+  if (S->driver_free) S->driver_free(S);
+  S->driver_free = NULL;
+  if (S->q) lws_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
+  S->q = NULL;
+  S->qlen = S->qcap = S->qhead = 0;
+  lw_timerq_free(&S->tq);
+  if (S->afree) lws_alloc(S, S->afree, S->afreecap * sizeof(int), 0);
+  S->afree = NULL;
+  S->nafree = S->alen = S->afreecap = 0;
+  S->nwaiting = S->nasync = 0;
+  S->T = NULL; /* lw_sched_state answers NULL */
+}
+
 static int sched_gc(lua_State *L) {
   sbox *b = (sbox *)lua_touserdata(L, 1);
   lw_sched *S = b->S;
   if (S == NULL) return 0;
   b->S = NULL;
-  S->closed = 1;
-  /* lua_close finalizes in an order we do not choose: if the store went
-     first it has cleared S->s; if it is still there, stop listening */
-  if (S->s != NULL && S->s->backref == &S->s) S->s->backref = NULL;
-  if (S->driver_free) S->driver_free(S);
-  if (S->q) lws_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
-  lw_timerq_free(&S->tq);
-  if (S->afree) lws_alloc(S, S->afree, S->afreecap * sizeof(int), 0);
-  lws_alloc(S, S, sizeof *S, 0);
+  sched_close(S);
   return 0;
+}
+
+/* lua_close has run every finalizer (called by the store's hook); a
+   scheduler whose box was never finalized (made by a finalizer during
+   lua_close, on 5.4) is closed here */
+static void sched_end(void *ud) {
+  lw_sched *S = (lw_sched *)ud;
+  if (!S->closed) sched_close(S);
+  lws_alloc(S, S, sizeof *S, 0);
 }
 
 static int open_protected(lua_State *L) {
@@ -61,6 +87,7 @@ static int open_protected(lua_State *L) {
   lw_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   b->S = S;
   S->s->backref = &S->s;
+  lw_store_atend(S->s, sched_end, S);
   return 0;
 }
 

@@ -76,10 +76,22 @@ static LW_NOINLINE void thread_freed(lw_store *s, void *p) {
   }
 }
 
+static void store_end(lw_store *s);
+
 static void *hook(void *ud, void *p, size_t osize, size_t nsize) {
   lw_store *s = (lw_store *)ud;
-  if (nsize == 0 && osize == s->tblock && p != NULL && s->map.count != 0)
-    thread_freed(s, p);
+  if (nsize == 0 && p != NULL) {
+    if (osize == s->tblock && s->map.count != 0) {
+      thread_freed(s, p);
+    } else if (s->closed && s->boxp != NULL &&
+               (uintptr_t)s->boxp - (uintptr_t)p < osize) {
+      /* the box's own block: lua_close is freeing objects, so every
+         finalizer has run (see store_gc) */
+      s->f(s->ud, p, osize, 0);
+      store_end(s);
+      return NULL;
+    }
+  }
   return s->f(s->ud, p, osize, nsize);
 }
 
@@ -140,8 +152,10 @@ static int open_protected(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->vref);
   lua_pushcclosure(L, values_filer, 1);
   s->recref = luaL_ref(L, LUA_REGISTRYINDEX);
+  s->mainL = lw_mainthread(L);
   b = (box *)lua_newuserdata(L, sizeof(box));
   b->s = NULL;
+  s->boxp = b;
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, store_gc);
   lua_setfield(L, -2, "__gc");
@@ -158,6 +172,7 @@ static int find_store(lua_State *L, lw_store **s) {
   box *b;
   if (lua_getallocf(L, &ud) == hook) {
     *s = (lw_store *)ud;
+    if ((*s)->closed) return 1;
     return 0;
   }
   *s = NULL;
@@ -206,14 +221,23 @@ lw_store *lw_store_open(lua_State *L) {
   return s;
 }
 
-/* The state is closing (or the box was collected, which only happens
-   then).  Step out of the allocator chain if we are its head; if someone
-   wrapped us, the hook must keep working, so the store stays allocated
-   (closed and empty) and is lost with the process. */
+/*
+** Lifetime at lua_close.  A host may cache the lw_store * (and the
+** lw_sched *) and use them from a finalizer of its own that lua_close
+** runs after ours: every public function must then answer LW_EINVAL, so
+** the struct must outlive every finalizer.  The box's __gc (it runs
+** only at lua_close: the registry holds the box) marks the store closed
+** and frees what it holds; the struct itself goes when lua_close frees
+** the box's memory block, which it does only after it has run every
+** finalizer (Lua 5.1-5.4: lua_close/luaC_freeallobjects call all
+** pending finalizers, then free all objects; LuaJIT: lua_close runs the
+** finalizers, then close_state frees; and the registry keeps the box
+** reachable until then, so no collection a finalizer makes frees it).
+** The hook sees that free (store_end).
+*/
 static int store_gc(lua_State *L) {
   box *b = (box *)lua_touserdata(L, 1);
   lw_store *s = b->s;
-  void *ud;
   if (s == NULL) return 0;
   b->s = NULL;
   s->closed = 1;
@@ -222,11 +246,36 @@ static int store_gc(lua_State *L) {
   lw_map_free(&s->wide);
   lw_handle_free_all(s);
   s->tracked = s->ntasks = 0;
-  if (lua_getallocf(L, &ud) == hook && ud == s) {
-    lua_setallocf(L, s->f, s->ud);
-    s->f(s->ud, s, sizeof *s, 0);
-  }
+  if (s->mainL == NULL) s->mainL = lw_mainthread(L); /* lua_close runs
+                                 finalizers on the main thread */
   return 0;
+}
+
+/* After the last finalizer: the scheduler's struct goes, then, if our
+   hook is still the head of the allocator chain, we step out and the
+   store goes.  If someone wrapped the hook (or the main thread is not
+   known: 5.1/LuaJIT, store opened and finalized off the main thread),
+   the hook must keep working: the store stays allocated (closed and
+   empty) and is lost with the process. */
+static void store_end(lw_store *s) {
+  lua_Alloc f = s->f;
+  void *ud = s->ud, *cur;
+  s->boxp = NULL;
+  if (s->late) {
+    void (*late)(void *) = s->late;
+    s->late = NULL;
+    late(s->late_ud);
+  }
+  if (s->mainL != NULL && lua_getallocf(s->mainL, &cur) == hook && cur == s) {
+    lua_setallocf(s->mainL, f, ud); /* for LuaJIT's own allocator too: its
+                                       close_state then destroys its arena */
+    f(ud, s, sizeof *s, 0);
+  }
+}
+
+void lw_store_atend(lw_store *s, void (*late)(void *ud), void *ud) {
+  s->late = late;
+  s->late_ud = ud;
 }
 
 /* ------------------------------------------------------------------ */

@@ -32,6 +32,11 @@ struct lw_store {
                            "cancelled" while its __close handlers run) */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
+  lua_State *mainL;     /* the main thread, if known (NULL: unknown) */
+  const void *boxp;     /* the box: its block's free ends lua_close's
+                           finalizers (see store_end) */
+  void (*late)(void *ud); /* called then (the scheduler frees itself) */
+  void *late_ud;
   lw_hslot *hslots;     /* handles (lw_handle.c) */
   size_t hcap, hlive, hfree; /* hfree: first free slot + 1, or 0 */
   uint32_t hserial;     /* the last serial given to a handle */
@@ -75,6 +80,11 @@ int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
 /* the status lw_status would give for co's record r (current), after
    dropping it if stale */
 int lw_store_status(lw_store *s, lua_State *co, lw_rec *r);
+
+/* late(ud) is called once user code can no longer run in lua_close (after
+   every finalizer), so that a struct that finalizers may still reach is
+   freed then; one per store (the scheduler's) */
+void lw_store_atend(lw_store *s, void (*late)(void *ud), void *ud);
 
 /* push the store's box (a userdata whose first field is the lw_store *,
    NULL once the state is closing) onto L; NULL if there is no store */
