@@ -16,6 +16,30 @@
 **   - `s` may be NULL everywhere: the call fails with LW_EINVAL.
 **   - `co` must be a live thread (you hold it, like any lua_State).  A thread
 **     of another Lua state than the store's fails with LW_EUNIVERSE.
+**   - Error codes: LW_ERRNO_MAP below; lw_strerror and lw_errname cover
+**     every one.
+**
+** Lifetimes at lua_close (docs/guide.md, "Lifetimes at lua_close")
+**   - Async tokens (lw_async *) stay safe to use forever: once their Lua
+**     state closed (or once completed or dropped) every completion and
+**     lw_async_drop answers LW_ESTALE and touches nothing, from any
+**     thread.  So a libuv callback that runs after lua_close may complete
+**     its token as usual.
+**   - lw_store * and lw_sched * pointers stay valid while lua_close runs
+**     finalizers, also after luaweave's own finalizers ran (a host's
+**     userdata created before luaweave was opened is finalized after
+**     them): from then on every function answers LW_EINVAL (counts 0,
+**     lw_sched_next -1, lw_sched_state/lw_sched_loop/lw_handle_thread
+**     NULL, the setters do nothing that matters) and lw_store_open/get,
+**     lw_sched_open/get answer NULL.  Once lua_close has returned they are
+**     freed, as dead as the lua_State itself: do not call anything with
+**     them then.
+**   - Handles are plain numbers: during lua_close as the store (LW_EINVAL);
+**     afterwards there is nothing to release.
+**   luaweave needs its allocator hook to see lua_close's frees for this:
+**   a host that replaces the allocator after opening luaweave chains to
+**   the one it found (lua_getallocf).  If it does not, the store and
+**   scheduler structs are never freed (a leak, never a use-after-free).
 */
 #ifndef LUAWEAVE_H
 #define LUAWEAVE_H
@@ -106,14 +130,17 @@ typedef struct lw_store lw_store;
 */
 LW_API lw_store *lw_store_open(lua_State *L);
 
-/* The store of L's Lua state, or NULL if none was opened (or, on
-   LuaJIT, if memory ran out looking for it). */
+/* The store of L's Lua state, or NULL if none was opened, once lua_close
+   has finalized it, or (LuaJIT) if memory ran out looking for it.  Raises
+   no Lua error. */
 LW_API lw_store *lw_store_get(lua_State *L);
 
-/* Number of threads tracked now (0 for NULL). */
+/* Number of threads tracked now (0 for NULL or a closed store).  Raises
+   no Lua error. */
 LW_API size_t lw_store_count(const lw_store *s);
 
-/* Bytes luaweave itself holds for the store's map (0 for NULL). */
+/* Bytes luaweave itself holds for the store's map and handles (0 for
+   NULL).  Raises no Lua error. */
 LW_API size_t lw_store_bytes(const lw_store *s);
 
 /*
@@ -215,7 +242,8 @@ LW_API int lw_release(lw_store *s, lua_State *L, lw_handle h);
    for a handle that is not live.  May raise a Lua memory error. */
 LW_API int lw_handle_take(lw_store *s, lua_State *L, lw_handle h);
 
-/* The name of a status ("untracked", "pending", ...), or NULL. */
+/* The name of a status ("untracked", "pending", ...), or NULL.  Raises
+   no Lua error. */
 LW_API const char *lw_status_name(int status);
 /* The message of a code of LW_ERRNO_MAP ("no error" for LW_OK), or
    "unknown luaweave error code" for any other value.  Never NULL. */
@@ -242,8 +270,9 @@ typedef struct lw_sched lw_sched;
    (the task functions then raise "the Lua state is closing").  Raises no
    Lua error. */
 LW_API lw_sched *lw_sched_open(lua_State *L);
-/* The scheduler of L's Lua state, or NULL (none; on LuaJIT also when
-   memory ran out looking for it). */
+/* The scheduler of L's Lua state, or NULL (none, or lua_close has
+   finalized it; on LuaJIT also when memory ran out looking for it).
+   Raises no Lua error. */
 LW_API lw_sched *lw_sched_get(lua_State *L);
 
 /*
