@@ -88,18 +88,6 @@ const void *lw_universe(lua_State *L) {
   return lua_topointer(L, LUA_REGISTRYINDEX);
 }
 
-lua_State *lw_mainthread(lua_State *L) {
-  lua_State *m;
-#if LUA_VERSION_NUM >= 502
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  m = lua_tothread(L, -1);
-#else
-  m = lua_pushthread(L) ? L : NULL; /* 1: L is the main thread */
-#endif
-  lua_pop(L, 1);
-  return m;
-}
-
 int lw_absindex(lua_State *L, int idx) {
 #if LUA_VERSION_NUM >= 502
   return lua_absindex(L, idx);

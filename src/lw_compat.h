@@ -38,11 +38,6 @@ void lw_co_dropbelow(lua_State *co, int k, int nargs);
 /* the registry table's address: one per Lua state, no stack needed */
 const void *lw_universe(lua_State *L);
 
-/* the main thread of L's state, or NULL where the Lua version cannot
-   tell (5.1 and LuaJIT: unless L is it).  Needs one free stack slot;
-   raises nothing, allocates nothing. */
-lua_State *lw_mainthread(lua_State *L);
-
 void lw_rawgetp(lua_State *L, int idx, const void *p);
 void lw_rawsetp(lua_State *L, int idx, const void *p);
 int lw_absindex(lua_State *L, int idx);

@@ -23,6 +23,7 @@
 #include "lw_timerq.h"
 
 struct lw_sched {
+  lw_sched *self;       /* first: what the box says (NULL once closing) */
   lua_State *T;         /* the scheduler's own thread (anchored) */
   int tref;
   lw_store *s;          /* NULL once the store is gone (lua_close) */
@@ -85,8 +86,9 @@ int lw_sched_deadlocked(const lw_sched *S);
 /* the scheduler of the running task's state, raising if none can be made */
 lw_sched *lw_sched_check(lua_State *L);
 
-/* push the scheduler's box: a userdata whose first field is the
-   lw_sched *, NULL once the state is closing.  There must be one. */
+/* push the scheduler's box: a userdata (the scheduler itself) whose
+   first field is the lw_sched *, NULL once the state is closing.  There
+   must be one. */
 void lw_sched_pushbox(lua_State *L);
 
 /* task.wait/await/any/exit from C: suspend the running task L.  On

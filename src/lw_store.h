@@ -16,6 +16,7 @@ typedef struct lw_hslot {
 } lw_hslot;
 
 struct lw_store {
+  lw_store *self;       /* first: what the box says (NULL once closing) */
   lw_map map;           /* thread -> record (the store's and the scheduler's) */
   lw_map wide;          /* thread -> counts too big for its record */
   size_t tracked;       /* records with a status (lw_store_count) */
@@ -32,11 +33,9 @@ struct lw_store {
                            "cancelled" while its __close handlers run) */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
-  lua_State *mainL;     /* the main thread, if known (NULL: unknown) */
-  const void *boxp;     /* the box: its block's free ends lua_close's
-                           finalizers (see store_end) */
-  void (*late)(void *ud); /* called then (the scheduler frees itself) */
-  void *late_ud;
+  struct hookcell *cell; /* the allocator hook's state */
+  void (*onclose)(void *ud); /* called as the store closes (lua_close) */
+  void *onclose_ud;
   lw_hslot *hslots;     /* handles (lw_handle.c) */
   size_t hcap, hlive, hfree; /* hfree: first free slot + 1, or 0 */
   uint32_t hserial;     /* the last serial given to a handle */
@@ -81,13 +80,15 @@ int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
    dropping it if stale */
 int lw_store_status(lw_store *s, lua_State *co, lw_rec *r);
 
-/* late(ud) is called once user code can no longer run in lua_close (after
-   every finalizer), so that a struct that finalizers may still reach is
-   freed then; one per store (the scheduler's) */
-void lw_store_atend(lw_store *s, void (*late)(void *ud), void *ud);
+/* fn(ud) is called when the store closes (its __gc, at lua_close), so
+   that the scheduler closes too if its own finalizer has not run (one
+   made while lua_close runs, which Lua 5.4 never finalizes); one per
+   store */
+void lw_store_onclose(lw_store *s, void (*fn)(void *ud), void *ud);
 
-/* push the store's box (a userdata whose first field is the lw_store *,
-   NULL once the state is closing) onto L; NULL if there is no store */
+/* push the store's box (a userdata: the store itself, whose first field
+   is the lw_store *, NULL once the state is closing) onto L; NULL if
+   there is no store */
 lw_store **lw_store_box(lua_State *L);
 
 /* coroutine.close on co with recording (Lua 5.4): a tracked suspended
