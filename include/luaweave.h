@@ -36,10 +36,8 @@
 **     them then.
 **   - Handles are plain numbers: during lua_close as the store (LW_EINVAL);
 **     afterwards there is nothing to release.
-**   luaweave needs its allocator hook to see lua_close's frees for this:
-**   a host that replaces the allocator after opening luaweave chains to
-**   the one it found (lua_getallocf).  If it does not, the store and
-**   scheduler structs are never freed (a leak, never a use-after-free).
+**   (The structs are userdata in the registry: lua_close frees them with
+**   every other object, after the last finalizer.)
 */
 #ifndef LUAWEAVE_H
 #define LUAWEAVE_H
