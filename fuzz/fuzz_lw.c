@@ -88,6 +88,8 @@ typedef struct mtask {
   int exists;        /* given a program */
   int visible;       /* T[id] is set: others can name it */
   int forgotten;     /* T[id] cleared by the harness (forget, recycle) */
+  int pend;          /* failed, nobody awaited it yet: reported at the
+                        end of the step unless someone awaits it first */
   int state;         /* TS_* */
   int started;
   int pc;            /* next instruction */
@@ -463,7 +465,18 @@ static void finish(int id, int result, int a, int b) {
   t->ra = a;
   t->rb = b;
   t->cancelflag = 0;
-  if (!wake(id) && result == R_ERROR) M.errors++;
+  if (!wake(id) && result == R_ERROR) t->pend = 1;
+}
+
+/* the end of a step (or of a spawn from C outside any): unhandled
+   failures are reported */
+static void flush_errors(void) {
+  int i;
+  for (i = 0; i < M.ntask; i++)
+    if (M.t[i].pend) {
+      M.t[i].pend = 0;
+      M.errors++;
+    }
 }
 
 static void cancel_task(int id) {
@@ -546,6 +559,7 @@ static void run_task(int id, int kind, int target, int isany) {
           }
           if (ended(&M.t[targets[j]])) {
             char res[40];
+            M.t[targets[j]].pend = 0; /* its error is heard */
             format_result(&M.t[targets[j]], res, sizeof res);
             if (op == I_ANY) snprintf(buf, sizeof buf, "%d:y:#%d,%s", id, targets[j], res);
             else snprintf(buf, sizeof buf, "%d:a:%s", id, res);
@@ -631,6 +645,7 @@ static int model_step(void) {
   }
   while (M.qn > 0) { ment e = M.q[M.qh++]; M.qn--; run_ent(&e); }
   if (M.qn == 0) M.qh = 0;
+  flush_errors();
   return M.steps;
 }
 
@@ -749,6 +764,7 @@ static void c_create(input *in, int how) {
   lua_rawset(R.L, -3);
   lua_pop(R.L, 3);
   create(id, how, delay);
+  if (how == I_SPAWN) flush_errors(); /* a spawn from C is a step of its own */
 }
 
 static void forget(int id) {

@@ -328,6 +328,24 @@ LW_API int lw_sched_exited(const lw_sched *S, int *code);
 typedef void (*lw_error_fn)(void *ud, lua_State *co, const char *msg);
 LW_API void lw_sched_onerror(lw_sched *S, lw_error_fn fn, void *ud);
 
+/* Told of every end: fn(ud, co, status) runs whenever the end of a task
+   or of a tracked thread is recorded (status LW_RETURNED, LW_FAILED or
+   LW_CANCELLED), by whatever path it ended: a step, lw_resume,
+   coroutine.close, lw_cancel, lw_reset.  It must not raise or resume
+   threads.  A host on the attached or stepped driver learns this way
+   which tasks ended in a step.  NULL stops it. */
+typedef void (*lw_end_fn)(void *ud, lua_State *co, int status);
+LW_API void lw_sched_onend(lw_sched *S, lw_end_fn fn, void *ud);
+
+/* The number of tasks that await and that nothing can ever wake (no
+   queued work, no timer, no outstanding async operation), or 0.  Before
+   answering, awaited threads that ended outside the scheduler's sight
+   (a raw lua_resume) have their awaiters woken.  What lw_sched_run
+   answers LW_EDEADLOCK for; a host on the attached or stepped driver
+   asks it when its loop idles.  May run a step's worth of waking (no
+   task runs).  Raises no Lua error. */
+LW_API size_t lw_sched_deadlocked(lw_sched *S);
+
 /* The clock, in seconds (default: monotonic).  For tests and hosts with a
    clock of their own.  NULL restores the default. */
 typedef double (*lw_clock_fn)(void *ud);

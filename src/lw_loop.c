@@ -134,7 +134,7 @@ int lw_sched_run(lw_sched *S) {
   d->running = 0;
   if (rc != LW_OK) return rc;
   if (S->exited) return LW_EEXITED;
-  if (lw_sched_deadlocked(S)) return LW_EDEADLOCK;
+  if (lw_sched_deadlocked(S) > 0) return LW_EDEADLOCK;
   return LW_OK;
 }
 

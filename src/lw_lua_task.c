@@ -34,29 +34,42 @@ static double opt_seconds(lua_State *L, int arg, const char *fname, int level) {
   return (double)lua_tonumber(L, arg);
 }
 
+/* a spawn, defer or delay of the thread at idx failed with e: say why,
+   at the caller's line, as coroutine.resume would */
+static int cannot(lua_State *L, lw_sched *S, int idx, int e, const char *fname) {
+  lua_State *co = lua_tothread(L, idx);
+  if (e == LW_ESTATE && co != NULL)
+    return luaL_error(L, "%s: cannot resume %s coroutine", fname,
+                      lws_unresumable(S, L, co, 1) == 1 ? "dead" : "non-suspended");
+  return luaL_error(L, "%s: %s", fname, lw_strerror(e));
+}
+
 static int t_spawn(lua_State *L) {
   lw_sched *S = sched(L);
+  int e;
   check_target(L, 1, "spawn");
-  if (lw_sched_spawn(S, L, lua_gettop(L) - 1) != LW_OK)
-    return luaL_error(L, "spawn: cannot spawn");
+  if ((e = lw_sched_spawn(S, L, lua_gettop(L) - 1)) != LW_OK)
+    return cannot(L, S, 1, e, "task.spawn");
   return 1;
 }
 
 static int t_defer(lua_State *L) {
   lw_sched *S = sched(L);
+  int e;
   check_target(L, 1, "defer");
-  if (lw_sched_defer(S, L, lua_gettop(L) - 1) != LW_OK)
-    return luaL_error(L, "defer: cannot defer");
+  if ((e = lw_sched_defer(S, L, lua_gettop(L) - 1)) != LW_OK)
+    return cannot(L, S, 1, e, "task.defer");
   return 1;
 }
 
 static int t_delay(lua_State *L) {
   lw_sched *S = sched(L);
+  int e;
   double sec = opt_seconds(L, 1, "delay", 1);
   check_target(L, 2, "delay");
   lua_remove(L, 1);
-  if (lw_sched_delay(S, L, sec, lua_gettop(L) - 1) != LW_OK)
-    return luaL_error(L, "delay: cannot delay");
+  if ((e = lw_sched_delay(S, L, sec, lua_gettop(L) - 1)) != LW_OK)
+    return cannot(L, S, 1, e, "task.delay");
   return 1;
 }
 

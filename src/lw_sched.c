@@ -209,7 +209,7 @@ static int yielded_plainly(lw_sched *S, lua_State *co) {
    it is looked up, or made) */
 static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
                       int nargs) {
-  int st, n, tracked, failed;
+  int st, n, tracked;
   if (r == NULL || r->status == 0) r = lw_store_track(S->s, co);
   if (r == NULL) {
     lua_pop(co, nargs);
@@ -251,12 +251,12 @@ static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
     }
     return st;
   }
+  /* the end was recorded, and its awaiters woken, by the store's end
+     path (lws_onend) */
   tracked = r != NULL && r->status != 0;
   if (r != NULL) lws_task_end(S, co, r);
-  if (!tracked) return st; /* untracked meanwhile */
-  failed = st != LUA_OK;
-  if (failed && lw_status(S->s, co) != LW_FAILED) failed = lws_refused(S, co, from);
-  lws_ended(S, co, failed, from);
+  if (tracked && st != LUA_OK && lw_status(S->s, co) != LW_FAILED)
+    lws_refused(S, co, from);
   return st;
 }
 
@@ -314,6 +314,14 @@ static void drop_start_args(lua_State *co) {
     lua_settop(co, 1);
 }
 
+/* co has not started: its function (and perhaps arguments) wait on its
+   stack */
+static int fresh(lua_State *co) {
+  lua_Debug ar;
+  return lua_status(co) == LUA_OK && lua_gettop(co) >= 1 &&
+         !lua_getstack(co, 0, &ar) && lua_type(co, 1) == LUA_TFUNCTION;
+}
+
 static int run_entry(lw_sched *S, const lw_ent *e) {
   lua_State *T = S->T, *co = e->co;
   int top = lua_gettop(T), n = 0, i, st;
@@ -340,11 +348,19 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
     lua_settop(T, top);
     return 0;
   }
+  if (e->kind <= K_FARGS && e->kind != K_ARGS && !fresh(co)) {
+    /* a start, but someone resumed the thread directly meanwhile: that
+       was its start */
+    if ((r = lw_store_refind(S->s, co, r, gen)) != NULL) lws_task_end(S, co, r);
+    lua_settop(T, top);
+    return 0;
+  }
   switch (e->kind) {
     case K_START:
       n = lua_gettop(co) - 1;
       break;
     case K_ARGS: /* {co, n, args...} */
+    case K_FARGS:
       lua_rawgeti(T, -1, 2);
       n = (int)lua_tointeger(T, -1);
       lua_pop(T, 1);
@@ -399,21 +415,34 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
 /* the thread to run f_or_co with nargs arguments (all popped from L):
    a new thread holding f and the arguments (K_START), or co itself with
    a pack of the arguments on L's top (K_ARGS).  *kind says which. */
-static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind) {
+/* packed: a function's arguments go into a pack, not onto the new
+   thread (a deferred start): a thread resumed directly before its start
+   (coroutine.resume(t, ...)) then calls f with that resume's arguments,
+   as a coroutine's first resume does, instead of calling an argument */
+static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind,
+                          int packed) {
   int fidx = lua_gettop(L) - nargs;
   lua_State *co;
   if (lua_type(L, fidx) == LUA_TFUNCTION) {
     co = lws_new_thread(S, L);
-    /* lua_xmove does not grow co's stack: a fresh thread has room for
-       about 40 values */
-    if (!lua_checkstack(co, nargs + 1))
-      luaL_error(L, "too many arguments to start a task");
-    lua_insert(L, fidx);
-    lua_xmove(L, co, nargs + 1); /* f and its arguments */
-    *kind = K_START;
-    return co;
+    if (!packed || nargs == 0) {
+      /* lua_xmove does not grow co's stack: a fresh thread has room for
+         about 40 values */
+      if (!lua_checkstack(co, nargs + 1))
+        luaL_error(L, "too many arguments to start a task");
+      lua_insert(L, fidx);
+      lua_xmove(L, co, nargs + 1); /* f and its arguments */
+      *kind = K_START;
+      return co;
+    }
+    lua_pushvalue(L, fidx);
+    lua_xmove(L, co, 1);  /* f alone */
+    lua_replace(L, fidx); /* the thread where f was */
+    *kind = K_FARGS;
+  } else {
+    co = lua_tothread(L, fidx);
+    *kind = K_ARGS;
   }
-  co = lua_tothread(L, fidx);
   /* pack {co, n, args...} in place of co and the arguments */
   lua_createtable(L, nargs + 2, 0);
   lua_insert(L, fidx);
@@ -421,7 +450,6 @@ static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind) {
   lua_rawseti(L, fidx, 2);
   while (nargs > 0) lua_rawseti(L, fidx, 2 + nargs--);
   lua_rawseti(L, fidx, 1);
-  *kind = K_ARGS;
   return co;
 }
 
@@ -429,6 +457,20 @@ static int valid_target(lua_State *L, int nargs) {
   int t = lua_type(L, lua_gettop(L) - nargs);
   return nargs >= 0 && lua_gettop(L) > nargs &&
          (t == LUA_TFUNCTION || t == LUA_TTHREAD);
+}
+
+/* why co cannot be spawned (now: 1) or deferred (0) from L: 0 it can,
+   1 dead (returned, failed, cancelled), 2 running or resuming another
+   (a task may defer itself: it suspends before its turn) */
+int lws_unresumable(lw_sched *S, lua_State *L, lua_State *co, int now) {
+  lua_Debug ar;
+  int st = lw_status(S->s, co);
+  if (lw_co_status(L, co) == LW_CO_DEAD || st == LW_RETURNED ||
+      st == LW_FAILED || st == LW_CANCELLED)
+    return 1;
+  if (now && (co == L || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar))))
+    return 2;
+  return 0;
 }
 
 int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
@@ -439,17 +481,14 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
   if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
   if (lua_type(L, -(nargs + 1)) == LUA_TFUNCTION) {
     int kind;
-    co = prepare(S, L, nargs, &kind);
+    co = prepare(S, L, nargs, &kind, 0);
     /* the new thread is on L's top, f and args on co */
     nargs = lua_gettop(co) - 1;
   } else {
     co = lua_tothread(L, -(nargs + 1));
-    if (co == L || !lua_checkstack(co, nargs + 1)) {
-      lua_pop(L, nargs);
-      lws_report_msg(S, co, co == L ? "cannot resume non-suspended coroutine"
-                                : "too many arguments to resume");
-      return LW_OK;
-    }
+    if (lws_unresumable(S, L, co, 1) != 0) return LW_ESTATE;
+    if (!lua_checkstack(co, nargs + 1))
+      luaL_error(L, "too many arguments to resume");
     drop_start_args(co);
     lua_xmove(L, co, nargs); /* the thread stays on L's top */
   }
@@ -461,6 +500,9 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
     lws_report_msg(S, co, dead ? "cannot resume dead coroutine"
                            : "cannot resume non-suspended coroutine");
   }
+  /* a spawn from outside any task and step is a step of its own: its
+     failure is reported now, unless someone awaited it meanwhile */
+  if (!S->stepping && S->runco == NULL) lws_flush_errors(S, L);
   return LW_OK;
 }
 
@@ -473,8 +515,11 @@ static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
   if (S == NULL || L == NULL || LWS_GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
   if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
-  co = prepare(S, L, nargs, &kind);
-  /* L's top: the new thread (K_START) or the pack (K_ARGS) */
+  if (lua_type(L, -(nargs + 1)) == LUA_TTHREAD &&
+      lws_unresumable(S, L, lua_tothread(L, -(nargs + 1)), 0) != 0)
+    return LW_ESTATE;
+  co = prepare(S, L, nargs, &kind, 1);
+  /* L's top: the new thread (K_START) or the pack (K_ARGS, K_FARGS) */
   if ((r = lw_store_track(S->s, co)) == NULL) lws_raise_mem(L);
   lws_task_put(S, r, T_READY);
   e.co = co;
@@ -603,11 +648,20 @@ static int step_protected(lua_State *L) {
     lw_timer t = lw_timerq_pop(&S->tq);
     a->count += run_entry(S, &t.e);
   }
-  while (!S->exited && S->qlen > 0) {
-    lw_ent e = q_pop(S);
-    a->count += run_entry(S, &e);
+  for (;;) {
+    while (!S->exited && S->qlen > 0) {
+      lw_ent e = q_pop(S);
+      a->count += run_entry(S, &e);
+    }
+    lws_purge_timers(S, L);
+    /* an end the scheduler did not hear of (a raw lua_resume, a memory
+       error on the end path), or awaiters gone stale: look at the
+       awaited threads, when told to or when nothing else could run */
+    if (S->exited || !(S->wsweep || lws_stuck(S))) break;
+    lws_sweep(S, L);
+    if (S->qlen == 0) break;
   }
-  lws_purge_timers(S, L);
+  lws_flush_errors(S, L);
   return 0;
 }
 
@@ -680,11 +734,34 @@ void lw_sched_clear(lw_sched *S, lua_State *W) {
   lws_new_hold_table(W); /* and what the dropped task.any entries held */
   lua_rawseti(W, LUA_REGISTRYINDEX, S->yref);
   S->nyheld = 0;
+  lua_newtable(W); /* errors pending a report were flushed by the step */
+  lua_rawseti(W, LUA_REGISTRYINDEX, S->eref);
+  S->npend = 0;
+  S->wsweep = 0;
   tasks_clear(S);
 }
 
-int lw_sched_deadlocked(const lw_sched *S) {
-  return S->qlen == 0 && lw_sched_ntimers(S) == 0 && S->nasync == 0 && S->nwaiting > 0;
+int lws_stuck(const lw_sched *S) {
+  return S->qlen == 0 && lw_sched_ntimers(S) == 0 && S->nasync == 0 &&
+         S->nwaiting > 0;
+}
+
+static int sweep_protected(lua_State *L) {
+  lws_sweep((lw_sched *)lua_touserdata(L, 1), L);
+  return 0;
+}
+
+size_t lw_sched_deadlocked(lw_sched *S) {
+  if (S == NULL || LWS_GONE(S) || !lws_stuck(S)) return 0;
+  if (!S->stepping && lua_status(S->T) == LUA_OK)
+    (void)lws_protect(S, sweep_protected, S); /* out of memory: as it is */
+  return lws_stuck(S) ? S->nwaiting : 0;
+}
+
+void lw_sched_onend(lw_sched *S, lw_end_fn fn, void *ud) {
+  if (S == NULL) return;
+  S->onend = fn;
+  S->onend_ud = ud;
 }
 
 size_t lw_sched_ready(const lw_sched *S) { return S ? S->qlen + lw_sched_ntimers(S) : 0; }

@@ -46,6 +46,12 @@ struct lw_sched {
   void *completing;     /* its arguments, while it runs */
   size_t nwaiting, nasync, nerrors;
   size_t wlists;        /* targets with a waiter list */
+  int wsweep;           /* an end may have gone unheard: sweep (lws_sweep) */
+  int eref;             /* registry ref: failed tasks pending a report */
+  size_t npend;         /* their number */
+  lua_State *cancelling; /* the thread the scheduler is cancelling */
+  lw_end_fn onend;      /* lw_sched_onend */
+  void *onend_ud;
   int exited, exitcode, stepping, closed;
   lua_State *main;      /* lw.run's main task, awaited by run */
   lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE */
@@ -80,8 +86,9 @@ static inline size_t lw_sched_ntimers(const lw_sched *S) {
   return lw_timerq_count(&S->tq);
 }
 
-/* run the scheduler's own loop-less check: 1 if deadlocked */
-int lw_sched_deadlocked(const lw_sched *S);
+/* 1 if nothing is queued, no timer is set, no async operation is out,
+   and tasks await (before any sweep: see lw_sched_deadlocked) */
+int lws_stuck(const lw_sched *S);
 
 /* the scheduler of the running task's state, raising if none can be made */
 lw_sched *lw_sched_check(lua_State *L);
@@ -130,7 +137,10 @@ int lw_sched_check_invariants(lw_sched *S);
 #define LWS_GONE(S) ((S)->closed || (S)->s == NULL)
 
 /* entry kinds: what a task is resumed with */
-enum { K_START, K_ARGS, K_WAIT, K_AWAITED, K_ASYNC };
+enum { K_START, K_ARGS, K_FARGS, K_WAIT, K_AWAITED, K_ASYNC };
+/* K_START: a function's first run, its arguments on the thread;
+   K_FARGS: the same, its arguments in a pack; K_ARGS: a thread resumed
+   with a pack of arguments */
 
 /* task states, in the record's task field (0: not a task) */
 enum { T_READY = 1, T_RUNNING, T_WAIT, T_AWAIT, T_ASYNC };
@@ -155,18 +165,22 @@ int lws_suspend(lua_State *L);
 int lws_protect(lw_sched *S, lua_CFunction f, void *ud);
 void lws_purge_timers(lw_sched *S, lua_State *W);
 double lws_sane_seconds(double sec);
-double lws_default_clock(void *ud);          /* monotonic seconds */
+double lws_default_clock(void *ud);
+int lws_unresumable(lw_sched *S, lua_State *L, lua_State *co, int now);          /* monotonic seconds */
 
 static inline void lws_push_thread(lua_State *L, lua_State *co) {
   lua_pushthread(co);
   lua_xmove(co, L, 1);
 }
 
-/* lw_sched_end.c */
-void lws_ended(lw_sched *S, lua_State *co, int failed, lua_State *W);
+/* lw_sched_end.c: the one end path */
+void lws_onend(void *ud, lua_State *co, lua_State *L); /* the store's onend */
 void lws_cancel(lw_sched *S, lua_State *co, lua_State *W);
-int lws_refused(lw_sched *S, lua_State *co, lua_State *W);
+void lws_refused(lw_sched *S, lua_State *co, lua_State *W);
 void lws_report_msg(lw_sched *S, lua_State *co, const char *msg);
+void lws_handled(lw_sched *S, lua_State *co, lua_State *W); /* awaited */
+void lws_flush_errors(lw_sched *S, lua_State *W); /* at a step's end */
+void lws_sweep(lw_sched *S, lua_State *W); /* wake awaiters of ended threads */
 
 /* lw_sched_await.c */
 int lws_wake(lw_sched *S, lua_State *co, lua_State *W);

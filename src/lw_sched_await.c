@@ -21,16 +21,58 @@ static void push_wlist(lw_sched *S, lua_State *T, lua_State *co) {
 }
 
 /* store co's result into the pack on T's top, as n, values... (n = 1,
-   nil if co is no longer tracked) */
+   nil if co is no longer tracked; false and a message if co is tracked
+   but ended where luaweave could not see it: a raw lua_resume) */
 static void pack_result(lw_sched *S, lua_State *co, lua_State *T) {
-  int n = lw_result(S->s, co, T), i;
-  if (n < 0) {
+  int n, i;
+  if (lw_status(S->s, co) == LW_PENDING && lw_co_status(T, co) == LW_CO_DEAD) {
+    lua_pushboolean(T, 0);
+    lua_pushliteral(T, "thread ended outside luaweave: its result is unknown");
+    n = 2;
+  } else if ((n = lw_result(S->s, co, T)) < 0) {
     lua_pushnil(T);
     n = 1;
   }
   for (i = n; i >= 1; i--) lua_rawseti(T, -1 - i, 4 + i);
   lua_pushinteger(T, n);
   lua_rawseti(T, -2, 4);
+}
+
+/* the registration at i (a triple) of the list on T's top is live: its
+   waiter still awaits with that ticket */
+static int reg_live(lw_sched *S, lua_State *T, int i) {
+  lua_State *w;
+  lw_rec *r;
+  unsigned ticket;
+  lua_rawgeti(T, -1, i);
+  w = lua_tothread(T, -1);
+  lua_rawgeti(T, -2, i + 1);
+  ticket = (unsigned)lua_tointeger(T, -1);
+  lua_pop(T, 2);
+  r = w ? lws_task_rec(S, w) : NULL;
+  return r != NULL && r->task == T_AWAIT && r->ticket == ticket;
+}
+
+/* drop the stale registrations of the list on T's top (a waiter woken by
+   another target of its task.any, by a timeout, cancelled): moves live
+   triples down and clears the tail, so it never allocates.  Returns the
+   live count.  T needs room for 3 */
+static int compact(lw_sched *S, lua_State *T) {
+  int n = (int)lw_rawlen(T, -1), i, k, j = 1;
+  for (i = 1; i + 2 <= n; i += 3) {
+    if (!reg_live(S, T, i)) continue;
+    if (j != i)
+      for (k = 0; k < 3; k++) {
+        lua_rawgeti(T, -1, i + k);
+        lua_rawseti(T, -2, j + k);
+      }
+    j += 3;
+  }
+  for (i = n; i >= j; i--) {
+    lua_pushnil(T);
+    lua_rawseti(T, -2, i);
+  }
+  return (j - 1) / 3;
 }
 
 /* push the table of any_hold's counts: weak keys, so that a count lost
@@ -137,6 +179,7 @@ int lws_wake(lw_sched *S, lua_State *co, lua_State *W) {
   lua_rawset(T, -3);
   S->wlists--;
   lua_settop(T, top);
+  if (woke) lws_handled(S, co, T);
   return woke;
 }
 
@@ -161,6 +204,7 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany) {
       int n;
       if (isany) lua_pushvalue(L, i);
       n = lw_result(S->s, co, L);
+      if (st == LW_FAILED) lws_handled(S, co, L); /* its error is heard */
       return n + isany;
     }
     if (lw_co_status(L, co) == LW_CO_DEAD) { /* ended before it was tracked */
@@ -191,6 +235,10 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany) {
         S->wlists++;
       }
       n = (int)lw_rawlen(L, -1);
+      /* stale registrations (a task.any woken by another target, a
+         timeout) would pile up on a long-lived target: compact each time
+         the list doubles, O(1) amortized */
+      if (n >= 48 && (n / 3 & (n / 3 - 1)) == 0) n = 3 * compact(S, L);
       lua_pushthread(L);
       lua_rawseti(L, -2, n + 1);
       lua_pushinteger(L, (lua_Integer)ticket);
@@ -208,6 +256,7 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany) {
     if (lws_isover(S, lua_tothread(L, i))) {
       if (lws_task_set(S, L, T_RUNNING) == NULL) lws_raise_mem(L);
       if (isany) lua_pushvalue(L, i);
+      lws_handled(S, lua_tothread(L, i), L);
       return lw_result(S->s, lua_tothread(L, i), L) + isany;
     }
   }
@@ -227,3 +276,36 @@ int lws_awaited(lw_sched *S, lua_State *co) {
   return yes;
 }
 
+
+/* Look at every awaited thread: wake the awaiters of those that ended
+   unheard (a raw lua_resume ran them to the end, or a memory error cut
+   the end path short), and drop the lists whose waiters all went stale
+   (cancelled), so that neither they nor their target stay alive.  O(all
+   registrations); run when told (S->wsweep) or when nothing else could
+   run.  W is the running thread; may raise a memory error. */
+void lws_sweep(lw_sched *S, lua_State *W) {
+  if (S->wlists > 0) {
+    luaL_checkstack(W, 8, "sweep");
+    lua_rawgeti(W, LUA_REGISTRYINDEX, S->wref);
+    lua_pushnil(W);
+    while (lua_next(W, -2)) { /* wref, target, list */
+      lua_State *co = lua_tothread(W, -2);
+      if (co != NULL && (lws_isover(S, co) || lw_co_status(W, co) == LW_CO_DEAD)) {
+        lua_pop(W, 1);
+        lws_wake(S, co, W); /* clears wref[co]: allowed while traversing */
+        continue;
+      }
+      if (compact(S, W) == 0) {
+        lua_pop(W, 1);
+        lua_pushvalue(W, -1);
+        lua_pushnil(W);
+        lua_rawset(W, -4);
+        S->wlists--;
+        continue;
+      }
+      lua_pop(W, 1);
+    }
+    lua_pop(W, 1);
+  }
+  S->wsweep = 0;
+}

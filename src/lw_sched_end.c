@@ -37,34 +37,164 @@ void lw_sched_errmsg(lua_State *L) {
   }
 }
 
-/* W is the running thread: errors (memory only) are raised there */
-static void report(lw_sched *S, lua_State *co, lua_State *W) {
-  lua_State *T = W;
-  int top = lua_gettop(T);
-  luaL_checkstack(T, 8, "report");
-  S->nerrors++;
-  if (lw_result(S->s, co, T) == 2) {
-    lw_sched_errmsg(T);
-    lw_traceback(T, co, lua_tostring(T, -1));
+/* push co's error message with a traceback onto W (memory errors are
+   raised there).  Made when co fails, while its stack is as the error
+   left it */
+static void push_report(lw_sched *S, lua_State *co, lua_State *W) {
+  /* 24: luaL_traceback of 5.4.4 uses more than the slots it checks */
+  luaL_checkstack(W, 24, "report");
+  if (lw_result(S->s, co, W) == 2) {
+    int top;
+    lw_sched_errmsg(W);
+    top = lua_gettop(W);
+    lw_traceback(W, co, lua_tostring(W, -1));
+    lua_replace(W, top - 1);
+    lua_settop(W, top - 1);
   } else {
-    lw_traceback(T, co, "task failed");
+    lw_traceback(W, co, "task failed");
   }
-  if (S->onerror) S->onerror(S->onerror_ud, co, lua_tostring(T, -1));
-  else fprintf(stderr, "luaweave: %s\n", lua_tostring(T, -1));
-  lua_settop(T, top);
 }
 
-/* co ended; failed: by an error */
-void lws_ended(lw_sched *S, lua_State *co, int failed, lua_State *W) {
-  int woke = lws_wake(S, co, W);
-  if (failed && !woke && co != S->main) report(S, co, W);
+static void deliver(lw_sched *S, lua_State *co, const char *msg) {
+  S->nerrors++;
+  if (S->onerror) S->onerror(S->onerror_ud, co, msg);
+  else fprintf(stderr, "luaweave: %s\n", msg);
 }
 
+/* ------------------------------------------------------------------ */
+/* the end path                                                        */
+
+/* Errors of tasks the scheduler ran are reported at the end of the step
+   in which they failed unless someone awaited the task by then: a task
+   that fails before its spawner reaches task.await is handled.  The
+   pending ones wait in one table: [1..n] the threads in failure order,
+   [thread] = its report (message and traceback) while still unhandled. */
+
+static void pend_add(lw_sched *S, lua_State *co, lua_State *W) {
+  luaL_checkstack(W, 4, "report");
+  lua_rawgeti(W, LUA_REGISTRYINDEX, S->eref);
+  lws_push_thread(W, co);
+  lua_rawget(W, -2);
+  if (lua_toboolean(W, -1)) { /* pending already */
+    lua_pop(W, 2);
+    return;
+  }
+  lua_pop(W, 1);
+  lws_push_thread(W, co);
+  push_report(S, co, W);
+  lua_rawset(W, -3);
+  lws_push_thread(W, co);
+  lua_rawseti(W, -2, (int)S->npend + 1);
+  lua_pop(W, 1);
+  S->npend++;
+}
+
+void lws_handled(lw_sched *S, lua_State *co, lua_State *W) {
+  if (S->npend == 0 || !lua_checkstack(W, 3)) return;
+  lua_rawgeti(W, LUA_REGISTRYINDEX, S->eref);
+  lws_push_thread(W, co);
+  lua_pushnil(W); /* only ever clears a field: never allocates */
+  lua_rawset(W, -3);
+  lua_pop(W, 1);
+}
+
+void lws_flush_errors(lw_sched *S, lua_State *W) {
+  size_t i, n = S->npend;
+  if (n == 0) return;
+  luaL_checkstack(W, 4, "report");
+  S->npend = 0; /* a memory error below loses the rest, never repeats one */
+  for (i = 1; i <= n; i++) {
+    lua_State *co;
+    lua_rawgeti(W, LUA_REGISTRYINDEX, S->eref);
+    lua_rawgeti(W, -1, (int)i);          /* eref, co */
+    co = lua_tothread(W, -1);
+    lua_pushvalue(W, -1);
+    lua_rawget(W, -3);                   /* eref, co, report or nil */
+    lua_insert(W, -2);
+    lua_pushnil(W);
+    lua_rawset(W, -4);                   /* [co] = nil */
+    lua_pushnil(W);
+    lua_rawseti(W, -3, (int)i);
+    if (co != NULL && lua_type(W, -1) == LUA_TSTRING)
+      deliver(S, co, lua_tostring(W, -1));
+    lua_pop(W, 2);
+  }
+}
+
+/* co's end is recorded; report: a task the scheduler ran (or cancelled)
+   that failed is reported unless awaited by the end of the step */
+static void end_now(lw_sched *S, lua_State *co, lua_State *W, int report_it) {
+  int woke = lws_wake(S, co, W), st;
+  if (report_it && co != S->main &&
+      lw_status(S->s, co) == LW_FAILED) {
+    if (woke) lws_handled(S, co, W);
+    else pend_add(S, co, W);
+  }
+  if (S->onend != NULL && (st = lw_status(S->s, co)) > 0)
+    S->onend(S->onend_ud, co, st);
+}
+
+typedef struct ending { lw_sched *S; lua_State *co; int report; } ending;
+
+static int end_protected(lua_State *L) {
+  ending *a = (ending *)lua_touserdata(L, 1);
+  end_now(a->S, a->co, L, a->report);
+  return 0;
+}
+
+/* The store recorded co's end (lw_store.h, onend), by whatever entry:
+   the scheduler's own resumption, lw.resume, an installed
+   coroutine.resume or close, lw_cancel, lw_reset.  Runs protected: the
+   store's entries raise no error for this.  If memory runs out, the
+   awaiters are found by the next sweep (lws_sweep) instead. */
+void lws_onend(void *ud, lua_State *co, lua_State *L) {
+  lw_sched *S = (lw_sched *)ud;
+  ending a;
+  int st;
+  if (LWS_GONE(S)) return;
+  a.report = co == S->runco || co == S->cancelling;
+  if (S->wlists == 0 && S->onend == NULL && S->npend == 0 &&
+      !(a.report && lw_status(S->s, co) == LW_FAILED))
+    return; /* nobody to tell: the common case costs this test */
+  if (a.report && L != NULL) {
+    /* the scheduler's own resumption or cancel, where memory errors are
+       raised in the running thread L as everywhere in the scheduler; no
+       protected call, which would cost C stack at Lua's nesting limit */
+    end_now(S, co, L, 1);
+    return;
+  }
+  if (L == NULL || lua_status(L) != LUA_OK) {
+    /* no running thread given (or one in an error state): the
+       scheduler's own, unless a step is using it */
+    if (S->stepping || lua_status(S->T) != LUA_OK) {
+      S->wsweep = 1;
+      return;
+    }
+    L = S->T;
+  }
+  a.S = S;
+  a.co = co;
+  st = lw_cpcall(L, end_protected, &a);
+  if (st != LUA_OK) {
+    if (st > 0) lua_pop(L, 1);
+    S->wsweep = 1;
+    if (a.report && lw_status(S->s, co) == LW_FAILED)
+      lws_report_msg(S, co, "task failed (no memory to report its error)");
+  }
+}
+
+/* co ended by the scheduler's own cancel: W is the running thread */
 void lws_cancel(lw_sched *S, lua_State *co, lua_State *W) {
+  lua_State *prev = S->cancelling;
+  lw_rec *r = lws_task_rec(S, co);
+  int e;
+  if (r != NULL && r->task == T_AWAIT)
+    S->wsweep = 1; /* its registrations go stale: drop them at the step's end */
   lws_task_drop(S, co);
-  if (lw_cancel(S->s, co, W) == LW_EMEM) lws_raise_mem(W);
-  /* failed: a to-be-closed variable raised while it closed */
-  lws_ended(S, co, lw_status(S->s, co) == LW_FAILED, W);
+  S->cancelling = co;
+  e = lw_cancel(S->s, co, W); /* records the end: lws_onend runs */
+  S->cancelling = prev;
+  if (e == LW_EMEM) lws_raise_mem(W);
 }
 
 /* Lua refused to run co at all ("C stack overflow": resumes nested too
@@ -72,25 +202,31 @@ void lws_cancel(lw_sched *S, lua_State *co, lua_State *W) {
    (its arguments are gone): it fails with that message, as if it had
    raised it, so that it is reported or handed to its awaiters.  A
    yielded co that this Lua cannot close (before 5.4) is cancelled and the
-   message reported.  1 if co is now failed. */
-int lws_refused(lw_sched *S, lua_State *co, lua_State *W) {
+   message reported.  W is the running thread. */
+void lws_refused(lw_sched *S, lua_State *co, lua_State *W) {
+  lua_State *prev = S->cancelling;
+  void (*onend)(void *, lua_State *, lua_State *) = S->s->onend;
+  int e;
   luaL_checkstack(W, 4, "resume");
   lua_xmove(co, W, 1);
-  if (lw_cancel(S->s, co, W) == LW_EMEM) lws_raise_mem(W); /* never run: dead */
+  S->s->onend = NULL; /* one end, told once, below */
+  e = lw_cancel(S->s, co, W); /* never run: dead */
+  S->s->onend = onend;
+  if (e == LW_EMEM) lws_raise_mem(W);
+  S->cancelling = co; /* it is reported as the scheduler's */
   if (lw_co_status(W, co) == LW_CO_DEAD && lua_gettop(co) == 0) {
-    lw_store_setfailure(S->s, co, W); /* pops the message */
-    return 1;
+    lw_store_setfailure(S->s, co, W); /* pops the message; the end path */
+  } else {
+    lws_report_msg(S, co, lua_tostring(W, -1));
+    lua_pop(W, 1);
+    lws_onend(S, co, W); /* cancelled */
   }
-  lws_report_msg(S, co, lua_tostring(W, -1));
-  lua_pop(W, 1);
-  return 0;
+  S->cancelling = prev;
 }
 
 /* report to the error callback that co could not be resumed */
 void lws_report_msg(lw_sched *S, lua_State *co, const char *msg) {
-  S->nerrors++;
-  if (S->onerror) S->onerror(S->onerror_ud, co, msg);
-  else fprintf(stderr, "luaweave: %s\n", msg);
+  deliver(S, co, msg);
 }
 
 /* cancel co; W is the running thread (memory errors are raised there) */

@@ -27,7 +27,10 @@ static void sched_close(lw_sched *S) {
   S->self = NULL;
   /* lua_close finalizes in an order we do not choose: if the store went
      first it has cleared S->s; if it is still there, stop listening */
-  if (S->s != NULL && S->s->backref == &S->s) S->s->backref = NULL;
+  if (S->s != NULL && S->s->backref == &S->s) {
+    S->s->backref = NULL;
+    S->s->onend = NULL;
+  }
   lws_async_orphan(S);
   if (S->driver_free) S->driver_free(S);
   S->driver_free = NULL;
@@ -78,6 +81,8 @@ static int open_protected(lua_State *L) {
   S->wref = luaL_ref(L, LUA_REGISTRYINDEX);
   lws_new_hold_table(L);
   S->yref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  S->eref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, LWS_POOL_MAX, 0); /* sized now: recycling never allocates */
   S->pref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushlightuserdata(L, b);
@@ -92,6 +97,8 @@ static int open_protected(lua_State *L) {
   b->self = b;
   lw_timerq_init(&b->tq, b->f, b->ud);
   b->s->backref = &b->s;
+  b->s->onend = lws_onend; /* the one end path */
+  b->s->onend_ud = b;
   lw_store_onclose(b->s, sched_onclose, b);
   o->S = b;
   return 0;
@@ -133,7 +140,8 @@ lw_sched *lw_sched_open(lua_State *L) {
   S->f = s->f;
   S->ud = s->ud;
   lw_timerq_init(&S->tq, S->f, S->ud);
-  S->tref = S->aref = S->wref = S->yref = S->cref = S->pref = LUA_NOREF;
+  S->tref = S->aref = S->wref = S->yref = S->eref = S->cref = S->pref =
+      LUA_NOREF;
   S->clock = lws_default_clock;
   st = lw_cpcall(L, open_protected, &o);
   if (st != LUA_OK) {
@@ -142,6 +150,7 @@ lw_sched *lw_sched_open(lua_State *L) {
     lw_unref(L, LUA_NOREF, S->aref);
     lw_unref(L, LUA_NOREF, S->wref);
     lw_unref(L, LUA_NOREF, S->yref);
+    lw_unref(L, LUA_NOREF, S->eref);
     lw_unref(L, LUA_NOREF, S->cref);
     lw_unref(L, LUA_NOREF, S->pref);
     return NULL;

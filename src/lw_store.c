@@ -410,6 +410,11 @@ static lw_rec *lookup(lw_store *s, lua_State *co) {
   return validate(s, co, r, 0);
 }
 
+/* co's end is recorded: tell whoever listens (the one end path) */
+static void ended(lw_store *s, lua_State *co, lua_State *L) {
+  if (s->onend != NULL) s->onend(s->onend_ud, co, L);
+}
+
 /* ------------------------------------------------------------------ */
 /* the public operations                                               */
 
@@ -618,6 +623,12 @@ int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
       untrack_rec(s, co, r);
       r = find(s, co);
     }
+    if (st != LUA_YIELD && r != NULL && r->status != 0 &&
+        validate(s, co, r, 0)->status != LW_PENDING) { /* not refused */
+      unsigned long g = s->map.gen;
+      ended(s, co, from);
+      r = lw_store_refind(s, co, r, g);
+    }
   }
   if (after) *after = r;
   return e != LW_OK ? LW_EMEM : st;
@@ -749,19 +760,36 @@ int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
     if (counts_set(s, co, r, kept, (unsigned)lua_gettop(co) + kept) != LW_OK)
       return LW_EMEM; /* a stack too tall to note: it reads pending */
   }
+  ended(s, co, from); /* also when a __close untracked it: it ended */
   return LW_OK;
 }
 
 int lw_reset(lw_store *s, lua_State *co, lua_State *from) {
   lw_rec *r;
-  int e = check(s, co);
+  int e = check(s, co), was, st;
   lua_Debug ar;
   if (e != LW_OK) return e;
   if (!lw_co_canreset()) return LW_ENOTSUP;
   if (co == from || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
     return LW_ESTATE;
-  if ((r = find(s, co)) != NULL && r->status != 0) lw_untrack(s, co);
-  return lw_co_reset(co, from);
+  r = lookup(s, co);
+  was = r ? (int)r->status : LW_UNTRACKED;
+  if (was != LW_PENDING && was != LW_YIELDED) {
+    /* untracked first, so that the old result can never reach the new
+       life, whatever the reset runs */
+    if (r != NULL) lw_untrack(s, co);
+    return lw_co_reset(co, from);
+  }
+  /* a life that had not ended ends here: its awaiters hear "cancelled"
+     (or the error of a to-be-closed variable), then it is forgotten */
+  st = lw_co_reset(co, from); /* may run code and collect: r moves */
+  if ((r = find(s, co)) != NULL && r->status != 0) {
+    rec_reset(s, co, r, LW_CANCELLED);
+    if (counts_set(s, co, r, 0, (unsigned)lua_gettop(co)) == LW_OK)
+      ended(s, co, from);
+    if ((r = find(s, co)) != NULL && r->status != 0) lw_untrack(s, co);
+  }
+  return st;
 }
 
 void lw_store_setfailure(lw_store *s, lua_State *co, lua_State *L) {
@@ -779,6 +807,7 @@ void lw_store_setfailure(lw_store *s, lua_State *co, lua_State *L) {
   rec_reset(s, co, r, LW_FAILED);
   r->vals = 1;
   r->nres = 1;
+  ended(s, co, L);
 }
 
 int lw_close(lw_store *s, lua_State *co, lua_State *L) {
@@ -801,8 +830,10 @@ int lw_close(lw_store *s, lua_State *co, lua_State *L) {
   if (st == LUA_OK) {
     lua_settop(co, 0);
     if (was != LW_UNTRACKED && was != LW_RETURNED && was != LW_CANCELLED &&
-        (r = find(s, co)) != NULL && r->status != 0)
+        (r = find(s, co)) != NULL && r->status != 0) {
       rec_reset(s, co, r, LW_CANCELLED);
+      ended(s, co, L);
+    }
     lua_pushboolean(L, 1);
     return 1;
   }

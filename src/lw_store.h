@@ -32,6 +32,12 @@ struct lw_store {
   lua_State *closing;   /* the thread lw_cancel is closing (it reads
                            "cancelled" while its __close handlers run) */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
+  /* the one end path: called whenever a tracked thread's end (returned,
+     failed, cancelled) is recorded, by whatever entry recorded it; L is
+     the running thread (or NULL).  The scheduler sets it (it wakes the
+     thread's awaiters); it raises no Lua error. */
+  void (*onend)(void *ud, lua_State *co, lua_State *L);
+  void *onend_ud;
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
   struct hookcell *cell; /* the allocator hook's state */
   void (*onclose)(void *ud); /* called as the store closes (lua_close) */

@@ -242,8 +242,12 @@ static void test_cancel_queued_and_timer(void **state) {
   assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("long")));
   assert_true(lw_sched_next(S) == -1);
   assert_int_equal(0, lw_sched_ready(S));
-  /* rescheduling a cancelled task never resumes it */
-  lwt_do(L, "task.defer(w); task.delay(0, t); task.spawn(q)");
+  /* rescheduling a cancelled task raises, and never resumes it */
+  lwt_do(L, "for _, f in ipairs({function() task.defer(w) end,\n"
+            "  function() task.delay(0, t) end, function() task.spawn(q) end}) do\n"
+            "  local ok, e = pcall(f)\n"
+            "  assert(not ok and e:find('cannot resume dead coroutine', 1, true), e)\n"
+            "end");
   clk = 6;
   drain();
   expect_log("");
@@ -286,17 +290,21 @@ static void test_cancel_yielded(void **state) {
   expect_log("y z");
   assert_int_equal(LW_OK, lw_sched_cancel(S, global_thread("y")));
   assert_int_equal(LW_CANCELLED, status_of("y"));
-  lwt_do(L, "task.spawn(y)");
-  assert_int_equal(1, nerr); /* spawn of a cancelled task is an error... */
-  assert_non_null(strstr(lasterr, "cannot resume"));
-  lwt_do(L, "task.defer(y, 1)");
+  /* spawn of a cancelled task raises at the caller's line... */
+  assert_int_not_equal(0, luaL_dostring(L, "task.spawn(y)"));
+  assert_non_null(strstr(lua_tostring(L, -1), ":1: task.spawn: cannot resume dead coroutine"));
+  lua_pop(L, 1);
+  assert_int_not_equal(0, luaL_dostring(L, "task.defer(y, 1)"));
+  lua_pop(L, 1);
   drain();
   expect_log(""); /* ...and it never runs */
   /* cancel from Lua, then a plain resume is refused where Lua can close */
   lwt_do(L, "task.cancel(z)\n"
             "L(lw.status(z))\n");
   expect_log("cancelled");
-  lwt_do(L, "task.defer(z)");
+  assert_int_not_equal(0, luaL_dostring(L, "task.defer(z)"));
+  assert_non_null(strstr(lua_tostring(L, -1), "cannot resume dead coroutine"));
+  lua_pop(L, 1);
   drain();
   expect_log("");
   assert_int_equal(LW_CANCELLED, status_of("z"));
@@ -338,7 +346,8 @@ static void test_cancel_running(void **state) {
   clk = 2;
   drain();
   expect_log("");
-  lwt_do(L, "task.spawn(p)"); /* refused */
+  assert_int_not_equal(0, luaL_dostring(L, "task.spawn(p)")); /* refused */
+  lua_pop(L, 1);
   expect_log("");
   assert_int_equal(0, lw_sched_waiting(S));
   assert_true(lw_sched_next(S) == -1);
@@ -472,7 +481,7 @@ static void test_deadlock(void **state) {
   assert_int_equal(0, lw_sched_deadlocked(S)); /* a's timer can still run */
   assert_int_equal(1, step());
   assert_int_equal(2, lw_sched_waiting(S));
-  assert_int_equal(1, lw_sched_deadlocked(S));
+  assert_int_equal(2, lw_sched_deadlocked(S));
   assert_true(lw_sched_next(S) == -1);
   assert_int_equal(0, step());
   /* the host breaks it: cancel one, the other wakes */
