@@ -16,6 +16,28 @@
 **   - `s` may be NULL everywhere: the call fails with LW_EINVAL.
 **   - `co` must be a live thread (you hold it, like any lua_State).  A thread
 **     of another Lua state than the store's fails with LW_EUNIVERSE.
+**   - Error codes: LW_ERRNO_MAP below; lw_strerror and lw_errname cover
+**     every one.
+**
+** Lifetimes at lua_close (docs/guide.md, "Lifetimes at lua_close")
+**   - Async tokens (lw_async *) stay safe to use forever: once their Lua
+**     state closed (or once completed or dropped) every completion and
+**     lw_async_drop answers LW_ESTALE and touches nothing, from any
+**     thread.  So a libuv callback that runs after lua_close may complete
+**     its token as usual.
+**   - lw_store * and lw_sched * pointers stay valid while lua_close runs
+**     finalizers, also after luaweave's own finalizers ran (a host's
+**     userdata created before luaweave was opened is finalized after
+**     them): from then on every function answers LW_EINVAL (counts 0,
+**     lw_sched_next -1, lw_sched_state/lw_sched_loop/lw_handle_thread
+**     NULL, the setters do nothing that matters) and lw_store_open/get,
+**     lw_sched_open/get answer NULL.  Once lua_close has returned they are
+**     freed, as dead as the lua_State itself: do not call anything with
+**     them then.
+**   - Handles are plain numbers: during lua_close as the store (LW_EINVAL);
+**     afterwards there is nothing to release.
+**   (The structs are userdata in the registry: lua_close frees them with
+**   every other object, after the last finalizer.)
 */
 #ifndef LUAWEAVE_H
 #define LUAWEAVE_H
@@ -41,16 +63,48 @@
 extern "C" {
 #endif
 
-/* Failure codes (negative) */
-#define LW_OK          0
-#define LW_EMEM       (-1) /* out of memory; nothing changed */
-#define LW_EINVAL     (-2) /* NULL store or thread, or a closed store */
-#define LW_EUNIVERSE  (-3) /* thread belongs to another Lua state */
-#define LW_ENOTTRACKED (-4) /* thread is not tracked */
-#define LW_ESTATE     (-5) /* thread cannot be resumed (dead, running, normal),
-                              or is the main thread (never tracked, resumed,
-                              held, cancelled or made a task) */
-#define LW_ENOTSUP    (-6) /* this Lua version cannot do it */
+/*
+** Error codes: one table, in the spirit of libuv's UV_ERRNO_MAP.  Each
+** entry is XX(name, value, message): LW_<name> is the (negative) code,
+** lw_strerror gives the message, lw_errname the name.  Iterate the table
+** with your own XX to map codes (a test does: every code distinct, every
+** message real).
+*/
+#define LW_ERRNO_MAP(XX)                                                     \
+  XX(EMEM,        -1, "not enough memory")                                   \
+  XX(EINVAL,      -2, "invalid argument")                                    \
+  XX(EUNIVERSE,   -3, "thread of another Lua state")                         \
+  XX(ENOTTRACKED, -4, "not tracked")                                         \
+  XX(ESTATE,      -5, "thread cannot be resumed")                            \
+  XX(ENOTSUP,     -6, "not supported by this Lua version")                   \
+  XX(EDEADLOCK,   -7, "deadlock: tasks await and nothing can wake them")     \
+  XX(EEXITED,     -8, "the scheduler stopped (task.exit)")                   \
+  XX(EBUSY,       -9, "busy: running, attached or stepping")                 \
+  XX(ESTALE,     -10, "stale handle or async token")
+
+/* What the codes mean:
+     LW_EMEM        out of memory; nothing changed
+     LW_EINVAL      NULL or out-of-range argument, or a store/scheduler
+                    whose Lua state is closing (see "lua_close" below)
+     LW_EUNIVERSE   the thread belongs to another Lua state
+     LW_ENOTTRACKED the thread is not tracked
+     LW_ESTATE      the thread cannot be resumed (dead, running, normal),
+                    or is the main thread (never tracked, resumed, held,
+                    cancelled or made a task)
+     LW_ENOTSUP     this Lua version cannot do it
+     LW_EDEADLOCK   tasks await, and nothing can ever wake them
+     LW_EEXITED     task.exit was called: the scheduler stopped
+     LW_EBUSY       already running, attached, or stepping
+     LW_ESTALE      not a live handle or async token: released, taken,
+                    completed or dropped already, never issued by this
+                    store, or its Lua state closed */
+enum lw_errno {
+  LW_OK = 0,
+#define LW_ERRNO_XX(name, value, msg) LW_##name = (value),
+  LW_ERRNO_MAP(LW_ERRNO_XX)
+#undef LW_ERRNO_XX
+  LW_ERRNO_LAST = -10 /* the most negative code */
+};
 
 /* What lw_status answers */
 enum lw_status_code {
@@ -76,14 +130,17 @@ typedef struct lw_store lw_store;
 */
 LW_API lw_store *lw_store_open(lua_State *L);
 
-/* The store of L's Lua state, or NULL if none was opened (or, on
-   LuaJIT, if memory ran out looking for it). */
+/* The store of L's Lua state, or NULL if none was opened, once lua_close
+   has finalized it, or (LuaJIT) if memory ran out looking for it.  Raises
+   no Lua error. */
 LW_API lw_store *lw_store_get(lua_State *L);
 
-/* Number of threads tracked now (0 for NULL). */
+/* Number of threads tracked now (0 for NULL or a closed store).  Raises
+   no Lua error. */
 LW_API size_t lw_store_count(const lw_store *s);
 
-/* Bytes luaweave itself holds for the store's map (0 for NULL). */
+/* Bytes luaweave itself holds for the store's map and handles (0 for
+   NULL).  Raises no Lua error. */
 LW_API size_t lw_store_bytes(const lw_store *s);
 
 /*
@@ -184,22 +241,41 @@ LW_API uintptr_t lw_key(const lua_State *co);
 /*
 ** Handles: a host that holds no Lua reference to a thread keeps the thread
 ** (and so its result) alive with a handle until it releases or takes it.
-** lw_hold tracks the thread at index idx of L and returns a handle (> 0)
-** or a negative code; it may raise a Lua memory error.
+** A handle is a positive 64-bit number with a generation (a serial): a
+** released or taken handle, one of another store, a registry reference
+** or any other number is refused with LW_ESTALE (or LW_EINVAL for a
+** value <= 0) and touches nothing; a handle is never reused for another
+** thread (until 2^31 handles later in the same slot).  L is any thread
+** of the store's Lua state (else LW_EUNIVERSE).  A closed store (the
+** state is closing) answers LW_EINVAL / NULL.  After lua_close returned
+** the store pointer is dead (see "lua_close" below); handles then are
+** mere numbers that need no release.
 */
-typedef int lw_handle;
+typedef int64_t lw_handle;
+/* Track the thread at index idx of L and return a handle (> 0), or
+   LW_EINVAL (not a thread), LW_EUNIVERSE, LW_EMEM (nothing changed).
+   May raise a Lua memory error (the registry grows). */
 LW_API lw_handle lw_hold(lw_store *s, lua_State *L, int idx);
-/* The thread of a handle, or NULL for an invalid handle. */
+/* The thread of a live handle, or NULL for any other value.  Raises no
+   Lua error. */
 LW_API lua_State *lw_handle_thread(lw_store *s, lua_State *L, lw_handle h);
-/* Drop the handle; the thread stays tracked while it lives. */
+/* Drop the handle; the thread stays tracked while it lives.  LW_OK,
+   LW_ESTALE, LW_EINVAL, LW_EUNIVERSE.  Raises no Lua error. */
 LW_API int lw_release(lw_store *s, lua_State *L, lw_handle h);
-/* lw_take on the handle's thread, then release the handle. */
+/* lw_take on the handle's thread, then release the handle (only when
+   the take succeeded: on a negative code the handle stays).  LW_ESTALE
+   for a handle that is not live.  May raise a Lua memory error. */
 LW_API int lw_handle_take(lw_store *s, lua_State *L, lw_handle h);
 
-/* The name of a status ("untracked", "pending", ...), or NULL. */
+/* The name of a status ("untracked", "pending", ...), or NULL.  Raises
+   no Lua error. */
 LW_API const char *lw_status_name(int status);
-/* A message for a negative code. */
+/* The message of a code of LW_ERRNO_MAP ("no error" for LW_OK), or
+   "unknown luaweave error code" for any other value.  Never NULL. */
 LW_API const char *lw_strerror(int code);
+/* The name of a code ("LW_EMEM", ..., "LW_OK"), or NULL for a value that
+   is not one.  Both raise no Lua error and are safe from any thread. */
+LW_API const char *lw_errname(int code);
 
 /* ------------------------------------------------------------------ */
 /* The scheduler                                                       */
@@ -214,17 +290,14 @@ LW_API const char *lw_strerror(int code);
 */
 typedef struct lw_sched lw_sched;
 
-#define LW_EDEADLOCK (-7) /* tasks await, and nothing can ever wake them */
-#define LW_EEXITED   (-8) /* task.exit was called: the scheduler stopped */
-#define LW_EBUSY     (-9) /* already running, attached, or stepping */
-
 /* The scheduler of L's Lua state, created (with the store) on first use;
    NULL when memory runs out, or when lua_close has already finalized it
    (the task functions then raise "the Lua state is closing").  Raises no
    Lua error. */
 LW_API lw_sched *lw_sched_open(lua_State *L);
-/* The scheduler of L's Lua state, or NULL (none; on LuaJIT also when
-   memory ran out looking for it). */
+/* The scheduler of L's Lua state, or NULL (none, or lua_close has
+   finalized it; on LuaJIT also when memory ran out looking for it).
+   Raises no Lua error. */
 LW_API lw_sched *lw_sched_get(lua_State *L);
 
 /*
@@ -313,34 +386,83 @@ LW_API double lw_sched_now(lw_sched *S);
 **     lw_async *op = lw_async_begin(L);  ...start work...
 **     return lw_async_yield(L, op);
 ** and the host completes it later, from any callback of its own, with
-**     lua_push...(lw_sched_state(S), ...); lw_async_resolve(op, n);
+**     lw_async_complete(op, push, ud);      (push runs protected)
+** or  lua_push...(lw_sched_state(S), ...); lw_async_resolve(op, n);
 ** or  lua_push...(lw_sched_state(S), err); lw_async_reject(op);
+** or gives up on it with lw_async_drop(op).
 ** The task then resumes: the C function returns the n values, or raises
 ** err.  Register such functions with lw_async_wrap so that rejection can
 ** raise on every Lua version (and, on LuaJIT, so that the suspension
 ** is a coroutine.yield: LuaJIT mistakes a lua_yield made while any __gc
 ** finalizer runs for a yield out of a hook, and the task crashes when
-** resumed; an unwrapped function suspends with lua_yield).  A token is valid until resolved or
-** rejected, exactly once, even if its task was cancelled meanwhile.
+** resumed; an unwrapped function suspends with lua_yield).
+**
+** Tokens.  An lw_async * is an opaque token, not memory: never
+** dereference it.  It is live from lw_async_begin until the first
+** completion or drop, even if its task was cancelled meanwhile (the
+** outcome is then discarded).  Every completion function and
+** lw_async_drop CONSUME a live token, whatever they return; afterwards
+** the same token answers LW_ESTALE and touches nothing.  So does a token
+** whose Lua state has closed (lua_close makes its scheduler's tokens
+** stale before anything is freed): completing one after lua_close, even
+** from a libuv callback that runs after it, is safe.  NULL answers
+** LW_EINVAL.  Tokens are numbers in one process-wide table (guarded by a
+** mutex), so a stale token is refused until 2^40 tokens later (2^16 on
+** 32-bit machines).
+**
+** Threads.  A live token must be completed or dropped on the OS thread
+** that runs its Lua state (or under the host's own lock for that state):
+** completion resumes Lua code.  libuv callbacks of the loop that drives
+** the scheduler run there, and so does uv_queue_work's after-work
+** callback: complete from that one, never from the work callback.
+** luaweave offers no cross-thread bridge: a host with results from
+** other threads hands them over with its own uv_async_t (whose callback
+** runs on the loop thread).  Checking or completing a stale token is
+** safe from any thread.
 */
 typedef struct lw_async lw_async;
-/* NULL (with a Lua error raised) when L is not a task that can yield */
+/* NULL (with a Lua error raised) when L is not a task that can yield;
+   raises a Lua memory error when memory runs out */
 LW_API lw_async *lw_async_begin(lua_State *L);
 LW_API int lw_async_yield(lua_State *L, lw_async *op);
 /* push f (a lua_CFunction that may call lw_async_yield) wrapped so that
-   a rejection raises in the task */
+   a rejection raises in the task.  May raise a Lua memory error. */
 LW_API void lw_async_wrap(lua_State *L, lua_CFunction f);
+/*
+** Completion.  All of these raise no Lua error, consume a live token and
+** answer:
+**   LW_OK      the task will resume with the outcome (or its task had
+**              moved on, cancelled, and the outcome was discarded);
+**   LW_ESTALE  not a live token (completed or dropped already, or its
+**              Lua state closed): nothing happens, nothing is popped
+**              (values you pushed stay where you pushed them: prefer
+**              lw_async_complete, whose push runs only for a live token);
+**   LW_EINVAL  op is NULL (nothing happens), or the call is malformed:
+**              nvalues < 0 or more than lw_sched_state holds, or push is
+**              NULL.  The token is consumed all the same, nothing is
+**              popped, and the task fails with "invalid async completion";
+**   LW_EMEM    no memory to hand the outcome over: the task cannot be
+**              resumed and is dropped (it never runs again).
+** lw_async_resolve pops nvalues values from lw_sched_state(S) and
+** lw_async_reject one error object.  lw_async_complete runs
+** push(L, ud) protected: it pushes the values and returns their count,
+** or pushes an error object and returns -1 to reject.
+*/
 LW_API int lw_async_resolve(lw_async *op, int nvalues);
 LW_API int lw_async_reject(lw_async *op);
-/* The safe way from a host callback: push(L, ud) runs protected, pushes
-   the values and returns their count, or pushes an error object and
-   returns -1 to reject.  If memory runs out, the task cannot be resumed
-   and LW_EMEM is returned.  All three consume the token. */
 typedef int (*lw_push_fn)(lua_State *L, void *ud);
 LW_API int lw_async_complete(lw_async *op, lw_push_fn push, void *ud);
+/* Give up on a token nobody will complete: its task fails with the
+   error "async operation dropped" (a pcall in the task catches it; an
+   unprotected task ends failed, and its awaiters see that error).
+   Answers as the completion functions. */
+LW_API int lw_async_drop(lw_async *op);
+/* The scheduler of a live token, or NULL (stale or NULL token).  Raises
+   no Lua error. */
 LW_API lw_sched *lw_async_sched(lw_async *op);
 /* A thread of the scheduler's own, on which a host pushes values to
-   complete an async operation or to spawn from outside Lua. */
+   complete an async operation or to spawn from outside Lua; NULL for a
+   NULL scheduler or one whose state is closing.  Raises no Lua error. */
 LW_API lua_State *lw_sched_state(lw_sched *S);
 
 /* ------------------------------------------------------------------ */

@@ -24,6 +24,7 @@
 #include "lw_compat.h"
 
 struct lw_sched {
+  lw_sched *self;       /* first: what the box says (NULL once closing) */
   lua_State *T;         /* the scheduler's own thread (anchored) */
   int tref;
   lw_store *s;          /* NULL once the store is gone (lua_close) */
@@ -93,8 +94,9 @@ int lws_stuck(const lw_sched *S);
 /* the scheduler of the running task's state, raising if none can be made */
 lw_sched *lw_sched_check(lua_State *L);
 
-/* push the scheduler's box: a userdata whose first field is the
-   lw_sched *, NULL once the state is closing.  There must be one. */
+/* push the scheduler's box: a userdata (the scheduler itself) whose
+   first field is the lw_sched *, NULL once the state is closing.  There
+   must be one. */
 void lw_sched_pushbox(lua_State *L);
 
 /* task.wait/await/any/exit from C: suspend the running task L.  On
@@ -198,5 +200,6 @@ int lws_pool_check(lw_sched *S);
 
 /* lw_sched_async.c */
 int lws_complete_protected(lua_State *T);
+void lws_async_orphan(lw_sched *S); /* S's tokens go stale (lua_close) */
 
 #endif

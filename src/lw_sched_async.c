@@ -1,24 +1,149 @@
 /*
 ** lw_sched_async.c — async operations: a C function suspends its task
 ** with a token, and the host completes it later.
+**
+** A token is not a pointer to memory: the host holds it in callbacks
+** that may outlive its scheduler (lua_close while a request is in
+** flight, then uv_run as libuv requires), may complete it twice, or
+** never.  So a token is a number, (serial << SLOT_BITS) | (slot + 1),
+** into one process-wide table of outstanding operations (a mutex guards
+** it: Lua states may live on several OS threads).  A completion first
+** takes its slot out of the table, so it consumes the token whatever
+** happens next; a token whose slot holds another serial (completed,
+** dropped, or orphaned by lua_close) answers LW_ESTALE and touches
+** nothing.  Serials come from one counter (40 bits on 64-bit machines,
+** 16 on 32-bit ones), so a stale token can only be taken for a live one
+** after the counter wraps.  The table is malloc'ed, doubles when full and
+** is freed when the last token goes.  Costs: a lock and a probe per
+** begin and per completion.
 */
 #include "lw_sched.h"
 #include "lw_compat.h"
 
-/* ------------------------------------------------------------------ */
-/* async operations                                                    */
+#include <stdlib.h>
+#include <uv.h>
 
-struct lw_async {
+/* ------------------------------------------------------------------ */
+/* the token table                                                     */
+
+#define SLOT_BITS (sizeof(uintptr_t) >= 8 ? 24 : 16)
+#define SLOT_MAX (((uintptr_t)1 << SLOT_BITS) - 1) /* slots 0 .. SLOT_MAX-1 */
+#define SERIAL_MASK (UINTPTR_MAX >> SLOT_BITS)
+
+typedef struct tok {
+  uintptr_t serial; /* 0: free */
   lw_sched *S;
   lua_State *co;
   unsigned ticket;
-  int ref; /* anchors co while the operation is outstanding */
-};
+  int ref;          /* anchors co while the operation is outstanding */
+  size_t next;      /* free: the next free slot + 1, or 0 */
+} tok;
+
+static struct {
+  tok *v;
+  size_t cap, live, free; /* free: first free slot + 1, or 0 */
+  uintptr_t serial;
+} toks;
+
+static uv_once_t toks_once = UV_ONCE_INIT;
+static uv_mutex_t toks_mutex;
+
+static void toks_init(void) {
+  if (uv_mutex_init(&toks_mutex) != 0) abort();
+}
+
+static void toks_lock(void) {
+  uv_once(&toks_once, toks_init);
+  uv_mutex_lock(&toks_mutex);
+}
+
+static void toks_unlock(void) { uv_mutex_unlock(&toks_mutex); }
+
+/* the live slot of op, or NULL; under the lock */
+static tok *tok_find(lw_async *op) {
+  uintptr_t u = (uintptr_t)op, slot = u & SLOT_MAX;
+  if (slot == 0 || slot > toks.cap) return NULL;
+  if (toks.v[slot - 1].serial == 0 || toks.v[slot - 1].serial != u >> SLOT_BITS)
+    return NULL;
+  return &toks.v[slot - 1];
+}
+
+/* free a slot; the table goes with the last one; under the lock */
+static void tok_free(tok *t) {
+  t->serial = 0;
+  t->next = toks.free;
+  toks.free = (size_t)(t - toks.v) + 1;
+  if (--toks.live == 0) {
+    free(toks.v);
+    toks.v = NULL;
+    toks.cap = toks.free = 0;
+  }
+}
+
+/* a new token for co's operation, or NULL when memory runs out */
+static lw_async *tok_new(lw_sched *S, lua_State *co, int ref) {
+  tok *t;
+  uintptr_t u;
+  toks_lock();
+  if (toks.free == 0) {
+    size_t ncap = toks.cap ? toks.cap * 2 : 16, j;
+    tok *nv = ncap < SLOT_MAX ? (tok *)realloc(toks.v, ncap * sizeof(tok)) : NULL;
+    if (nv == NULL) {
+      toks_unlock();
+      return NULL;
+    }
+    for (j = ncap; j > toks.cap; j--) {
+      nv[j - 1].serial = 0;
+      nv[j - 1].next = toks.free;
+      toks.free = j;
+    }
+    toks.v = nv;
+    toks.cap = ncap;
+  }
+  t = &toks.v[toks.free - 1];
+  toks.free = t->next;
+  toks.live++;
+  if ((toks.serial = (toks.serial + 1) & SERIAL_MASK) == 0) toks.serial = 1;
+  t->serial = toks.serial;
+  t->S = S;
+  t->co = co;
+  t->ticket = 0;
+  t->ref = ref;
+  u = (t->serial << SLOT_BITS) | (uintptr_t)(t - toks.v + 1);
+  toks_unlock();
+  return (lw_async *)u;
+}
+
+/* copy op's slot into *out and free it: 1; 0 if op is not live */
+static int tok_take(lw_async *op, tok *out) {
+  tok *t;
+  toks_lock();
+  if ((t = tok_find(op)) != NULL) {
+    *out = *t;
+    tok_free(t);
+  }
+  toks_unlock();
+  return t != NULL;
+}
+
+void lws_async_orphan(lw_sched *S) {
+  size_t i;
+  if (S->nasync == 0) return;
+  toks_lock();
+  for (i = 0; i < toks.cap && toks.v != NULL; i++)
+    if (toks.v[i].serial != 0 && toks.v[i].S == S) tok_free(&toks.v[i]);
+  toks_unlock();
+  S->nasync = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* async operations                                                    */
 
 lw_async *lw_async_begin(lua_State *L) {
   lw_sched *S = lw_sched_check(L);
   lw_async *op;
   lw_rec *r;
+  tok *t;
   int ref;
   if (!lw_yieldable(L)) {
     luaL_error(L, "async function called outside a task (cannot yield)");
@@ -27,17 +152,19 @@ lw_async *lw_async_begin(lua_State *L) {
   if (lw_track(S->s, L) == LW_EMEM) lws_raise_mem(L);
   lua_pushthread(L);
   ref = lws_anchor(S, L);
-  op = (lw_async *)lws_alloc(S, NULL, 0, sizeof *op);
-  if (op == NULL || (r = lws_task_set(S, L, T_ASYNC)) == NULL) {
-    if (op) lws_alloc(S, op, sizeof *op, 0);
+  if ((op = tok_new(S, L, ref)) == NULL) {
     lws_unanchor(S, L, ref);
     lws_raise_mem(L);
-    return NULL;
   }
-  op->S = S;
-  op->co = L;
-  op->ticket = r->ticket;
-  op->ref = ref;
+  if ((r = lws_task_set(S, L, T_ASYNC)) == NULL) {
+    tok dead;
+    tok_take(op, &dead);
+    lws_unanchor(S, L, ref);
+    lws_raise_mem(L);
+  }
+  toks_lock();
+  if ((t = tok_find(op)) != NULL) t->ticket = r->ticket;
+  toks_unlock();
   S->nasync++;
   return op;
 }
@@ -53,10 +180,18 @@ int lw_async_yield(lua_State *L, lw_async *op) {
   return lua_yield(L, 0);
 }
 
-lw_sched *lw_async_sched(lw_async *op) { return op ? op->S : NULL; }
+lw_sched *lw_async_sched(lw_async *op) {
+  lw_sched *S;
+  tok *t;
+  if (op == NULL) return NULL;
+  toks_lock();
+  S = (t = tok_find(op)) != NULL ? t->S : NULL;
+  toks_unlock();
+  return S;
+}
 
 typedef struct complete_args {
-  lw_async *op;
+  const tok *t;
   int ok, n, rc;
   lw_push_fn push;
   void *ud;
@@ -65,10 +200,9 @@ typedef struct complete_args {
 /* build the pack {co, n, ok, values...} in the op's anchor slot and queue
    the task; runs protected on the scheduler's thread */
 int lws_complete_protected(lua_State *T) {
-  lw_sched *S0 = (lw_sched *)lua_touserdata(T, lua_upvalueindex(1));
-  complete_args *a = (complete_args *)S0->completing;
-  lw_async *op = a->op;
-  lw_sched *S = op->S;
+  lw_sched *S = (lw_sched *)lua_touserdata(T, lua_upvalueindex(1));
+  complete_args *a = (complete_args *)S->completing;
+  const tok *op = a->t;
   int i, n = a->n, base;
   lw_rec *r;
   lw_ent e;
@@ -111,30 +245,20 @@ int lws_complete_protected(lua_State *T) {
   return 0;
 }
 
-static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
-  lw_sched *S;
-  lua_State *T;
-  lw_rec *r;
+/* hand the outcome to op's task (S live, op taken from the table) */
+static int settle(lw_sched *S, const tok *op, int ok, int n, lw_push_fn push,
+                  void *ud) {
+  lua_State *T = S->T;
+  lw_rec *r = lws_task_rec(S, op->co);
   complete_args a;
   int e;
-  if (op == NULL) return LW_EINVAL;
-  S = op->S;
-  T = S->T;
-  if (LWS_GONE(S)) {
-    lws_alloc(S, op, sizeof *op, 0);
-    return LW_EINVAL;
-  }
-  if (n < 0 || lua_gettop(T) < n) return LW_EINVAL;
-  r = lws_task_rec(S, op->co);
   if (r == NULL || r->ticket != op->ticket || r->task != T_ASYNC) {
     /* its task moved on (cancelled, woken): drop the outcome */
     lua_pop(T, n);
     lws_anchor_free(S, T, op->ref);
-    S->nasync--;
-    lws_alloc(S, op, sizeof *op, 0);
     return LW_OK;
   }
-  a.op = op;
+  a.t = op;
   a.ok = ok;
   a.n = n;
   a.rc = LW_OK;
@@ -161,20 +285,56 @@ static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud) {
     lws_anchor_free(S, T, op->ref);
     lws_task_drop(S, op->co);
   }
+  return e;
+}
+
+static int push_dropped(lua_State *L, void *ud) {
+  (void)ud;
+  lua_pushliteral(L, "async operation dropped");
+  return -1;
+}
+
+static int push_invalid(lua_State *L, void *ud) {
+  (void)ud;
+  lua_pushliteral(L, "invalid async completion");
+  return -1;
+}
+
+/* every completion: the token is consumed first, whatever follows */
+static int complete(lw_async *op, int ok, int n, lw_push_fn push, void *ud,
+                    int valid) {
+  lw_sched *S;
+  tok t;
+  int e;
+  if (op == NULL) return LW_EINVAL;
+  if (!tok_take(op, &t)) return LW_ESTALE;
+  S = t.S; /* live: lua_close orphans a scheduler's tokens first */
   S->nasync--;
-  lws_alloc(S, op, sizeof *op, 0);
+  if (valid && push == NULL && (n < 0 || lua_gettop(S->T) < n)) valid = 0;
+  if (LWS_GONE(S)) { /* the store went first: the state is closing */
+    if (valid && push == NULL) lua_pop(S->T, n);
+    return LW_ESTALE;
+  }
+  if (!valid) { /* nothing popped; the task fails */
+    settle(S, &t, 0, 0, push_invalid, NULL);
+    return LW_EINVAL;
+  }
+  e = settle(S, &t, ok, n, push, ud);
   return e;
 }
 
 int lw_async_resolve(lw_async *op, int nvalues) {
-  return complete(op, 1, nvalues, NULL, NULL);
+  return complete(op, 1, nvalues, NULL, NULL, 1);
 }
 
-int lw_async_reject(lw_async *op) { return complete(op, 0, 1, NULL, NULL); }
+int lw_async_reject(lw_async *op) { return complete(op, 0, 1, NULL, NULL, 1); }
 
 int lw_async_complete(lw_async *op, lw_push_fn push, void *ud) {
-  if (push == NULL) return LW_EINVAL;
-  return complete(op, 1, 0, push, ud);
+  return complete(op, 1, 0, push, ud, push != NULL);
+}
+
+int lw_async_drop(lw_async *op) {
+  return complete(op, 0, 0, push_dropped, NULL, 1);
 }
 
 /* the wrapper's second half: after a suspension the values are

@@ -10,34 +10,69 @@
 
 static const char SCHED_KEY = 'K';
 
-typedef struct sbox { lw_sched *S; } sbox;
+/* The scheduler lives in its box, a userdata in the registry: Lua frees
+   it at the very end of lua_close, after every finalizer (see store_gc
+   in lw_store.c for why nothing of ours may run then). */
 
 /* ------------------------------------------------------------------ */
 /* opening                                                             */
 
-static int sched_gc(lua_State *L) {
-  sbox *b = (sbox *)lua_touserdata(L, 1);
-  lw_sched *S = b->S;
-  if (S == NULL) return 0;
-  b->S = NULL;
+/* The state is closing: stop, let go of everything but the struct,
+   which a host's finalizer that runs after ours may still reach (every
+   public function then answers LW_EINVAL); Lua frees it with the box.
+   Outstanding async tokens go stale first, so that a driver finishing
+   its requests (close_own) completes them harmlessly. */
+static void sched_close(lw_sched *S) {
   S->closed = 1;
+  S->self = NULL;
   /* lua_close finalizes in an order we do not choose: if the store went
      first it has cleared S->s; if it is still there, stop listening */
   if (S->s != NULL && S->s->backref == &S->s) {
     S->s->backref = NULL;
     S->s->onend = NULL;
   }
+  lws_async_orphan(S);
   if (S->driver_free) S->driver_free(S);
+  S->driver_free = NULL;
   if (S->q) lws_alloc(S, S->q, S->qcap * sizeof(lw_ent), 0);
+  S->q = NULL;
+  S->qlen = S->qcap = S->qhead = 0;
   lw_timerq_free(&S->tq);
   if (S->afree) lws_alloc(S, S->afree, S->afreecap * sizeof(int), 0);
-  lws_alloc(S, S, sizeof *S, 0);
+  S->afree = NULL;
+  S->nafree = S->alen = S->afreecap = 0;
+  S->nwaiting = S->nasync = 0;
+  S->T = NULL; /* lw_sched_state answers NULL */
+}
+
+static int sched_gc(lua_State *L) {
+  lw_sched *S = (lw_sched *)lua_touserdata(L, 1);
+  if (S->f != NULL && !S->closed) sched_close(S); /* f NULL: never opened */
   return 0;
 }
 
+/* the store closes first (a scheduler made while lua_close runs, which
+   Lua 5.4 never finalizes): close the scheduler with it */
+static void sched_onclose(void *ud) {
+  lw_sched *S = (lw_sched *)ud;
+  if (!S->closed) sched_close(S);
+}
+
+typedef struct sopening {
+  lw_sched tmp; /* the scheduler until its box exists (refs for cleanup) */
+  lw_sched *S;  /* then: the box */
+} sopening;
+
 static int open_protected(lua_State *L) {
-  lw_sched *S = (lw_sched *)lua_touserdata(L, 1);
-  sbox *b;
+  sopening *o = (sopening *)lua_touserdata(L, 1);
+  lw_sched *S = &o->tmp, *b;
+  b = (lw_sched *)lua_newuserdata(L, sizeof(lw_sched)); /* the box: first,
+                                  since the completion function needs b */
+  memset(b, 0, sizeof *b); /* f NULL: not opened (sched_gc) */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, sched_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
   S->T = lua_newthread(L);
   S->tref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
@@ -50,24 +85,22 @@ static int open_protected(lua_State *L) {
   S->eref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, LWS_POOL_MAX, 0); /* sized now: recycling never allocates */
   S->pref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pushlightuserdata(L, S);
+  lua_pushlightuserdata(L, b);
   lua_pushcclosure(L, lws_complete_protected, 1);
   S->cref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (LW_YIELD_UNSURE) { /* see yielded_plainly */
     if (lw_pushyield(L)) S->yieldfn = lua_tocfunction(L, -1);
     lua_pop(L, 1);
   }
-  b = (sbox *)lua_newuserdata(L, sizeof(sbox));
-  b->S = NULL;
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, sched_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lw_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
-  b->S = S;
-  S->s->backref = &S->s;
-  S->s->onend = lws_onend; /* the one end path */
-  S->s->onend_ud = S;
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY); /* pops the box */
+  *b = *S; /* nothing fails from here on: the box is the scheduler */
+  b->self = b;
+  lw_timerq_init(&b->tq, b->f, b->ud);
+  b->s->backref = &b->s;
+  b->s->onend = lws_onend; /* the one end path */
+  b->s->onend_ud = b;
+  lw_store_onclose(b->s, sched_onclose, b);
+  o->S = b;
   return 0;
 }
 
@@ -83,7 +116,7 @@ static int find_sched(lua_State *L, lw_sched **S) {
   *S = NULL;
   if (lw_registry_udata(L, &SCHED_KEY, &b) != 0) return -1;
   if (b == NULL) return 0;
-  *S = ((sbox *)b)->S;
+  *S = ((lw_sched *)b)->self;
   return *S == NULL;
 }
 
@@ -96,13 +129,13 @@ lw_sched *lw_sched_get(lua_State *L) {
 lw_sched *lw_sched_open(lua_State *L) {
   lw_store *s;
   lw_sched *S;
+  sopening o;
   int st;
   if (L == NULL || find_sched(L, &S) != 0) return NULL;
   if (S != NULL) return S;
   if ((s = lw_store_open(L)) == NULL) return NULL;
-  S = (lw_sched *)s->f(s->ud, NULL, 0, sizeof *S);
-  if (S == NULL) return NULL;
-  memset(S, 0, sizeof *S);
+  memset(&o, 0, sizeof o);
+  S = &o.tmp;
   S->s = s;
   S->f = s->f;
   S->ud = s->ud;
@@ -110,7 +143,7 @@ lw_sched *lw_sched_open(lua_State *L) {
   S->tref = S->aref = S->wref = S->yref = S->eref = S->cref = S->pref =
       LUA_NOREF;
   S->clock = lws_default_clock;
-  st = lw_cpcall(L, open_protected, S);
+  st = lw_cpcall(L, open_protected, &o);
   if (st != LUA_OK) {
     if (st > 0) lua_pop(L, 1);
     lw_unref(L, LUA_NOREF, S->tref);
@@ -120,10 +153,9 @@ lw_sched *lw_sched_open(lua_State *L) {
     lw_unref(L, LUA_NOREF, S->eref);
     lw_unref(L, LUA_NOREF, S->cref);
     lw_unref(L, LUA_NOREF, S->pref);
-    s->f(s->ud, S, sizeof *S, 0);
     return NULL;
   }
-  return S;
+  return o.S;
 }
 
 lw_sched *lw_sched_check(lua_State *L) {

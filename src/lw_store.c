@@ -1,6 +1,6 @@
 /*
 ** lw_store.c — the result store: track, resume-and-record, status,
-** result, take, untrack, cancel, reset, handles.
+** result, take, untrack, cancel, reset (handles: lw_handle.c).
 **
 ** The promise: a result is never handed to the wrong thread and never
 ** kept after nobody can ask for it.  How it is kept:
@@ -52,7 +52,15 @@
 
 static const char STORE_KEY = 'S'; /* registry key: address of this */
 
-typedef struct box { lw_store *s; } box;
+/* The allocator hook's own state.  Not the store: the store lives in
+   its box (a userdata Lua frees at the very end of lua_close), while the
+   hook may outlive it when a host wrapped it (see store_gc). */
+typedef struct hookcell {
+  lua_Alloc f;
+  void *ud;
+  size_t tblock;        /* the store's, copied: the common path's test */
+  lw_store *s;          /* NULL once the store is closed */
+} hookcell;
 
 /* ------------------------------------------------------------------ */
 /* the allocator hook                                                  */
@@ -81,10 +89,11 @@ static LW_NOINLINE void thread_freed(lw_store *s, void *p) {
 }
 
 static void *hook(void *ud, void *p, size_t osize, size_t nsize) {
-  lw_store *s = (lw_store *)ud;
-  if (nsize == 0 && osize == s->tblock && p != NULL && s->map.count != 0)
-    thread_freed(s, p);
-  return s->f(s->ud, p, osize, nsize);
+  hookcell *c = (hookcell *)ud;
+  if (nsize == 0 && osize == c->tblock && p != NULL && c->s != NULL &&
+      c->s->map.count != 0)
+    thread_freed(c->s, p);
+  return c->f(c->ud, p, osize, nsize);
 }
 
 /* ------------------------------------------------------------------ */
@@ -113,16 +122,16 @@ static int store_gc(lua_State *L);
 static int values_filer(lua_State *co);
 
 typedef struct opening {
-  lw_store *s;
+  lw_store tmp;  /* the store until its box exists (refs for cleanup) */
+  lw_store *s;   /* then: the box */
   probe pr; /* lives in lw_store_open's frame: outlasts a longjmp */
 } opening;
 
 /* runs protected: everything here may raise a memory error */
 static int open_protected(lua_State *L) {
   opening *o = (opening *)lua_touserdata(L, 1);
-  lw_store *s = o->s;
+  lw_store *s = &o->tmp, *b;
   lua_State *t;
-  box *b;
   int i;
   o->pr.f = s->f;
   o->pr.ud = s->ud;
@@ -144,15 +153,17 @@ static int open_protected(lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->vref);
   lua_pushcclosure(L, values_filer, 1);
   s->recref = luaL_ref(L, LUA_REGISTRYINDEX);
-  b = (box *)lua_newuserdata(L, sizeof(box));
-  b->s = NULL;
+  b = (lw_store *)lua_newuserdata(L, sizeof(lw_store));
+  memset(b, 0, sizeof *b); /* f NULL: not opened (store_gc) */
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, store_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lw_rawsetp(L, LUA_REGISTRYINDEX, &STORE_KEY);
   lw_store_learnmain(s, L);
-  b->s = s; /* from here on the store is owned by the box */
+  *b = *s; /* nothing fails from here on: the box is the store */
+  b->self = b;
+  o->s = b;
   return 0;
 }
 
@@ -160,16 +171,14 @@ static int open_protected(lua_State *L) {
    looking (LuaJIT); 1 if it is gone (lua_close finalized its box) */
 static int find_store(lua_State *L, lw_store **s) {
   void *ud;
-  box *b;
   if (lua_getallocf(L, &ud) == hook) {
-    *s = (lw_store *)ud;
-    return 0;
+    *s = ((hookcell *)ud)->s;
+    return *s == NULL;
   }
   *s = NULL;
   if (lw_registry_udata(L, &STORE_KEY, &ud) != 0) return -1;
-  b = (box *)ud;
-  if (b == NULL) return 0;
-  *s = b->s;
+  if (ud == NULL) return 0;
+  *s = ((lw_store *)ud)->self;
   return *s == NULL;
 }
 
@@ -181,6 +190,7 @@ lw_store *lw_store_get(lua_State *L) {
 
 lw_store *lw_store_open(lua_State *L) {
   lw_store *s;
+  hookcell *c;
   lua_Alloc f;
   void *ud;
   opening o;
@@ -188,53 +198,82 @@ lw_store *lw_store_open(lua_State *L) {
   if (L == NULL || find_store(L, &s) != 0) return NULL;
   if (s != NULL) return s;
   f = lua_getallocf(L, &ud);
-  s = (lw_store *)f(ud, NULL, 0, sizeof *s);
-  if (s == NULL) return NULL;
-  memset(s, 0, sizeof *s);
+  if ((c = (hookcell *)f(ud, NULL, 0, sizeof *c)) == NULL) return NULL;
+  memset(&o, 0, sizeof o);
+  s = &o.tmp;
   s->f = f;
   s->ud = ud;
   s->universe = lw_universe(L);
   s->vref = s->recref = LUA_NOREF;
   lw_map_init(&s->map, f, ud);
   lw_map_init(&s->wide, f, ud);
-  memset(&o, 0, sizeof o);
-  o.s = s;
   if ((e = lw_cpcall(L, open_protected, &o)) != LUA_OK) {
     if (e > 0) lua_pop(L, 1); /* the error object */
     lua_setallocf(L, f, ud);
     lw_unref(L, LUA_NOREF, s->vref);
     lw_unref(L, LUA_NOREF, s->recref);
-    f(ud, s, sizeof *s, 0);
+    f(ud, c, sizeof *c, 0);
     return NULL;
   }
-  lua_setallocf(L, hook, s);
+  s = o.s;
+  c->f = f;
+  c->ud = ud;
+  c->tblock = s->tblock;
+  c->s = s;
+  s->cell = c;
+  lua_setallocf(L, hook, c);
   return s;
 }
 
-/* The state is closing (or the box was collected, which only happens
-   then).  Step out of the allocator chain if we are its head; if someone
-   wrapped us, the hook must keep working, so the store stays allocated
-   (closed and empty) and is lost with the process. */
+/*
+** Lifetime at lua_close.  A host may cache the lw_store * (and the
+** lw_sched *) and use them from a finalizer of its own that lua_close
+** runs after ours: every public function must then answer LW_EINVAL, so
+** the struct must outlive every finalizer.  It does, being the box
+** itself: a userdata that the registry keeps reachable until lua_close
+** frees all objects, which it does only after every finalizer ran (Lua
+** 5.1-5.4: lua_close / luaC_freeallobjects call all pending finalizers,
+** then free; LuaJIT: lua_close runs the finalizers, then close_state
+** frees).  No luaweave code may run at that end: the stock interpreter
+** loads luaweave as a module, and the package library's own finalizer,
+** which runs after ours, unloads it.  So the box's __gc does everything:
+** marks the store closed, frees what it holds, closes the scheduler if
+** its own finalizer has not (lw_store_onclose), and takes the hook out
+** of the allocator chain.  If someone wrapped the hook, it must keep
+** working: it stays, forwarding only, and its small cell is lost with
+** the process.
+*/
 static int store_gc(lua_State *L) {
-  box *b = (box *)lua_touserdata(L, 1);
-  lw_store *s = b->s;
+  lw_store *s = (lw_store *)lua_touserdata(L, 1);
+  hookcell *c = s->cell;
   void *ud;
-  if (s == NULL) return 0;
-  b->s = NULL;
+  if (s->f == NULL || s->closed) return 0; /* never opened; or done */
   s->closed = 1;
+  s->self = NULL;
   if (s->backref) *s->backref = NULL; /* whoever listens must let go */
+  if (s->onclose) s->onclose(s->onclose_ud);
+  s->onclose = NULL;
   lw_map_free(&s->map);
   lw_map_free(&s->wide);
+  lw_handle_free_all(s);
   s->tracked = s->ntasks = 0;
-  if (lua_getallocf(L, &ud) == hook && ud == s) {
-    lua_setallocf(L, s->f, s->ud);
-    s->f(s->ud, s, sizeof *s, 0);
+  s->cell = NULL;
+  if (lua_getallocf(L, &ud) == hook && ud == c) {
+    lua_setallocf(L, c->f, c->ud);
+    c->f(c->ud, c, sizeof *c, 0);
+  } else {
+    c->s = NULL;
   }
   return 0;
 }
 
 void lw_store_learnmain(lw_store *s, lua_State *L) {
   if (s->main == NULL) s->main = lw_mainthread(L);
+}
+
+void lw_store_onclose(lw_store *s, void (*fn)(void *ud), void *ud) {
+  s->onclose = fn;
+  s->onclose_ud = ud;
 }
 
 /* ------------------------------------------------------------------ */
@@ -395,7 +434,7 @@ size_t lw_store_count(const lw_store *s) {
 size_t lw_store_bytes(const lw_store *s) {
   if (s == NULL) return 0;
   return sizeof *s + (lw_map_capacity(&s->map) + lw_map_capacity(&s->wide)) *
-                     sizeof(lw_slot);
+                     sizeof(lw_slot) + s->hcap * sizeof(lw_hslot);
 }
 
 unsigned long lw_store_freed(const lw_store *s) {
@@ -872,41 +911,7 @@ lw_store **lw_store_box(lua_State *L) {
     lua_pop(L, 1);
     return NULL;
   }
-  return &((box *)lua_touserdata(L, -1))->s;
-}
-
-lw_handle lw_hold(lw_store *s, lua_State *L, int idx) {
-  lua_State *co;
-  int e;
-  if (s == NULL || L == NULL || s->closed) return LW_EINVAL;
-  if ((co = lua_tothread(L, idx)) == NULL) return LW_EINVAL;
-  if ((e = lw_track(s, co)) != LW_OK) return e; /* LW_ESTATE: main */
-  lua_pushvalue(L, idx);
-  return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-lua_State *lw_handle_thread(lw_store *s, lua_State *L, lw_handle h) {
-  lua_State *co;
-  if (s == NULL || L == NULL || h <= 0) return NULL;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h);
-  co = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  return co;
-}
-
-int lw_release(lw_store *s, lua_State *L, lw_handle h) {
-  if (lw_handle_thread(s, L, h) == NULL) return LW_EINVAL;
-  lw_unref(L, LUA_NOREF, h);
-  return LW_OK;
-}
-
-int lw_handle_take(lw_store *s, lua_State *L, lw_handle h) {
-  lua_State *co = lw_handle_thread(s, L, h);
-  int n;
-  if (co == NULL) return LW_EINVAL;
-  n = lw_take(s, co, L);
-  if (n > 0) lw_unref(L, LUA_NOREF, h);
-  return n;
+  return &((lw_store *)lua_touserdata(L, -1))->self;
 }
 
 const char *lw_status_name(int status) {
@@ -915,19 +920,6 @@ const char *lw_status_name(int status) {
                                       "running"};
   if (status < 0 || status > LW_RUNNING) return NULL;
   return names[status];
-}
-
-const char *lw_strerror(int code) {
-  switch (code) {
-    case LW_OK: return "no error";
-    case LW_EMEM: return "not enough memory";
-    case LW_EINVAL: return "invalid argument";
-    case LW_EUNIVERSE: return "thread of another Lua state";
-    case LW_ENOTTRACKED: return "not tracked";
-    case LW_ESTATE: return "thread cannot be resumed";
-    case LW_ENOTSUP: return "not supported by this Lua version";
-    default: return "unknown error";
-  }
 }
 
 int lw_store_check(lw_store *s) {

@@ -8,7 +8,15 @@
 #include "luaweave.h"
 #include "lw_map.h"
 
+/* a handle's slot (lw_handle.c): serial 0 when free, and then ref is
+   the next free slot + 1 (0: none) */
+typedef struct lw_hslot {
+  uint32_t serial;
+  int ref;              /* registry reference to the thread */
+} lw_hslot;
+
 struct lw_store {
+  lw_store *self;       /* first: what the box says (NULL once closing) */
   lw_map map;           /* thread -> record (the store's and the scheduler's) */
   lw_map wide;          /* thread -> counts too big for its record */
   size_t tracked;       /* records with a status (lw_store_count) */
@@ -36,6 +44,12 @@ struct lw_store {
   unsigned long gcerrs; /* __gc errors caught while returned values were
                            filed (5.1-5.3); the latest waits at values[0] */
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
+  struct hookcell *cell; /* the allocator hook's state */
+  void (*onclose)(void *ud); /* called as the store closes (lua_close) */
+  void *onclose_ud;
+  lw_hslot *hslots;     /* handles (lw_handle.c) */
+  size_t hcap, hlive, hfree; /* hfree: first free slot + 1, or 0 */
+  uint32_t hserial;     /* the last serial given to a handle */
 };
 
 /* ------------------------------------------------------------------ */
@@ -77,8 +91,15 @@ int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
    dropping it if stale */
 int lw_store_status(lw_store *s, lua_State *co, lw_rec *r);
 
-/* push the store's box (a userdata whose first field is the lw_store *,
-   NULL once the state is closing) onto L; NULL if there is no store */
+/* fn(ud) is called when the store closes (its __gc, at lua_close), so
+   that the scheduler closes too if its own finalizer has not run (one
+   made while lua_close runs, which Lua 5.4 never finalizes); one per
+   store */
+void lw_store_onclose(lw_store *s, void (*fn)(void *ud), void *ud);
+
+/* push the store's box (a userdata: the store itself, whose first field
+   is the lw_store *, NULL once the state is closing) onto L; NULL if
+   there is no store */
 lw_store **lw_store_box(lua_State *L);
 
 /* coroutine.close on co with recording (Lua 5.4): a tracked suspended
@@ -109,6 +130,9 @@ static inline int lw_store_ismain(const lw_store *s, const lua_State *co) {
 
 /* internal invariant check for tests: 0 when sound, else a line number */
 int lw_store_check(lw_store *s);
+
+/* lw_handle.c: the handles' table goes (the state is closing) */
+void lw_handle_free_all(lw_store *s);
 
 /* how many tracked threads the allocator saw freed */
 unsigned long lw_store_freed(const lw_store *s);

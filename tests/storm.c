@@ -43,7 +43,7 @@ enum { F_BODY, F_TBODY, F_LNEW, F_LRES, F_LCHECK, F_LTAKE, F_TSTART,
 
 typedef struct life {
   lua_State *co;        /* NULL: the slot is free */
-  int ref;              /* registry reference or lw_hold handle */
+  lw_handle ref;        /* registry reference or lw_hold handle */
   int held;             /* ref is a handle */
   int kind;
   unsigned long long serial;
@@ -404,7 +404,7 @@ static void hold(life *f) {
     f->ref = lw_hold(G.s, L, -1);
     f->held = 1;
     G.handles++;
-    if (f->ref <= 0) failure("lw_hold: %d", f->ref);
+    if (f->ref <= 0) failure("lw_hold: %d", (int)f->ref);
     lua_pop(L, 1);
   } else {
     f->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -416,7 +416,7 @@ static void release(life *f) {
   if (f->held) {
     if (lw_release(G.s, G.L, f->ref) != LW_OK) failure("lw_release failed");
   } else {
-    luaL_unref(G.L, LUA_REGISTRYINDEX, f->ref);
+    luaL_unref(G.L, LUA_REGISTRYINDEX, (int)f->ref);
   }
   f->co = NULL;
 }

@@ -191,7 +191,7 @@ static void op_c_after(lw_sched *S, lua_State *L) {
 }
 
 /* async: a C function suspends its task; the host completes it */
-static lw_async *pending[4];
+static lw_async *pending[6];
 static int npending;
 
 static int c_later(lua_State *L) {
@@ -212,7 +212,7 @@ static int op_async(lua_State *L) {
   lua_setglobal(L, "later");
   if (luaL_dostring(L,
         "local task = require 'luaweave.task'\n"
-        "for i = 1, 3 do task.spawn(function() local ok, v = pcall(later) r = v end) end\n"
+        "for i = 1, 4 do task.spawn(function() local ok, v = pcall(later) r = v end) end\n"
         "local t = task.spawn(function() later() end)\n"
         "task.cancel(t)\n") != 0)
     return lua_error(L);
@@ -225,6 +225,8 @@ static void op_async_after(lw_sched *S) {
   for (i = 0; i < npending; i++) {
     if (i == 0) {
       e = lw_async_complete(pending[i], push_vals, NULL);
+    } else if (i == 2) {
+      e = lw_async_drop(pending[i]); /* the task fails: "dropped" */
     } else if (i == 1 && lua_checkstack(T, 1)) {
       lua_pushinteger(T, 9);
       e = lw_async_resolve(pending[i], 1);

@@ -152,7 +152,7 @@ static void test_handles(void **state) {
   assert_null(lw_handle_thread(s, L, h));
   h = lw_hold(s, L, -1 + 0 * (lua_newthread(L) != NULL));
   assert_int_equal(LW_OK, lw_release(s, L, h));
-  assert_int_equal(LW_EINVAL, lw_release(s, L, h));
+  assert_int_equal(LW_ESTALE, lw_release(s, L, h)); /* issue 13 item 7 */
   lua_settop(L, 0);
   close_state(L);
 }
