@@ -28,9 +28,10 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 CFLAGS_ALL = $(WARN) $(OPT) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
   $(LUADEF) $(LUA_CFLAGS) $(UV_CFLAGS) $(CFLAGS)
 
-LIB_SRC := src/lw_compat.c src/lw_error.c src/lw_map.c src/lw_store.c src/lw_handle.c \
+LIB_SRC := src/lw_compat.c src/lw_error.c src/lw_map.c src/lw_store.c \
+  src/lw_store_life.c src/lw_store_end.c src/lw_handle.c \
   src/lw_timerq.c \
-  src/lw_sched.c src/lw_sched_end.c src/lw_sched_await.c src/lw_sched_async.c \
+  src/lw_sched.c src/lw_sched_spawn.c src/lw_sched_end.c src/lw_sched_await.c src/lw_sched_async.c \
   src/lw_sched_pool.c src/lw_sched_life.c \
   src/lw_loop.c src/lw_lua.c src/lw_lua_task.c src/lw_fs.c
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))

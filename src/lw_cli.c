@@ -203,23 +203,23 @@ static int pmain(lua_State *L) {
     for (i = r->o.script + 1; i < r->argc; i++, nargs++)
       lua_pushstring(co, r->argv[i]);
   }
-  S->main = co;
+  lws_setmain(S, co);
   rc = lw_sched_resume(S, co, L, nargs);
   if (rc == LW_EMEM) {
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);
   }
   rc = lw_sched_run(S);
-  S->main = NULL;
+  lws_setmain(S, NULL);
   if (lw_sched_exited(S, &r->status)) return 0;
   if (rc == LW_EMEM) {
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);
   }
-  st = lw_status(S->s, co);
+  st = lw_status(lws_store(S), co);
   if (st == LW_FAILED) {
     int t = lua_gettop(L);
-    lw_result(S->s, co, L);
+    lw_result(lws_store(S), co, L);
     lw_sched_errmsg(L); /* as task errors are printed */
     lw_traceback(L, co, lua_tostring(L, -1));
     fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));

@@ -91,7 +91,7 @@ static uv_loop_t *own_loop(lw_sched *S) {
 
 uv_loop_t *lw_sched_loop(lw_sched *S) {
   driver *d;
-  if (S == NULL || S->closed || S->s == NULL) return NULL;
+  if (S == NULL || lws_gone(S)) return NULL;
   d = get_driver(S);
   if (d == NULL) return NULL;
   if (d->att) return d->att->prep.loop;
@@ -102,9 +102,9 @@ int lw_sched_run(lw_sched *S) {
   driver *d;
   uv_loop_t *loop;
   int rc = LW_OK;
-  if (S == NULL || S->closed || S->s == NULL) return LW_EINVAL;
+  if (S == NULL || lws_gone(S)) return LW_EINVAL;
   if ((d = get_driver(S)) == NULL) return LW_EMEM;
-  if (d->att || d->running || S->stepping) return LW_EBUSY;
+  if (d->att || d->running || lws_stepping(S)) return LW_EBUSY;
   if ((loop = own_loop(S)) == NULL) return LW_EMEM;
   d->running = 1;
   S->poll = NULL; /* we run the loop ourselves */
@@ -114,8 +114,8 @@ int lw_sched_run(lw_sched *S) {
       rc = LW_EMEM;
       break;
     }
-    if (S->exited) break;
-    if (S->qlen > 0) {
+    if (lws_isexited(S)) break;
+    if (lws_queued(S) > 0) {
       uv_run(loop, UV_RUN_NOWAIT);
     } else if (lw_sched_ntimers(S) > 0) {
       uv_ref((uv_handle_t *)&d->own_timer);
@@ -123,7 +123,7 @@ int lw_sched_run(lw_sched *S) {
       uv_run(loop, UV_RUN_ONCE);
       uv_timer_stop(&d->own_timer);
       uv_unref((uv_handle_t *)&d->own_timer);
-    } else if (S->nasync > 0) {
+    } else if (lw_sched_async(S) > 0) {
       uv_run(loop, UV_RUN_ONCE);
     } else {
       break;
@@ -133,7 +133,7 @@ int lw_sched_run(lw_sched *S) {
   S->poll_ud = d;
   d->running = 0;
   if (rc != LW_OK) return rc;
-  if (S->exited) return LW_EEXITED;
+  if (lws_isexited(S)) return LW_EEXITED;
   if (lw_sched_deadlocked(S) > 0) return LW_EDEADLOCK;
   return LW_OK;
 }
@@ -144,9 +144,9 @@ static void rearm(lw_sched *S) {
   driver *d = (driver *)S->driver;
   attachment *a = d ? d->att : NULL;
   if (a == NULL) return;
-  if (S->qlen > 0 && !S->exited) uv_idle_start(&a->idle, noop_idle);
+  if (lws_queued(S) > 0 && !lws_isexited(S)) uv_idle_start(&a->idle, noop_idle);
   else uv_idle_stop(&a->idle);
-  if (lw_sched_ntimers(S) > 0 && !S->exited)
+  if (lw_sched_ntimers(S) > 0 && !lws_isexited(S))
     uv_timer_start(&a->timer, noop_timer, to_ms(lw_sched_next(S)), 0);
   else uv_timer_stop(&a->timer);
 }
@@ -154,7 +154,7 @@ static void rearm(lw_sched *S) {
 static void on_prepare(uv_prepare_t *h) {
   attachment *a = (attachment *)h->data;
   if (a->S == NULL) return;
-  if (!a->S->stepping) lw_sched_step(a->S);
+  if (!lws_stepping(a->S)) lw_sched_step(a->S);
   rearm(a->S);
 }
 
@@ -166,7 +166,7 @@ static void on_closed(uv_handle_t *h) {
 int lw_sched_attach(lw_sched *S, uv_loop_t *loop) {
   driver *d;
   attachment *a;
-  if (S == NULL || loop == NULL || S->closed || S->s == NULL) return LW_EINVAL;
+  if (S == NULL || loop == NULL || lws_gone(S)) return LW_EINVAL;
   if ((d = get_driver(S)) == NULL) return LW_EMEM;
   if (d->att || d->running) return LW_EBUSY;
   if ((a = (attachment *)calloc(1, sizeof *a)) == NULL) return LW_EMEM;

@@ -13,7 +13,7 @@
    (no registry lookup per call); the slow path says why there is none */
 static lw_sched *sched(lua_State *L) {
   lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
-  if (S == NULL || S->closed || S->s == NULL) return lw_sched_check(L);
+  if (S == NULL || lws_gone(S)) return lw_sched_check(L);
   return S;
 }
 
@@ -40,7 +40,7 @@ static double opt_seconds(lua_State *L, int arg, const char *fname, int level) {
 static int cannot(lua_State *L, lw_sched *S, int idx, int e, const char *fname,
                   int arg) {
   lua_State *co = lua_tothread(L, idx);
-  if (e == LW_ESTATE && co != NULL && lw_store_ismain(S->s, co))
+  if (e == LW_ESTATE && co != NULL && lw_store_ismain(lws_store(S), co))
     return luaL_error(L, "bad argument #%d to '%s' (the main thread cannot be a task)",
                       arg, fname);
   if (e == LW_ESTATE && co != NULL)
@@ -158,30 +158,30 @@ int lw_lua_run(lua_State *L) {
   lua_State *co;
   int rc, n;
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  if (S->main != NULL || S->stepping)
+  if (lws_main(S) != NULL || lws_stepping(S))
     return luaL_error(L, "run: the scheduler is already running");
-  S->exited = 0;
+  lws_setexited(S, 0);
   co = lua_newthread(L);
   lua_insert(L, 1);                /* keep co referenced at index 1 */
   if (!lua_checkstack(co, lua_gettop(L) - 1)) /* lua_xmove does not grow it */
     return luaL_error(L, "run: too many arguments");
   lua_xmove(L, co, lua_gettop(L) - 1);
-  S->main = co;
+  lws_setmain(S, co);
   rc = lw_sched_resume(S, co, L, lua_gettop(co) - 1);
   lw_sync_running(L); /* L ran other threads; what follows may raise */
   if (rc == LW_EMEM) {
-    S->main = NULL;
+    lws_setmain(S, NULL);
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);
   }
   rc = lw_sched_run(S);
   lw_sync_running(L);
-  S->main = NULL;
+  lws_setmain(S, NULL);
   lua_settop(L, 1);
   if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {
     n = (int)lw_sched_waiting(S);
     lw_sched_clear(S, L); /* the next run starts clean */
-    S->exited = 0;
+    lws_setexited(S, 0);
     if (rc == LW_EEXITED) return 0;
     return luaL_error(L, "deadlock: %d thread%s waiting", n ? n : 1,
                       n > 1 ? "s" : "");
@@ -190,9 +190,9 @@ int lw_lua_run(lua_State *L) {
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);
   }
-  n = lw_status(S->s, co);
+  n = lw_status(lws_store(S), co);
   if (n == LW_RETURNED || n == LW_FAILED || n == LW_CANCELLED) {
-    int k = lw_take(S->s, co, L);
+    int k = lw_take(lws_store(S), co, L);
     if (lua_toboolean(L, 2)) return k - 1;
     lua_settop(L, 3);
     return lua_error(L);

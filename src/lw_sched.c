@@ -77,7 +77,7 @@ int lws_qreserve(lw_sched *S) {
 }
 
 /* a timer due at `due`; zero: set with no delay */
-static int lws_tpush(lw_sched *S, double due, const lw_ent *e, int zero) {
+int lws_tpush(lw_sched *S, double due, const lw_ent *e, int zero) {
   if (lw_timerq_push(&S->tq, due, e, zero) != LW_OK) return LW_EMEM;
   if (S->notify) S->notify(S);
   return LW_OK;
@@ -302,18 +302,6 @@ void lws_purge_timers(lw_sched *S, lua_State *W) {
   }
 }
 
-/* co is about to be resumed with arguments of its own.  If a start is
-   still pending on it (f and the start's arguments wait on its stack; the
-   spawn, defer or delay entry goes stale with this resumption), drop the
-   start's arguments so that f gets these, as a coroutine's first resume
-   gives them: left there, Lua would call the last of them */
-static void drop_start_args(lua_State *co) {
-  lua_Debug ar;
-  if (lua_status(co) == LUA_OK && lua_gettop(co) > 1 &&
-      !lua_getstack(co, 0, &ar))
-    lua_settop(co, 1);
-}
-
 /* co has not started: its function (and perhaps arguments) wait on its
    stack */
 static int fresh(lua_State *co) {
@@ -366,7 +354,7 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
       lua_pop(T, 1);
       luaL_checkstack(T, n, "too many arguments");
       for (i = 1; i <= n; i++) lua_rawgeti(T, top + 1, i + 2);
-      drop_start_args(co);
+      lws_drop_start_args(co);
       if (!lua_checkstack(co, n)) lws_raise_mem(T);
       lua_xmove(T, co, n);
       break;
@@ -407,157 +395,6 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
   lua_settop(T, top);
   if (st == LW_EMEM) lws_raise_mem(T);
   return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* spawn, defer, delay                                                 */
-
-/* the thread to run f_or_co with nargs arguments (all popped from L):
-   a new thread holding f and the arguments (K_START), or co itself with
-   a pack of the arguments on L's top (K_ARGS).  *kind says which. */
-/* packed: a function's arguments go into a pack, not onto the new
-   thread (a deferred start): a thread resumed directly before its start
-   (coroutine.resume(t, ...)) then calls f with that resume's arguments,
-   as a coroutine's first resume does, instead of calling an argument */
-static lua_State *prepare(lw_sched *S, lua_State *L, int nargs, int *kind,
-                          int packed) {
-  int fidx = lua_gettop(L) - nargs;
-  lua_State *co;
-  if (lua_type(L, fidx) == LUA_TFUNCTION) {
-    co = lws_new_thread(S, L);
-    if (!packed || nargs == 0) {
-      /* lua_xmove does not grow co's stack: a fresh thread has room for
-         about 40 values */
-      if (!lua_checkstack(co, nargs + 1))
-        luaL_error(L, "too many arguments to start a task");
-      lua_insert(L, fidx);
-      lua_xmove(L, co, nargs + 1); /* f and its arguments */
-      *kind = K_START;
-      return co;
-    }
-    lua_pushvalue(L, fidx);
-    lua_xmove(L, co, 1);  /* f alone */
-    lua_replace(L, fidx); /* the thread where f was */
-    *kind = K_FARGS;
-  } else {
-    co = lua_tothread(L, fidx);
-    *kind = K_ARGS;
-  }
-  /* pack {co, n, args...} in place of co and the arguments */
-  lua_createtable(L, nargs + 2, 0);
-  lua_insert(L, fidx);
-  lua_pushinteger(L, nargs);
-  lua_rawseti(L, fidx, 2);
-  while (nargs > 0) lua_rawseti(L, fidx, 2 + nargs--);
-  lua_rawseti(L, fidx, 1);
-  return co;
-}
-
-static int valid_target(lua_State *L, int nargs) {
-  int t = lua_type(L, lua_gettop(L) - nargs);
-  return nargs >= 0 && lua_gettop(L) > nargs &&
-         (t == LUA_TFUNCTION || t == LUA_TTHREAD);
-}
-
-/* why co cannot be spawned (now: 1) or deferred (0) from L: 0 it can,
-   1 dead (returned, failed, cancelled), 2 running or resuming another
-   (a task may defer itself: it suspends before its turn) */
-int lws_unresumable(lw_sched *S, lua_State *L, lua_State *co, int now) {
-  lua_Debug ar;
-  int st = lw_status(S->s, co);
-  if (lw_co_status(L, co) == LW_CO_DEAD || st == LW_RETURNED ||
-      st == LW_FAILED || st == LW_CANCELLED)
-    return 1;
-  if (now && (co == L || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar))))
-    return 2;
-  return 0;
-}
-
-int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
-  lua_State *co;
-  int st;
-  if (S == NULL || L == NULL || LWS_GONE(S) || !valid_target(L, nargs))
-    return LW_EINVAL;
-  if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
-  if (lw_store_ismain(S->s, lua_tothread(L, -(nargs + 1)))) return LW_ESTATE;
-  if (lua_type(L, -(nargs + 1)) == LUA_TFUNCTION) {
-    int kind;
-    co = prepare(S, L, nargs, &kind, 0);
-    /* the new thread is on L's top, f and args on co */
-    nargs = lua_gettop(co) - 1;
-  } else {
-    co = lua_tothread(L, -(nargs + 1));
-    if (lws_unresumable(S, L, co, 1) != 0) return LW_ESTATE;
-    if (!lua_checkstack(co, nargs + 1))
-      luaL_error(L, "too many arguments to resume");
-    drop_start_args(co);
-    lua_xmove(L, co, nargs); /* the thread stays on L's top */
-  }
-  st = lw_sched_resume(S, co, L, nargs);
-  if (st == LW_EMEM) lws_raise_mem(L);
-  if (st == LW_ESTATE) {
-    int dead = lw_co_status(L, co) == LW_CO_DEAD ||
-               lw_status(S->s, co) == LW_CANCELLED;
-    lws_report_msg(S, co, dead ? "cannot resume dead coroutine"
-                           : "cannot resume non-suspended coroutine");
-  }
-  /* a spawn from outside any task and step is a step of its own: its
-     failure is reported now, unless someone awaited it meanwhile */
-  if (!S->stepping && S->runco == NULL) lws_flush_errors(S, L);
-  return LW_OK;
-}
-
-/* queue f_or_co to start or resume after `seconds` (< 0: deferred) */
-static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
-  lua_State *co;
-  lw_rec *r;
-  lw_ent e;
-  int kind, e2;
-  if (S == NULL || L == NULL || LWS_GONE(S) || !valid_target(L, nargs))
-    return LW_EINVAL;
-  if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
-  if (lw_store_ismain(S->s, lua_tothread(L, -(nargs + 1)))) return LW_ESTATE;
-  if (lua_type(L, -(nargs + 1)) == LUA_TTHREAD &&
-      lws_unresumable(S, L, lua_tothread(L, -(nargs + 1)), 0) != 0)
-    return LW_ESTATE;
-  co = prepare(S, L, nargs, &kind, 1);
-  /* L's top: the new thread (K_START) or the pack (K_ARGS, K_FARGS) */
-  if ((r = lw_store_track(S->s, co)) == NULL) lws_raise_mem(L);
-  lws_task_put(S, r, T_READY);
-  e.co = co;
-  e.ticket = r->ticket;
-  if (kind == K_START) {
-    lua_pushvalue(L, -1); /* keep the thread for the caller */
-  } else {
-    lws_push_thread(L, co);   /* the caller gets the thread */
-    lua_insert(L, -2);
-  }
-  e.kind = kind;
-  e.t0 = 0;
-  e.ref = lws_anchor(S, L);
-  if (seconds < 0) e2 = lws_qpush(S, &e);
-  else e2 = lws_tpush(S, lw_sched_now(S) + seconds, &e, seconds == 0);
-  if (e2 != LW_OK) {
-    lws_unanchor(S, L, e.ref);
-    lua_pop(L, 1);
-    lws_task_drop(S, co);
-    lws_raise_mem(L);
-  }
-  return LW_OK;
-}
-
-int lw_sched_defer(lw_sched *S, lua_State *L, int nargs) {
-  return schedule(S, L, -1, nargs);
-}
-
-/* NaN, negative, infinite and absurd durations are 0 */
-double lws_sane_seconds(double sec) {
-  if (!(sec > 0) || sec > 2147483647.0) return 0;
-  return sec;
-}
-
-int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs) {
-  return schedule(S, L, lws_sane_seconds(seconds), nargs);
 }
 
 /* ------------------------------------------------------------------ */
@@ -772,46 +609,4 @@ size_t lw_sched_deadlocked(lw_sched *S) {
     (void)lws_protect(S, sweep_protected, S); /* out of memory: as it is */
   return lws_stuck(S) ? S->nwaiting : 0;
 }
-
-void lw_sched_onend(lw_sched *S, lw_end_fn fn, void *ud) {
-  if (S == NULL) return;
-  S->onend = fn;
-  S->onend_ud = ud;
-}
-
-size_t lw_sched_ready(const lw_sched *S) { return S ? S->qlen + lw_sched_ntimers(S) : 0; }
-size_t lw_sched_waiting(const lw_sched *S) { return S ? S->nwaiting : 0; }
-size_t lw_sched_async(const lw_sched *S) { return S ? S->nasync : 0; }
-size_t lw_sched_errors(const lw_sched *S) { return S ? S->nerrors : 0; }
-
-int lw_sched_exited(const lw_sched *S, int *code) {
-  if (S == NULL || !S->exited) return 0;
-  if (code) *code = S->exitcode;
-  return 1;
-}
-
-void lw_sched_onerror(lw_sched *S, lw_error_fn fn, void *ud) {
-  if (S == NULL) return;
-  S->onerror = fn;
-  S->onerror_ud = ud;
-}
-
-double lws_default_clock(void *ud) {
-  struct timespec ts;
-  (void)ud;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-void lw_sched_setclock(lw_sched *S, lw_clock_fn fn, void *ud) {
-  if (S == NULL) return;
-  S->clock = fn ? fn : lws_default_clock;
-  S->clock_ud = ud;
-}
-
-double lw_sched_now(lw_sched *S) {
-  return S ? S->clock(S->clock_ud) : 0;
-}
-
-lua_State *lw_sched_state(lw_sched *S) { return S ? S->T : NULL; }
 

@@ -4,14 +4,15 @@
 **
 ** The scheduler is split by concept:
 **   lw_sched.c        the core: run queue, anchors, task records,
-**                     resuming, spawn/defer/delay, wait, stepping
+**                     resuming, wait, stepping
+**   lw_sched_spawn.c  spawn, defer, delay
 **   lw_sched_end.c    the one end path: every way a task ends comes
 **                     through lws_ended (wake awaiters, report errors),
 **                     cancel, error messages
 **   lw_sched_await.c  the await graph: waiter lists, task.await/any
 **   lw_sched_async.c  async operations (tokens) for C functions
 **   lw_sched_pool.c   thread recycling
-**   lw_sched_life.c   opening, lua_close, invariants, counters
+**   lw_sched_life.c   opening, lua_close, invariants, settings, counters
 **   lw_timerq.c       the timer queue (a reusable structure)
 ** Names with the lws_ prefix are the scheduler's own, shared between
 ** those files; nothing outside src/ may use them but the tests.
@@ -22,6 +23,9 @@
 #include "lw_store.h"
 #include "lw_timerq.h"
 #include "lw_compat.h"
+
+/* the state is closing: the scheduler, or the store under it, is gone */
+#define LWS_GONE(S) ((S)->closed || (S)->s == NULL)
 
 struct lw_sched {
   lw_sched *self;       /* first: what the box says (NULL once closing) */
@@ -72,6 +76,17 @@ struct lw_sched {
 
 /* ------------------------------------------------------------------ */
 /* for the drivers and the bindings                                    */
+
+/* what they read of a scheduler; the fields are the scheduler's.  (The
+   driver hook-up — poll, notify, driver — is the drivers' to set.) */
+static inline int lws_gone(const lw_sched *S) { return LWS_GONE(S); }
+static inline size_t lws_queued(const lw_sched *S) { return S->qlen; }
+static inline int lws_isexited(const lw_sched *S) { return S->exited; }
+static inline int lws_stepping(const lw_sched *S) { return S->stepping; }
+static inline lw_store *lws_store(const lw_sched *S) { return S->s; }
+static inline lua_State *lws_main(const lw_sched *S) { return S->main; }
+static inline void lws_setmain(lw_sched *S, lua_State *co) { S->main = co; }
+static inline void lws_setexited(lw_sched *S, int e) { S->exited = e; }
 
 /* resume co (a task or any thread of S's state) now, with nargs values
    already on its stack, and settle the outcome; from is the running
@@ -134,8 +149,6 @@ int lw_sched_check_invariants(lw_sched *S);
 
 #define LWS_POOL_MAX 256 /* recycled threads kept; more go to the GC */
 
-/* the state is closing: the scheduler, or the store under it, is gone */
-#define LWS_GONE(S) ((S)->closed || (S)->s == NULL)
 
 /* entry kinds: what a task is resumed with */
 enum { K_START, K_ARGS, K_FARGS, K_WAIT, K_AWAITED, K_ASYNC };
@@ -165,6 +178,7 @@ void lws_task_drop(lw_sched *S, lua_State *co);
 int lws_suspend(lua_State *L);
 int lws_protect(lw_sched *S, lua_CFunction f, void *ud);
 void lws_purge_timers(lw_sched *S, lua_State *W);
+int lws_tpush(lw_sched *S, double due, const lw_ent *e, int zero); /* + notify */
 double lws_sane_seconds(double sec);
 double lws_default_clock(void *ud);
 /* push the function the suspension wrappers ask whether the running task
@@ -193,6 +207,9 @@ void lws_new_hold_table(lua_State *L);
 void lws_any_hold(lw_sched *S, lua_State *T, lua_State *co, int d);
 int lws_awaited(lw_sched *S, lua_State *co);
 int lws_isover(lw_sched *S, lua_State *co);
+
+/* lw_sched_spawn.c */
+void lws_drop_start_args(lua_State *co); /* a pending start's arguments go */
 
 /* lw_sched_pool.c */
 lua_State *lws_new_thread(lw_sched *S, lua_State *L);

@@ -187,3 +187,48 @@ int lw_sched_check_invariants(lw_sched *S) {
   return lws_pool_check(S);
 }
 
+/* ------------------------------------------------------------------ */
+/* settings and counters                                               */
+
+void lw_sched_onend(lw_sched *S, lw_end_fn fn, void *ud) {
+  if (S == NULL) return;
+  S->onend = fn;
+  S->onend_ud = ud;
+}
+
+size_t lw_sched_ready(const lw_sched *S) { return S ? S->qlen + lw_sched_ntimers(S) : 0; }
+size_t lw_sched_waiting(const lw_sched *S) { return S ? S->nwaiting : 0; }
+size_t lw_sched_async(const lw_sched *S) { return S ? S->nasync : 0; }
+size_t lw_sched_errors(const lw_sched *S) { return S ? S->nerrors : 0; }
+
+int lw_sched_exited(const lw_sched *S, int *code) {
+  if (S == NULL || !S->exited) return 0;
+  if (code) *code = S->exitcode;
+  return 1;
+}
+
+void lw_sched_onerror(lw_sched *S, lw_error_fn fn, void *ud) {
+  if (S == NULL) return;
+  S->onerror = fn;
+  S->onerror_ud = ud;
+}
+
+double lws_default_clock(void *ud) {
+  struct timespec ts;
+  (void)ud;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void lw_sched_setclock(lw_sched *S, lw_clock_fn fn, void *ud) {
+  if (S == NULL) return;
+  S->clock = fn ? fn : lws_default_clock;
+  S->clock_ud = ud;
+}
+
+double lw_sched_now(lw_sched *S) {
+  return S ? S->clock(S->clock_ud) : 0;
+}
+
+lua_State *lw_sched_state(lw_sched *S) { return S ? S->T : NULL; }
+

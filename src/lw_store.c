@@ -50,242 +50,16 @@
 
 #include <string.h>
 
-static const char STORE_KEY = 'S'; /* registry key: address of this */
-
-/* The allocator hook's own state.  Not the store: the store lives in
-   its box (a userdata Lua frees at the very end of lua_close), while the
-   hook may outlive it when a host wrapped it (see store_gc). */
-typedef struct hookcell {
-  lua_Alloc f;
-  void *ud;
-  size_t tblock;        /* the store's, copied: the common path's test */
-  lw_store *s;          /* NULL once the store is closed */
-} hookcell;
-
-/* ------------------------------------------------------------------ */
-/* the allocator hook                                                  */
-
-#if defined(__GNUC__)
-#define LW_NOINLINE __attribute__((noinline))
-#else
-#define LW_NOINLINE
-#endif
-
-/* a block of a thread's size is freed: if it is a thread we know of, its
-   record dies with it.  Kept out of line so that the hook's common path
-   (every allocation of the state) is a compare and a jump. */
-static LW_NOINLINE void thread_freed(lw_store *s, void *p) {
-  const void *co = (char *)p + s->toff;
-  lw_rec *r = lw_map_find(&s->map, co);
-  if (r != NULL) {
-    if (r->status) {
-      s->tracked--;
-      s->freed++;
-    }
-    if (r->task) s->ntasks--;
-    if (r->wide) lw_map_remove(&s->wide, co);
-    lw_map_remove_rec(&s->map, r);
-  }
-}
-
-static void *hook(void *ud, void *p, size_t osize, size_t nsize) {
-  hookcell *c = (hookcell *)ud;
-  if (nsize == 0 && osize == c->tblock && p != NULL && c->s != NULL &&
-      c->s->map.count != 0)
-    thread_freed(c->s, p);
-  return c->f(c->ud, p, osize, nsize);
-}
-
-/* ------------------------------------------------------------------ */
-/* opening: learn where Lua puts a thread inside its memory block      */
-
-typedef struct probe {
-  lua_Alloc f;
-  void *ud;
-  int n;
-  void *p[16];
-  size_t size[16];
-} probe;
-
-static void *probe_alloc(void *ud, void *p, size_t osize, size_t nsize) {
-  probe *pr = (probe *)ud;
-  void *r = pr->f(pr->ud, p, osize, nsize);
-  if (r != NULL && nsize > 0 && p == NULL && pr->n < 16) {
-    pr->p[pr->n] = r;
-    pr->size[pr->n++] = nsize;
-  }
-  return r;
-}
-
-static int store_gc(lua_State *L);
-
-static int values_filer(lua_State *co);
-
-typedef struct opening {
-  lw_store tmp;  /* the store until its box exists (refs for cleanup) */
-  lw_store *s;   /* then: the box */
-  probe pr; /* lives in lw_store_open's frame: outlasts a longjmp */
-} opening;
-
-/* runs protected: everything here may raise a memory error */
-static int open_protected(lua_State *L) {
-  opening *o = (opening *)lua_touserdata(L, 1);
-  lw_store *s = &o->tmp, *b;
-  lua_State *t;
-  int i;
-  o->pr.f = s->f;
-  o->pr.ud = s->ud;
-  lua_setallocf(L, probe_alloc, &o->pr);
-  t = lua_newthread(L); /* on a memory error, lw_store_open restores */
-  lua_setallocf(L, s->f, s->ud);
-  for (i = 0; i < o->pr.n; i++) {
-    char *p = (char *)o->pr.p[i];
-    if ((char *)t >= p && (char *)t < p + o->pr.size[i]) {
-      s->tblock = o->pr.size[i];
-      s->toff = (char *)t - p;
-    }
-  }
-  lua_pop(L, 1);
-  if (s->tblock == 0) return luaL_error(L, "luaweave: cannot locate threads");
-  lua_createtable(L, 0, 0);
-  lw_setweak(L, "k");
-  s->vref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->vref);
-  lua_pushcclosure(L, values_filer, 1);
-  s->recref = luaL_ref(L, LUA_REGISTRYINDEX);
-  b = (lw_store *)lua_newuserdata(L, sizeof(lw_store));
-  memset(b, 0, sizeof *b); /* f NULL: not opened (store_gc) */
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, store_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lw_rawsetp(L, LUA_REGISTRYINDEX, &STORE_KEY);
-  lw_store_learnmain(s, L);
-  *b = *s; /* nothing fails from here on: the box is the store */
-  b->self = b;
-  o->s = b;
-  return 0;
-}
-
-/* the store of L's state in *s (NULL: none); -1 if memory ran out
-   looking (LuaJIT); 1 if it is gone (lua_close finalized its box) */
-static int find_store(lua_State *L, lw_store **s) {
-  void *ud;
-  if (lua_getallocf(L, &ud) == hook) {
-    *s = ((hookcell *)ud)->s;
-    return *s == NULL;
-  }
-  *s = NULL;
-  if (lw_registry_udata(L, &STORE_KEY, &ud) != 0) return -1;
-  if (ud == NULL) return 0;
-  *s = ((lw_store *)ud)->self;
-  return *s == NULL;
-}
-
-lw_store *lw_store_get(lua_State *L) {
-  lw_store *s;
-  if (L == NULL || find_store(L, &s) != 0) return NULL;
-  return s;
-}
-
-lw_store *lw_store_open(lua_State *L) {
-  lw_store *s;
-  hookcell *c;
-  lua_Alloc f;
-  void *ud;
-  opening o;
-  int e;
-  if (L == NULL || find_store(L, &s) != 0) return NULL;
-  if (s != NULL) return s;
-  f = lua_getallocf(L, &ud);
-  if ((c = (hookcell *)f(ud, NULL, 0, sizeof *c)) == NULL) return NULL;
-  memset(&o, 0, sizeof o);
-  s = &o.tmp;
-  s->f = f;
-  s->ud = ud;
-  s->universe = lw_universe(L);
-  s->vref = s->recref = LUA_NOREF;
-  lw_map_init(&s->map, f, ud);
-  lw_map_init(&s->wide, f, ud);
-  if ((e = lw_cpcall(L, open_protected, &o)) != LUA_OK) {
-    if (e > 0) lua_pop(L, 1); /* the error object */
-    lua_setallocf(L, f, ud);
-    lw_unref(L, LUA_NOREF, s->vref);
-    lw_unref(L, LUA_NOREF, s->recref);
-    f(ud, c, sizeof *c, 0);
-    return NULL;
-  }
-  s = o.s;
-  c->f = f;
-  c->ud = ud;
-  c->tblock = s->tblock;
-  c->s = s;
-  s->cell = c;
-  lua_setallocf(L, hook, c);
-  return s;
-}
-
-/*
-** Lifetime at lua_close.  A host may cache the lw_store * (and the
-** lw_sched *) and use them from a finalizer of its own that lua_close
-** runs after ours: every public function must then answer LW_EINVAL, so
-** the struct must outlive every finalizer.  It does, being the box
-** itself: a userdata that the registry keeps reachable until lua_close
-** frees all objects, which it does only after every finalizer ran (Lua
-** 5.1-5.4: lua_close / luaC_freeallobjects call all pending finalizers,
-** then free; LuaJIT: lua_close runs the finalizers, then close_state
-** frees).  No luaweave code may run at that end: the stock interpreter
-** loads luaweave as a module, and the package library's own finalizer,
-** which runs after ours, unloads it.  So the box's __gc does everything:
-** marks the store closed, frees what it holds, closes the scheduler if
-** its own finalizer has not (lw_store_onclose), and takes the hook out
-** of the allocator chain.  If someone wrapped the hook, it must keep
-** working: it stays, forwarding only, and its small cell is lost with
-** the process.
-*/
-static int store_gc(lua_State *L) {
-  lw_store *s = (lw_store *)lua_touserdata(L, 1);
-  hookcell *c = s->cell;
-  void *ud;
-  if (s->f == NULL || s->closed) return 0; /* never opened; or done */
-  s->closed = 1;
-  s->self = NULL;
-  if (s->backref) *s->backref = NULL; /* whoever listens must let go */
-  if (s->onclose) s->onclose(s->onclose_ud);
-  s->onclose = NULL;
-  lw_map_free(&s->map);
-  lw_map_free(&s->wide);
-  lw_handle_free_all(s);
-  s->tracked = s->ntasks = 0;
-  s->cell = NULL;
-  if (lua_getallocf(L, &ud) == hook && ud == c) {
-    lua_setallocf(L, c->f, c->ud);
-    c->f(c->ud, c, sizeof *c, 0);
-  } else {
-    c->s = NULL;
-  }
-  return 0;
-}
-
-void lw_store_learnmain(lw_store *s, lua_State *L) {
-  if (s->main == NULL) s->main = lw_mainthread(L);
-}
-
-void lw_store_onclose(lw_store *s, void (*fn)(void *ud), void *ud) {
-  s->onclose = fn;
-  s->onclose_ud = ud;
-}
-
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 
-static int check(lw_store *s, lua_State *co) {
+int lwst_check(lw_store *s, lua_State *co) {
   if (s == NULL || co == NULL || s->closed) return LW_EINVAL;
   if (lw_universe(co) != s->universe) return LW_EUNIVERSE;
   return LW_OK;
 }
 
-static lw_rec *find(lw_store *s, lua_State *co) {
+lw_rec *lwst_find(lw_store *s, lua_State *co) {
   return lw_map_find(&s->map, co);
 }
 
@@ -323,7 +97,7 @@ static void counts_clear(lw_store *s, const lua_State *co, lw_rec *r) {
 /* nres values recorded, co's top then top (>= nres; values kept off the
    stack pass top = nres); LW_EMEM if they need the wide map and it
    cannot grow (nothing is recorded then) */
-static int counts_set(lw_store *s, const lua_State *co, lw_rec *r,
+int lwst_counts_set(lw_store *s, const lua_State *co, lw_rec *r,
                       unsigned nres, unsigned top) {
   lw_rec *w;
   if (nres <= NRES_MAX && top - nres <= BELOW_MAX) {
@@ -346,7 +120,7 @@ static int counts_set(lw_store *s, const lua_State *co, lw_rec *r,
 }
 
 /* nothing recorded, in the given status */
-static void rec_reset(lw_store *s, const lua_State *co, lw_rec *r, int status) {
+void lwst_rec_reset(lw_store *s, const lua_State *co, lw_rec *r, int status) {
   r->status = (unsigned)status;
   r->vals = 0;
   counts_clear(s, co, r);
@@ -356,7 +130,7 @@ static void rec_reset(lw_store *s, const lua_State *co, lw_rec *r, int status) {
    exists, so the raw set replaces a value and cannot allocate; the thread
    is dead with an empty stack (or is the caller), so the few slots used
    are there. */
-static void clear_vals(lw_store *s, lua_State *co) {
+void lwst_clear_vals(lw_store *s, lua_State *co) {
   lua_rawgeti(co, LUA_REGISTRYINDEX, s->vref);
   lua_pushthread(co);
   lua_pushnil(co);
@@ -403,24 +177,24 @@ static int rec_valid(lw_store *s, lua_State *co, const lw_rec *r, int above) {
 
 /* r (co's record, current) checked against co: a stale one becomes
    pending; r stays where it is */
-static lw_rec *validate(lw_store *s, lua_State *co, lw_rec *r, int above) {
+lw_rec *lwst_validate(lw_store *s, lua_State *co, lw_rec *r, int above) {
   if (!rec_valid(s, co, r, above)) {
     int had = r->vals;
-    rec_reset(s, co, r, LW_PENDING);
-    if (had) clear_vals(s, co);
+    lwst_rec_reset(s, co, r, LW_PENDING);
+    if (had) lwst_clear_vals(s, co);
   }
   return r;
 }
 
 /* co's validated record, or NULL if untracked */
-static lw_rec *lookup(lw_store *s, lua_State *co) {
-  lw_rec *r = find(s, co);
+lw_rec *lwst_lookup(lw_store *s, lua_State *co) {
+  lw_rec *r = lwst_find(s, co);
   if (r == NULL || r->status == 0) return NULL;
-  return validate(s, co, r, 0);
+  return lwst_validate(s, co, r, 0);
 }
 
 /* co's end is recorded: tell whoever listens (the one end path) */
-static void ended(lw_store *s, lua_State *co, lua_State *L) {
+void lwst_ended(lw_store *s, lua_State *co, lua_State *L) {
   if (s->onend != NULL) s->onend(s->onend_ud, co, L);
 }
 
@@ -458,7 +232,7 @@ lw_rec *lw_store_track(lw_store *s, lua_State *co) {
 }
 
 int lw_track(lw_store *s, lua_State *co) {
-  int e = check(s, co);
+  int e = lwst_check(s, co);
   if (e != LW_OK) return e;
   if (lw_store_ismain(s, co)) return LW_ESTATE; /* never a coroutine */
   return lw_store_track(s, co) != NULL ? LW_OK : LW_EMEM;
@@ -472,17 +246,17 @@ void lw_store_release(lw_store *s, lua_State *co, lw_rec *r) {
 /* forget co's result (r: its record, current and tracked); the record
    itself stays while the scheduler needs it */
 static void untrack_rec(lw_store *s, lua_State *co, lw_rec *r) {
-  if (r->vals && rec_valid(s, co, r, 0)) clear_vals(s, co);
-  rec_reset(s, co, r, 0);
+  if (r->vals && rec_valid(s, co, r, 0)) lwst_clear_vals(s, co);
+  lwst_rec_reset(s, co, r, 0);
   s->tracked--;
   lw_store_release(s, co, r);
 }
 
 int lw_untrack(lw_store *s, lua_State *co) {
   lw_rec *r;
-  int e = check(s, co);
+  int e = lwst_check(s, co);
   if (e != LW_OK) return e;
-  if ((r = find(s, co)) == NULL || r->status == 0) return LW_ENOTTRACKED;
+  if ((r = lwst_find(s, co)) == NULL || r->status == 0) return LW_ENOTTRACKED;
   untrack_rec(s, co, r);
   lw_map_compact(&s->map);
   return LW_OK;
@@ -490,13 +264,13 @@ int lw_untrack(lw_store *s, lua_State *co) {
 
 int lw_store_status(lw_store *s, lua_State *co, lw_rec *r) {
   if (r == NULL || r->status == 0) return LW_UNTRACKED;
-  return (int)validate(s, co, r, 0)->status;
+  return (int)lwst_validate(s, co, r, 0)->status;
 }
 
 int lw_status(lw_store *s, lua_State *co) {
   lw_rec *r;
   if (s == NULL || co == NULL || s->closed) return LW_EINVAL;
-  r = find(s, co);
+  r = lwst_find(s, co);
   /* a key in the map is a live thread of this universe (entries die
      with their thread), so only the others need the universe check */
   if ((r == NULL || r->status == 0) && lw_universe(co) != s->universe)
@@ -521,7 +295,7 @@ static int resumable(lua_State *co, lua_State *from, int nargs) {
    pack of v1..vn.  Runs protected, on the returned thread itself, with
    k, v1..vn as its arguments; upvalue 1 is the table.  k is the thread
    (its returned values) or 0 (the __gc error kept by record_return). */
-static int values_filer(lua_State *co) {
+int lwst_values_filer(lua_State *co) {
   int n = lua_gettop(co) - 1, i;
   lua_pushvalue(co, lua_upvalueindex(1));
   lua_pushvalue(co, 1);
@@ -615,15 +389,15 @@ static int record_return(lw_store *s, lua_State *co, lw_rec **rp, int n) {
          untracked; memory errors as before, without its values */
       if (st == LUA_ERRMEM) lua_settop(co, 0);
       if (r != NULL && r->status != 0) {
-        rec_reset(s, co, r, 0);
+        lwst_rec_reset(s, co, r, 0);
         s->tracked--;
         lw_store_release(s, co, r);
-        *rp = find(s, co);
+        *rp = lwst_find(s, co);
       }
       return st == LUA_ERRMEM ? LW_EMEM : LW_OK;
     }
     if (r == NULL || r->status == 0) { /* untracked by a __gc meanwhile: */
-      clear_vals(s, co); /* its values stay on its stack, as lua_resume's */
+      lwst_clear_vals(s, co); /* its values stay on its stack, as lua_resume's */
       return LW_OK;
     }
     lua_settop(co, 0); /* filed: co is dead as Lua sees it */
@@ -631,9 +405,9 @@ static int record_return(lw_store *s, lua_State *co, lw_rec **rp, int n) {
   if (r == NULL || r->status == 0) return LW_OK; /* untracked meanwhile */
   r->status = LW_RETURNED;
   r->vals = n > 0;
-  if (counts_set(s, co, r, (unsigned)n, (unsigned)n) != LW_OK) {
+  if (lwst_counts_set(s, co, r, (unsigned)n, (unsigned)n) != LW_OK) {
     untrack_rec(s, co, r);
-    *rp = find(s, co);
+    *rp = lwst_find(s, co);
     return LW_EMEM;
   }
   return LW_OK;
@@ -646,7 +420,7 @@ int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
   if (after) *after = r;
   if (nargs < 0 || lua_gettop(co) < nargs) return LW_EINVAL;
   if (r != NULL && r->status != 0) {
-    validate(s, co, r, nargs); /* the arguments sit on the record */
+    lwst_validate(s, co, r, nargs); /* the arguments sit on the record */
     if (r->status == LW_CANCELLED) return LW_ESTATE;
   }
   if (r != NULL && r->status == LW_YIELDED) {
@@ -657,32 +431,32 @@ int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
   } else if (!resumable(co, from, nargs)) {
     return LW_ESTATE;
   }
-  if (r != NULL && r->status != 0) rec_reset(s, co, r, LW_RUNNING);
+  if (r != NULL && r->status != 0) lwst_rec_reset(s, co, r, LW_RUNNING);
   gen = s->map.gen;
   st = lw_co_resume(co, from, nargs, &n);
   if (nres) *nres = n;
   /* an untracked co may have tracked itself meanwhile */
-  r = r == NULL ? find(s, co) : lw_store_refind(s, co, r, gen);
+  r = r == NULL ? lwst_find(s, co) : lw_store_refind(s, co, r, gen);
   if (r != NULL && r->status != 0) {
     if (st == LUA_YIELD) {
       r->status = LW_YIELDED;
       r->vals = 0;
-      e = counts_set(s, co, r, (unsigned)n, (unsigned)lua_gettop(co));
+      e = lwst_counts_set(s, co, r, (unsigned)n, (unsigned)lua_gettop(co));
     } else if (st == LUA_OK) {
       e = record_return(s, co, &r, n);
     } else {
       r->status = LW_FAILED;
       r->vals = 0;
-      e = counts_set(s, co, r, 1, (unsigned)lua_gettop(co));
+      e = lwst_counts_set(s, co, r, 1, (unsigned)lua_gettop(co));
     }
     if (e != LW_OK && r != NULL && r->status != 0) { /* counts too big */
       untrack_rec(s, co, r);
-      r = find(s, co);
+      r = lwst_find(s, co);
     }
     if (st != LUA_YIELD && r != NULL && r->status != 0 &&
-        validate(s, co, r, 0)->status != LW_PENDING) { /* not refused */
+        lwst_validate(s, co, r, 0)->status != LW_PENDING) { /* not refused */
       unsigned long g = s->map.gen;
-      ended(s, co, from);
+      lwst_ended(s, co, from);
       r = lw_store_refind(s, co, r, g);
     }
   }
@@ -692,10 +466,10 @@ int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
 
 int lw_resume(lw_store *s, lua_State *co, lua_State *from, int nargs,
               int *nres) {
-  int e = check(s, co);
+  int e = lwst_check(s, co);
   if (e != LW_OK) return e;
   if (lw_store_ismain(s, co)) return LW_ESTATE; /* one compare */
-  return lw_store_resume(s, co, find(s, co), from, nargs, nres, NULL);
+  return lw_store_resume(s, co, lwst_find(s, co), from, nargs, nres, NULL);
 }
 
 /* copy the top n values of co onto L, leaving co as it was */
@@ -708,7 +482,7 @@ static void copy_top(lua_State *co, lua_State *L, int n) {
 }
 
 /* push co's entry of the values table onto L */
-static void push_vals(lw_store *s, lua_State *co, lua_State *L) {
+void lwst_push_vals(lw_store *s, lua_State *co, lua_State *L) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->vref);
   lua_pushthread(co);
   lua_xmove(co, L, 1);
@@ -721,10 +495,10 @@ int lw_result(lw_store *s, lua_State *co, lua_State *L) {
   int n, i;
   if (s == NULL || co == NULL || L == NULL || s->closed) return LW_EINVAL;
   if (lw_universe(L) != s->universe) return LW_EUNIVERSE;
-  r = find(s, co);
+  r = lwst_find(s, co);
   if (r == NULL || r->status == 0) /* found: co is ours (lw_status) */
     return lw_universe(co) != s->universe ? LW_EUNIVERSE : LW_ENOTTRACKED;
-  validate(s, co, r, 0);
+  lwst_validate(s, co, r, 0);
   n = (int)rec_nres(s, co, r);
   switch (r->status) {
     case LW_YIELDED:
@@ -738,7 +512,7 @@ int lw_result(lw_store *s, lua_State *co, lua_State *L) {
         lua_pushboolean(L, 1);
         return 1;
       }
-      push_vals(s, co, L); /* the pack, or the one value */
+      lwst_push_vals(s, co, L); /* the pack, or the one value */
       if (n == 1) {
         lua_pushboolean(L, 1);
         lua_insert(L, -2);
@@ -753,7 +527,7 @@ int lw_result(lw_store *s, lua_State *co, lua_State *L) {
       int vals = r->vals; /* the stack check may collect, and move r */
       luaL_checkstack(L, 4, "too many results");
       lua_pushboolean(L, 0);
-      if (vals) push_vals(s, co, L);
+      if (vals) lwst_push_vals(s, co, L);
       else copy_top(co, L, 1);
       return 2;
     }
@@ -773,145 +547,6 @@ int lw_take(lw_store *s, lua_State *co, lua_State *L) {
   int n = lw_result(s, co, L);
   if (n > 0) lw_untrack(s, co);
   return n;
-}
-
-int lw_cancel(lw_store *s, lua_State *co, lua_State *from) {
-  lw_rec *r;
-  int e = check(s, co), st;
-  lua_Debug ar;
-  if (e != LW_OK) return e;
-  if (co == from || lw_store_ismain(s, co) ||
-      (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
-    return LW_ESTATE; /* running, normal or main: it cannot be stopped here */
-  if ((r = lw_store_track(s, co)) == NULL) return LW_EMEM;
-  validate(s, co, r, 0);
-  if (r->status == LW_RETURNED || r->status == LW_FAILED ||
-      r->status == LW_CANCELLED)
-    return LW_OK; /* already over: nothing to stop */
-  rec_reset(s, co, r, LW_CANCELLED);
-  st = lua_status(co);
-  if (st == LUA_OK) {
-    lua_settop(co, 0); /* never started: dropping the function kills it */
-  } else if (st == LUA_YIELD && lw_co_canreset()) {
-    /* runs pending to-be-closed variables; one that raises fails co with
-       its error, as coroutine.close reports it, instead of losing it */
-    lua_State *prev = s->closing; /* a __close may cancel another */
-    int rs;
-    s->closing = co;
-    rs = lw_co_reset(co, from);
-    s->closing = prev;
-    if (rs != LUA_OK) {
-      luaL_checkstack(from, 4, "cancel");
-      lua_xmove(co, from, 1);
-      lua_settop(co, 0);
-      lw_store_setfailure(s, co, from);
-      return LW_OK;
-    }
-    lua_settop(co, 0);
-  }
-  /* the record keeps the stack height cancel leaves, and marks a yield
-     left as it was with nres 1 (rec_valid); looked up again, since
-     closing may have run Lua code */
-  if ((r = find(s, co)) != NULL && r->status != 0) {
-    unsigned kept = st == LUA_YIELD && !lw_co_canreset();
-    rec_reset(s, co, r, LW_CANCELLED);
-    if (counts_set(s, co, r, kept, (unsigned)lua_gettop(co) + kept) != LW_OK)
-      return LW_EMEM; /* a stack too tall to note: it reads pending */
-  }
-  ended(s, co, from); /* also when a __close untracked it: it ended */
-  return LW_OK;
-}
-
-int lw_reset(lw_store *s, lua_State *co, lua_State *from) {
-  lw_rec *r;
-  int e = check(s, co), was, st;
-  lua_Debug ar;
-  if (e != LW_OK) return e;
-  if (!lw_co_canreset()) return LW_ENOTSUP;
-  if (co == from || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
-    return LW_ESTATE;
-  r = lookup(s, co);
-  was = r ? (int)r->status : LW_UNTRACKED;
-  if (was != LW_PENDING && was != LW_YIELDED) {
-    /* untracked first, so that the old result can never reach the new
-       life, whatever the reset runs */
-    if (r != NULL) lw_untrack(s, co);
-    return lw_co_reset(co, from);
-  }
-  /* a life that had not ended ends here: its awaiters hear "cancelled"
-     (or the error of a to-be-closed variable), then it is forgotten */
-  st = lw_co_reset(co, from); /* may run code and collect: r moves */
-  if ((r = find(s, co)) != NULL && r->status != 0) {
-    rec_reset(s, co, r, LW_CANCELLED);
-    if (counts_set(s, co, r, 0, (unsigned)lua_gettop(co)) == LW_OK)
-      ended(s, co, from);
-    if ((r = find(s, co)) != NULL && r->status != 0) lw_untrack(s, co);
-  }
-  return st;
-}
-
-void lw_store_setfailure(lw_store *s, lua_State *co, lua_State *L) {
-  lw_rec *r;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s->vref);
-  lua_pushthread(co);
-  lua_xmove(co, L, 1);
-  lua_pushvalue(L, -3);
-  lua_rawset(L, -3); /* may raise: the record is then stale, and dropped */
-  lua_pop(L, 2);
-  if ((r = find(s, co)) == NULL || r->status == 0) {
-    clear_vals(s, co); /* untracked by a __gc meanwhile */
-    return;
-  }
-  rec_reset(s, co, r, LW_FAILED);
-  r->vals = 1;
-  r->nres = 1;
-  ended(s, co, L);
-}
-
-int lw_close(lw_store *s, lua_State *co, lua_State *L) {
-  lw_rec *r;
-  int e = check(s, co), st, was;
-  lua_Debug ar;
-  if (e != LW_OK) return e;
-  if (!lw_co_canreset()) return LW_ENOTSUP;
-  if (co == L || (lua_status(co) == LUA_OK && lua_getstack(co, 0, &ar)))
-    return LW_ESTATE;
-  luaL_checkstack(L, 4, "too many results");
-  r = lookup(s, co);
-  was = r ? (int)r->status : LW_UNTRACKED;
-  if (was == LW_FAILED && r->vals) {
-    lua_pushboolean(L, 0); /* closed before: already dead and empty */
-    push_vals(s, co, L);
-    return 2;
-  }
-  st = lw_co_reset(co, L); /* may run code and collect: r moves */
-  if (st == LUA_OK) {
-    lua_settop(co, 0);
-    if (was != LW_UNTRACKED && was != LW_RETURNED && was != LW_CANCELLED &&
-        (r = find(s, co)) != NULL && r->status != 0) {
-      rec_reset(s, co, r, LW_CANCELLED);
-      ended(s, co, L);
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  lua_pushboolean(L, 0);
-  lua_xmove(co, L, 1);
-  lua_settop(co, 0);
-  if (was != LW_UNTRACKED && (r = find(s, co)) != NULL && r->status != 0) {
-    lua_pushvalue(L, -1);
-    lw_store_setfailure(s, co, L);
-  }
-  return 2;
-}
-
-lw_store **lw_store_box(lua_State *L) {
-  lw_rawgetp(L, LUA_REGISTRYINDEX, &STORE_KEY);
-  if (lua_type(L, -1) != LUA_TUSERDATA) {
-    lua_pop(L, 1);
-    return NULL;
-  }
-  return &((lw_store *)lua_touserdata(L, -1))->self;
 }
 
 const char *lw_status_name(int status) {

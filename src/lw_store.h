@@ -128,6 +128,22 @@ static inline int lw_store_ismain(const lw_store *s, const lua_State *co) {
   return co != NULL && co == s->main;
 }
 
+/* ------------------------------------------------------------------ */
+/* shared by the store's files (lw_store.c, lw_store_end.c,             */
+/* lw_store_life.c) and nobody else                                     */
+
+int lwst_check(lw_store *s, lua_State *co);  /* LW_OK, LW_EINVAL, ... */
+lw_rec *lwst_find(lw_store *s, lua_State *co); /* no validation */
+lw_rec *lwst_lookup(lw_store *s, lua_State *co); /* validated, or NULL */
+lw_rec *lwst_validate(lw_store *s, lua_State *co, lw_rec *r, int above);
+void lwst_rec_reset(lw_store *s, const lua_State *co, lw_rec *r, int status);
+int lwst_counts_set(lw_store *s, const lua_State *co, lw_rec *r,
+                    unsigned nres, unsigned top);
+void lwst_clear_vals(lw_store *s, lua_State *co);
+void lwst_push_vals(lw_store *s, lua_State *co, lua_State *L);
+void lwst_ended(lw_store *s, lua_State *co, lua_State *L); /* onend */
+int lwst_values_filer(lua_State *co);        /* the recref closure */
+
 /* internal invariant check for tests: 0 when sound, else a line number */
 int lw_store_check(lw_store *s);
 
