@@ -304,16 +304,26 @@ LW_API lw_sched *lw_sched_get(lua_State *L);
 ** Spawn, defer, delay from C.  The function or thread to run is at
 ** -(nargs+1) on L, its arguments above it; all are popped and the task's
 ** thread is pushed.  lw_sched_spawn resumes it now, until its first
-** yield; its errors go to the error callback, never to the caller.
-** Return LW_OK, LW_EINVAL (not a function or thread) or LW_EMEM; may
-** raise a Lua memory error.
+** yield; its errors go to the error callback, never to the caller (at
+** the end of the step, unless awaited by then).  A thread given to
+** defer or delay starts with the arguments of a direct resume made
+** before its turn, and its turn is then skipped.
+** Return LW_OK; LW_EINVAL (not a function or thread, nargs out of range,
+** or the state is closing; nothing changed); LW_EUNIVERSE (L of another
+** Lua state); LW_ESTATE (a thread that cannot run: dead, cancelled, or
+** the main thread; for spawn also the running thread or one resuming
+** another; nothing changed).  Memory errors are raised, as by lua_push*
+** (call them where a Lua error is expected), never returned.
 */
 LW_API int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs);
 LW_API int lw_sched_defer(lw_sched *S, lua_State *L, int nargs);
 LW_API int lw_sched_delay(lw_sched *S, lua_State *L, double seconds, int nargs);
 
 /* Never resume co again; close it where Lua can; wake its awaiters with
-   false, "cancelled".  A dead or unknown thread: nothing happens (LW_OK).
+   false, "cancelled".  A dead thread, or one whose end is recorded:
+   nothing happens (LW_OK).  Any other thread, task or not, is cancelled:
+   an untracked one is tracked and reads "cancelled" (one never started
+   loses its function).  LW_ESTATE for the main thread.
    The running thread is cancelled when it next yields.  From inside a step
    (a task's C code) this returns LW_EBUSY: use task.cancel there. */
 LW_API int lw_sched_cancel(lw_sched *S, lua_State *co);

@@ -538,12 +538,17 @@ double lw_sched_next(lw_sched *S) {
   double d;
   if (S == NULL || LWS_GONE(S) || S->exited) return -1;
   if (S->qlen > 0) return 0;
+  /* outstanding I/O on luaweave's own loop is polled at each step: a
+     frame loop must step again soon, whatever the next timer says */
+  if (S->nasync > 0 && S->poll != NULL) {
+    if (lw_sched_ntimers(S) == 0) return 0.01;
+    d = lw_timerq_peek(&S->tq)->due - lw_sched_now(S);
+    return d > 0.01 ? 0.01 : d > 0 ? d : 0;
+  }
   if (lw_sched_ntimers(S) > 0) {
     d = lw_timerq_peek(&S->tq)->due - lw_sched_now(S);
     return d > 0 ? d : 0;
   }
-  /* outstanding I/O on luaweave's own loop is polled at each step */
-  if (S->nasync > 0 && S->poll != NULL) return 0.01;
   return -1;
 }
 

@@ -244,6 +244,25 @@ static void test_attached_deadlock(void **state) {
   close_all();
 }
 
+/* stepped mode with I/O out on luaweave's own loop: the frame loop must
+   step again within 0.01 s, whatever the next timer (it polls the I/O) */
+static void test_next_with_io(void **state) {
+  int guard = 0;
+  (void)state;
+  open_all();
+  lwt_do(L, "task.delay(5, function() end)\n"
+            "task.spawn(function() L(#lw.fs.readfile('tests/test_end.c') > 0) end)\n");
+  assert_int_equal(1, (int)lw_sched_async(S));
+  assert_true(lw_sched_next(S) > 0 && lw_sched_next(S) <= 0.01);
+  while (lw_sched_async(S) > 0 && ++guard < 100000) step();
+  assert_int_equal(0, (int)lw_sched_async(S));
+  while (lw_sched_next(S) == 0) step();
+  expect_log("true");
+  assert_true(lw_sched_next(S) > 4.9); /* the timer alone again */
+  lw_sched_clear(S, L);
+  close_all();
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_lw_resume_from_c),
@@ -253,6 +272,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_unhandled_at_step_end),
     cmocka_unit_test(test_spawn_dead_from_c),
     cmocka_unit_test(test_attached_deadlock),
+    cmocka_unit_test(test_next_with_io),
   };
   return lwt_main("end", tests, argc, argv);
 }
