@@ -155,7 +155,7 @@ lw_rec *lws_task_rec(lw_sched *S, lua_State *co) {
 /* give the record r (current) a task state and a fresh ticket */
 void lws_task_put(lw_sched *S, lw_rec *r, int state) {
   if (r->task == T_AWAIT) S->nwaiting--;
-  else if (r->task == 0) S->s->ntasks++;
+  else if (r->task == 0) lw_store_tasks_add(S->s, 1);
   r->task = (unsigned)state;
   r->ticket = ++S->ticket;
   if (state == T_AWAIT) S->nwaiting++;
@@ -184,7 +184,7 @@ void lws_task_end(lw_sched *S, lua_State *co, lw_rec *r) {
   if (r->task == T_AWAIT) S->nwaiting--;
   r->task = 0;
   r->cancel = 0;
-  S->s->ntasks--;
+  lw_store_tasks_add(S->s, -1);
   lw_store_release(S->s, co, r);
 }
 
@@ -563,7 +563,7 @@ static void tasks_clear(lw_sched *S) {
     if (sl->key != NULL && sl->rec.task != 0) {
       sl->rec.task = 0;
       sl->rec.cancel = 0;
-      S->s->ntasks--;
+      lw_store_tasks_add(S->s, -1);
       if (sl->rec.status == 0) {
         lw_map_remove_rec(m, &sl->rec);
         continue;

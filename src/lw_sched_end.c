@@ -205,13 +205,13 @@ void lws_cancel(lw_sched *S, lua_State *co, lua_State *W) {
    message reported.  W is the running thread. */
 void lws_refused(lw_sched *S, lua_State *co, lua_State *W) {
   lua_State *prev = S->cancelling;
-  void (*onend)(void *, lua_State *, lua_State *) = S->s->onend;
+  void (*onend)(void *, lua_State *, lua_State *);
   int e;
   luaL_checkstack(W, 4, "resume");
   lua_xmove(co, W, 1);
-  S->s->onend = NULL; /* one end, told once, below */
+  onend = lw_store_setonend(S->s, NULL, NULL); /* one end, told once, below */
   e = lw_cancel(S->s, co, W); /* never run: dead */
-  S->s->onend = onend;
+  lw_store_setonend(S->s, onend, S);
   if (e == LW_EMEM) lws_raise_mem(W);
   S->cancelling = co; /* it is reported as the scheduler's */
   if (lw_co_status(W, co) == LW_CO_DEAD && lua_gettop(co) == 0) {
@@ -234,7 +234,7 @@ int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
   lw_rec *r;
   lua_Debug ar;
   if (S == NULL || co == NULL || LWS_GONE(S)) return LW_EINVAL;
-  if (lw_universe(co) != S->s->universe) return LW_EUNIVERSE;
+  if (lw_universe(co) != lw_store_universe(S->s)) return LW_EUNIVERSE;
   if (lw_store_ismain(S->s, co)) return LW_ESTATE; /* never a task */
   /* co == W first: in an error handler LuaJIT's status of the running
      thread is LUA_ERRERR, not LUA_OK */

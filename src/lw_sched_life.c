@@ -29,7 +29,7 @@ static void sched_close(lw_sched *S) {
      first it has cleared S->s; if it is still there, stop listening */
   if (S->s != NULL && S->s->backref == &S->s) {
     S->s->backref = NULL;
-    S->s->onend = NULL;
+    lw_store_setonend(S->s, NULL, NULL);
   }
   lws_async_orphan(S);
   if (S->driver_free) S->driver_free(S);
@@ -97,8 +97,7 @@ static int open_protected(lua_State *L) {
   b->self = b;
   lw_timerq_init(&b->tq, b->f, b->ud);
   b->s->backref = &b->s;
-  b->s->onend = lws_onend; /* the one end path */
-  b->s->onend_ud = b;
+  lw_store_setonend(b->s, lws_onend, b); /* the one end path */
   lw_store_onclose(b->s, sched_onclose, b);
   o->S = b;
   return 0;
@@ -181,7 +180,7 @@ int lw_sched_check_invariants(lw_sched *S) {
     if (sl->rec.task != 0) nt++;
     if (sl->rec.task == T_AWAIT) nw++;
   }
-  if (nw != S->nwaiting || nt != S->s->ntasks) return __LINE__;
+  if (nw != S->nwaiting || nt != lw_store_ntasks(S->s)) return __LINE__;
   if (S->qlen > S->qcap) return __LINE__;
   if (S->nafree > S->alen || S->alen > S->afreecap) return __LINE__;
   return lws_pool_check(S);

@@ -84,7 +84,7 @@ int lw_sched_spawn(lw_sched *S, lua_State *L, int nargs) {
   int st;
   if (S == NULL || L == NULL || LWS_GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
-  if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
+  if (lw_universe(L) != lw_store_universe(S->s)) return LW_EUNIVERSE;
   if (lw_store_ismain(S->s, lua_tothread(L, -(nargs + 1)))) return LW_ESTATE;
   if (lua_type(L, -(nargs + 1)) == LUA_TFUNCTION) {
     int kind;
@@ -121,7 +121,7 @@ static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
   int kind, e2;
   if (S == NULL || L == NULL || LWS_GONE(S) || !valid_target(L, nargs))
     return LW_EINVAL;
-  if (lw_universe(L) != S->s->universe) return LW_EUNIVERSE;
+  if (lw_universe(L) != lw_store_universe(S->s)) return LW_EUNIVERSE;
   if (lw_store_ismain(S->s, lua_tothread(L, -(nargs + 1)))) return LW_ESTATE;
   if (lua_type(L, -(nargs + 1)) == LUA_TTHREAD &&
       lws_unresumable(S, L, lua_tothread(L, -(nargs + 1)), 0) != 0)

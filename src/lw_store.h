@@ -62,6 +62,24 @@ struct lw_store {
 ** may free a thread, removal shifts slots) or track/untrack may move it.
 */
 
+/* the store's counters and hooks, for the scheduler: the store keeps
+   them, others call these */
+static inline void lw_store_tasks_add(lw_store *s, int d) {
+  s->ntasks = (size_t)((long)s->ntasks + d);
+}
+static inline size_t lw_store_ntasks(const lw_store *s) { return s->ntasks; }
+static inline const void *lw_store_universe(const lw_store *s) {
+  return s->universe;
+}
+/* who hears of every recorded end (NULL: nobody); returns the old one */
+static inline void (*lw_store_setonend(lw_store *s,
+    void (*fn)(void *ud, lua_State *co, lua_State *L), void *ud))(void *, lua_State *, lua_State *) {
+  void (*old)(void *, lua_State *, lua_State *) = s->onend;
+  s->onend = fn;
+  s->onend_ud = ud;
+  return old;
+}
+
 /* co's record, or NULL; no validation, no universe check */
 static inline lw_rec *lw_store_find(lw_store *s, const lua_State *co) {
   return lw_map_find(&s->map, co);
