@@ -253,7 +253,8 @@ LW_API uintptr_t lw_key(const lua_State *co);
 */
 typedef int64_t lw_handle;
 /* Track the thread at index idx of L and return a handle (> 0), or
-   LW_EINVAL (not a thread), LW_EUNIVERSE, LW_EMEM (nothing changed).
+   LW_EINVAL (not a thread), LW_ESTATE (the main thread), LW_EUNIVERSE,
+   LW_EMEM (nothing changed).
    May raise a Lua memory error (the registry grows). */
 LW_API lw_handle lw_hold(lw_store *s, lua_State *L, int idx);
 /* The thread of a live handle, or NULL for any other value.  Raises no
@@ -401,11 +402,13 @@ LW_API double lw_sched_now(lw_sched *S);
 ** or  lua_push...(lw_sched_state(S), err); lw_async_reject(op);
 ** or gives up on it with lw_async_drop(op).
 ** The task then resumes: the C function returns the n values, or raises
-** err.  Register such functions with lw_async_wrap so that rejection can
-** raise on every Lua version (and, on LuaJIT, so that the suspension
-** is a coroutine.yield: LuaJIT mistakes a lua_yield made while any __gc
-** finalizer runs for a yield out of a hook, and the task crashes when
-** resumed; an unwrapped function suspends with lua_yield).
+** err.  Such functions MUST be registered with lw_async_wrap (pushed by
+** it, then set where Lua code calls them): the wrapper is what turns the
+** outcome into results or an error, and, before 5.4 and on LuaJIT, what
+** suspends the task (so that a cancelled task stays suspended, and so
+** that LuaJIT never takes the suspension for a yield out of a hook).
+** Called unwrapped, the function's caller gets luaweave's internal
+** marker and an ok flag in front of the values.
 **
 ** Tokens.  An lw_async * is an opaque token, not memory: never
 ** dereference it.  It is live from lw_async_begin until the first
@@ -448,15 +451,20 @@ LW_API void lw_async_wrap(lua_State *L, lua_CFunction f);
 **              (values you pushed stay where you pushed them: prefer
 **              lw_async_complete, whose push runs only for a live token);
 **   LW_EINVAL  op is NULL (nothing happens), or the call is malformed:
-**              nvalues < 0 or more than lw_sched_state holds, or push is
-**              NULL.  The token is consumed all the same, nothing is
-**              popped, and the task fails with "invalid async completion";
+**              nvalues < 0 or more than lw_sched_state holds, push is
+**              NULL, or push returned a count of values it did not push
+**              or a negative number other than -1.  The token is
+**              consumed all the same, nothing is popped, and the task
+**              fails with "invalid async completion";
 **   LW_EMEM    no memory to hand the outcome over: the task cannot be
-**              resumed and is dropped (it never runs again).
+**              resumed and is dropped (it never runs again, and its
+**              awaiters are not woken: a deadlock to lw_sched_run).
 ** lw_async_resolve pops nvalues values from lw_sched_state(S) and
 ** lw_async_reject one error object.  lw_async_complete runs
-** push(L, ud) protected: it pushes the values and returns their count,
-** or pushes an error object and returns -1 to reject.
+** push(L, ud) protected: it pushes the values and returns their count
+** (the top `count` values it pushed are the results), or pushes an error
+** object and returns -1 to reject.  An error push raises (other than a
+** memory error) rejects the task with that error object (LW_OK).
 */
 LW_API int lw_async_resolve(lw_async *op, int nvalues);
 LW_API int lw_async_reject(lw_async *op);

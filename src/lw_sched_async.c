@@ -195,7 +195,18 @@ typedef struct complete_args {
   int ok, n, rc;
   lw_push_fn push;
   void *ud;
+  int pushed;           /* what push returned */
+  int invalid;          /* push broke its contract: LW_EINVAL */
 } complete_args;
+
+/* the host's push, in a protected call of its own: what it raises
+   rejects the task instead of losing it */
+static int push_call(lua_State *L) {
+  complete_args *a = (complete_args *)lua_touserdata(L, 1);
+  lua_pop(L, 1);
+  a->pushed = a->push(L, a->ud);
+  return lua_gettop(L);
+}
 
 /* build the pack {co, n, ok, values...} in the op's anchor slot and queue
    the task; runs protected on the scheduler's thread */
@@ -207,10 +218,24 @@ int lws_complete_protected(lua_State *T) {
   lw_rec *r;
   lw_ent e;
   if (a->push != NULL) {
-    n = a->push(T, a->ud);
-    if (n < 0) { /* rejected: the error object is on top */
-      a->ok = 0;
+    int top = lua_gettop(T), st, got;
+    lua_pushcfunction(T, push_call);
+    lua_pushlightuserdata(T, a);
+    st = lua_pcall(T, 1, LUA_MULTRET, 0);
+    got = lua_gettop(T) - top;
+    if (st == LUA_ERRMEM) return lua_error(T); /* no memory: as for all */
+    if (st != LUA_OK || (a->pushed == -1 && got >= 1)) {
+      a->ok = 0; /* raised, or rejected: the error object is on top */
       n = 1;
+    } else if (a->pushed < 0 || a->pushed > got) {
+      /* a count of values it did not push, or a code it may not return */
+      lua_settop(T, top);
+      lua_pushliteral(T, "invalid async completion");
+      a->ok = 0;
+      a->invalid = 1;
+      n = 1;
+    } else {
+      n = a->pushed;
     }
     a->n = n;
   }
@@ -264,6 +289,8 @@ static int settle(lw_sched *S, const tok *op, int ok, int n, lw_push_fn push,
   a.rc = LW_OK;
   a.push = push;
   a.ud = ud;
+  a.pushed = 0;
+  a.invalid = 0;
   if (!lua_checkstack(T, 3)) {
     lua_pop(T, n);
     e = LW_EMEM;
@@ -285,7 +312,8 @@ static int settle(lw_sched *S, const tok *op, int ok, int n, lw_push_fn push,
     lws_anchor_free(S, T, op->ref);
     lws_task_drop(S, op->co);
   }
-  return e;
+  /* a push that broke its contract: the task fails, the host hears */
+  return e == LW_OK && a.invalid ? LW_EINVAL : e;
 }
 
 static int push_dropped(lua_State *L, void *ud) {

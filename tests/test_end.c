@@ -244,6 +244,74 @@ static void test_attached_deadlock(void **state) {
   close_all();
 }
 
+/* async completion whose push breaks its contract */
+static lw_async *tok;
+
+static int l_req(lua_State *L) {
+  tok = lw_async_begin(L);
+  return lw_async_yield(L, tok);
+}
+
+static int push_raises(lua_State *L, void *ud) {
+  (void)ud;
+  lua_pushinteger(L, 1);
+  return luaL_error(L, "push raised");
+}
+
+static int push_overcounts(lua_State *L, void *ud) {
+  (void)ud;
+  lua_pushinteger(L, 1);
+  return 1000;
+}
+
+static int push_minus2(lua_State *L, void *ud) {
+  (void)ud;
+  lua_pushinteger(L, 1);
+  return -2;
+}
+
+static int push_two_of_three(lua_State *L, void *ud) {
+  (void)ud;
+  lua_pushinteger(L, 1);
+  lua_pushinteger(L, 2);
+  lua_pushinteger(L, 3);
+  return 2;
+}
+
+static void test_async_bad_push(void **state) {
+  static const lw_push_fn pushes[] = {push_raises, push_overcounts, push_minus2,
+                                      push_two_of_three};
+  static const int want[] = {LW_OK, LW_EINVAL, LW_EINVAL, LW_OK};
+  static const char *const logs[] = {
+    "false,[string \"luaweave\"]:0: push raised", "false,invalid async completion",
+    "false,invalid async completion", "true,2,3"};
+  int i;
+  (void)state;
+  open_all();
+  lw_async_wrap(L, l_req);
+  lua_setglobal(L, "req");
+  for (i = 0; i < 4; i++) {
+    tok = NULL;
+    /* no pcall around req: 5.1 cannot yield across it; an awaiter
+       hears the outcome */
+    lwt_do(L, "local t = task.spawn(function() return req() end)\n"
+              "task.spawn(function() L(task.await(t)) end)");
+    assert_non_null(tok);
+    assert_int_equal(want[i], lw_async_complete(tok, pushes[i], NULL));
+    assert_int_equal(2, step());
+    lua_getglobal(L, "flush");
+    lua_call(L, 0, 1);
+    if (i == 0) /* the position differs between versions: the message */
+      assert_non_null(strstr(lua_tostring(L, -1), "push raised"));
+    else
+      assert_string_equal(logs[i], lua_tostring(L, -1));
+    lua_pop(L, 1);
+    assert_int_equal(LW_ESTALE, lw_async_complete(tok, pushes[i], NULL));
+  }
+  assert_int_equal(0, nerr);
+  close_all();
+}
+
 /* stepped mode with I/O out on luaweave's own loop: the frame loop must
    step again within 0.01 s, whatever the next timer (it polls the I/O) */
 static void test_next_with_io(void **state) {
@@ -273,6 +341,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_spawn_dead_from_c),
     cmocka_unit_test(test_attached_deadlock),
     cmocka_unit_test(test_next_with_io),
+    cmocka_unit_test(test_async_bad_push),
   };
   return lwt_main("end", tests, argc, argv);
 }

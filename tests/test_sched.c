@@ -738,14 +738,18 @@ static void test_async(void **state) {
   assert_int_equal(1, nerr);
   assert_non_null(strstr(lasterr, "unhandled"));
   assert_int_equal(LW_FAILED, status_of("u"));
-  /* a push callback that raises: the task cannot be resumed */
+  /* a push callback that raises: the task fails with its error */
   nops = 0;
+  nerr = 0;
   lwt_do(L, "v = task.spawn(function() later(); L('v never') end)");
-  assert_int_equal(LW_EMEM, lw_async_complete(ops[0], push_raise, NULL));
+  assert_int_equal(LW_OK, lw_async_complete(ops[0], push_raise, NULL));
   assert_int_equal(0, lua_gettop(T));
   assert_int_equal(0, lw_sched_async(S));
-  assert_int_equal(0, step());
+  assert_int_equal(1, step());
   expect_log("");
+  assert_int_equal(LW_FAILED, status_of("v"));
+  assert_int_equal(1, nerr);
+  assert_non_null(strstr(lasterr, "raised in push"));
   /* bad arguments */
   assert_int_equal(LW_EINVAL, lw_async_resolve(NULL, 0));
   assert_int_equal(LW_EINVAL, lw_async_complete(NULL, push_two, NULL));
