@@ -13,6 +13,12 @@
 # BENCH_OTHER (size on the other Lua versions, 100000), BENCH_LUAS
 # ("5.4 5.1 5.2 5.3 jit"), BENCH_RUNS (3), BENCH_TIMEOUT (600 s a run),
 # BENCH_BIN (where make put raw and lwc: build/bench).
+#
+# Times are each implementation's own clock around the work: wall time for
+# raw, lwc, lw, cqueues and luv, but CPU time (os.clock) for plain, which
+# has no other clock.  On a loaded machine these differ, so every row also
+# gets cpu_s, the process's user+sys time from /usr/bin/time (start-up and
+# setup included), and cpu_ratio, the same ratio on that common basis.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -105,7 +111,8 @@ expect() { # workload n -> the right answer
 }
 
 # ---------------------------------------------------------------- running
-# raw.csv: workload,lua,impl,size,metric,run,value,rss   (value: s or ns)
+# raw.csv: workload,lua,impl,size,metric,run,value,rss,cpu (value: s or ns;
+# cpu: the process's user+sys seconds, empty without /usr/bin/time)
 : >"$TMP/raw.csv"
 : >"$TMP/tap"
 t=0 fails=0
@@ -117,7 +124,7 @@ run_one() { # lua impl workload n cmd...
   r=1
   while [ "$r" -le "$RUNS" ]; do
     if [ -n "$TIME" ]; then
-      timeout "$TIMEOUT" "$TIME" -f %M -o "$TMP/rss" "$@" "$w" "$n" >"$TMP/out" 2>"$TMP/err"
+      timeout "$TIMEOUT" "$TIME" -f '%M %U %S' -o "$TMP/rss" "$@" "$w" "$n" >"$TMP/out" 2>"$TMP/err"
     else
       timeout "$TIMEOUT" "$@" "$w" "$n" >"$TMP/out" 2>"$TMP/err"
     fi
@@ -135,11 +142,14 @@ run_one() { # lua impl workload n cmd...
       fails=$((fails + 1))
       return
     fi
-    rss=$(tail -n 1 "$TMP/rss" 2>/dev/null || echo 0)
+    rss=$(tail -n 1 "$TMP/rss" 2>/dev/null | awk '{ print $1 + 0 }')
+    cpu=$(tail -n 1 "$TMP/rss" 2>/dev/null | awk '{ printf "%.2f", $2 + $3 }')
+    [ -n "$rss" ] || rss=0
+    [ -n "$cpu" ] || cpu=
     tm=$(sed -n 's/^time //p' "$TMP/out")
-    echo "$w,$v,$impl,$n,total,$r,$tm,$rss" >>"$TMP/raw.csv"
+    echo "$w,$v,$impl,$n,total,$r,$tm,$rss,$cpu" >>"$TMP/raw.csv"
     sed -n 's/^metric //p' "$TMP/out" | while read -r m val; do
-      echo "$w,$v,$impl,$n,$m,$r,$val,$rss" >>"$TMP/raw.csv"
+      echo "$w,$v,$impl,$n,$m,$r,$val,$rss,$cpu" >>"$TMP/raw.csv"
     done
     r=$((r + 1))
   done
@@ -173,32 +183,40 @@ mkdir -p "$OUT"
 # for the C rows raw, raw-recycle, lwc)
 sort -t, -k1,1 -k2,2 -k3,3 -k4,4n -k5,5 -k7,7g "$TMP/raw.csv" | awk -F, '
   { k = $1 "," $2 "," $3 "," $4 "," $5; v[k, ++c[k]] = $7; r[k, c[k]] = $8
+    u[k, c[k]] = $9
     if (!(k in seen)) { seen[k] = 1; order[++nk] = k } }
   END { for (i = 1; i <= nk; i++) { k = order[i]; m = int((c[k] + 1) / 2)
           # RSS: the median of the runs, sorted apart
           n = c[k]; for (a = 1; a <= n; a++) rs[a] = r[k, a] + 0
           for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++)
             if (rs[b] < rs[a]) { x = rs[a]; rs[a] = rs[b]; rs[b] = x }
-          print k "," v[k, m] "," rs[m] } }' >"$TMP/med.csv"
+          # CPU time: likewise
+          for (a = 1; a <= n; a++) us[a] = u[k, a]
+          for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++)
+            if (us[b] + 0 < us[a] + 0) { x = us[a]; us[a] = us[b]; us[b] = x }
+          print k "," v[k, m] "," rs[m] "," us[m] } }' >"$TMP/med.csv"
 awk -F, '
   { key[NR] = $0; w = $1; lua = $2; im = $3; n = $4; m = $5
     c = (im == "raw" || im == "raw-recycle" || im == "lwc")
-    if (im == "lw") ref[w, lua, n, m, 0] = $6
-    if (im == "lwc") ref[w, lua, n, m, 1] = $6
+    if (im == "lw") { ref[w, lua, n, m, 0] = $6; cref[w, lua, n, m, 0] = $8 }
+    if (im == "lwc") { ref[w, lua, n, m, 1] = $6; cref[w, lua, n, m, 1] = $8 }
     if (im == "lwc" && m == "resume_record") ref[w, lua, n, "resume", 1] = $6 }
-  END { print "workload,lua,impl,size,metric,median_s,per_thread,maxrss_kib,ratio_to_luaweave"
+  END { print "workload,lua,impl,size,metric,median_s,per_thread,maxrss_kib,ratio_to_luaweave,cpu_s,cpu_ratio"
     for (i = 1; i <= NR; i++) { split(key[i], f, ",")
       c = (f[3] == "raw" || f[3] == "raw-recycle" || f[3] == "lwc")
       rv = ref[f[1], f[2], f[4], f[5], c]
       if (f[5] == "total") { s = f[6]; per = f[6] * 1e9 / f[4] }
       else { s = ""; per = f[6] }
       ratio = (rv > 0 && f[5] != "bytes_per_thread") ? sprintf("%.2f", f[6] / rv) : ""
-      printf "%s,%s,%s,%s,%s,%s,%.1f,%s,%s\n", f[1], f[2], f[3], f[4], f[5], s, per, f[7], ratio } }' \
+      cr = cref[f[1], f[2], f[4], f[5], c]
+      cratio = (f[5] == "total" && f[8] != "" && cr > 0) ? sprintf("%.2f", f[8] / cr) : ""
+      printf "%s,%s,%s,%s,%s,%s,%.1f,%s,%s,%s,%s\n", f[1], f[2], f[3], f[4], f[5], s, per, f[7], ratio, f[8], cratio } }' \
   "$TMP/med.csv" >"$OUT/latest.csv"
 
 echo
 echo "luaweave benchmarks: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $RUNS runs each, medians"
 echo "ratio = this row's time / luaweave's (CLI for Lua rows, C API for raw/lwc rows): > 1 means luaweave is faster"
+echo "cpu_s, cpu_ratio: the process's user+sys seconds (start-up included) and the same ratio on them; plain times itself in CPU seconds, the others in wall time"
 for w in W1 W2 W3 W4 W5; do
   echo
   case $w in
@@ -212,8 +230,8 @@ for w in W1 W2 W3 W4 W5; do
     printf '%-5s %-12s %10s %-16s %10s %8s\n' lua impl size operation ns/op ratio
     awk -F, -v w=$w '$1 == w { printf "%-5s %-12s %10s %-16s %10s %8s\n", $2, $3, $4, $5, $7, $9 }' "$OUT/latest.csv"
   else
-    printf '%-5s %-12s %10s %10s %10s %12s %8s\n' lua impl size median_s ns/thread maxRSS_KiB ratio
-    awk -F, -v w=$w '$1 == w && $5 == "total" { printf "%-5s %-12s %10s %10.4f %10s %12s %8s\n", $2, $3, $4, $6, $7, $8, $9 }' "$OUT/latest.csv"
+    printf '%-5s %-12s %10s %10s %10s %12s %8s %8s %9s\n' lua impl size median_s ns/thread maxRSS_KiB ratio cpu_s cpu_ratio
+    awk -F, -v w=$w '$1 == w && $5 == "total" { printf "%-5s %-12s %10s %10.4f %10s %12s %8s %8s %9s\n", $2, $3, $4, $6, $7, $8, $9, $10, $11 }' "$OUT/latest.csv"
   fi
 done
 
