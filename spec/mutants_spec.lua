@@ -69,3 +69,66 @@ describe("mutant store-untrack-keeps-vals:", function()
     end
   end
 end)
+
+local task = require "luaweave.task"
+
+describe("mutant sched-unresumable-normal:", function()
+  it("task.spawn of a coroutine that is resuming another raises", function()
+    local got
+    lw.run(function()
+      local outer
+      outer = coroutine.create(function()
+        local inner = coroutine.create(function()
+          return pcall(task.spawn, outer, "x")
+        end)
+        return coroutine.resume(inner)
+      end)
+      got = { coroutine.resume(outer) }
+    end)
+    assert.are.equal(true, got[1])
+    assert.are.equal(true, got[2])
+    assert.are.equal(false, got[3])
+    assert.truthy(tostring(got[4]):find("cannot resume non-suspended coroutine", 1, true), got[4])
+  end)
+end)
+
+describe("mutant await-compact-tail:", function()
+  -- 16 task.any waiters on a long-lived x, each woken by its other
+  -- target: their registrations on x go stale, and the 17th compacts the
+  -- list; nothing of the 16 may stay in it (it would keep their threads)
+  it("compacting a waiter list keeps no copy of what it moved or dropped", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    local left
+    lw.run(function()
+      local x = task.spawn(function() coroutine.yield() end) -- never ends
+      local function waiter()
+        local y = task.spawn(function() task.wait() end)
+        return task.spawn(function() task.any(x, y) end)
+      end
+      for _ = 1, 16 do weak[waiter()] = true end
+      task.wait(); task.wait()
+      waiter() -- the 17th registration on x: compaction
+      task.wait(); task.wait()
+      collectgarbage(); collectgarbage()
+      left = 0
+      for _ in pairs(weak) do left = left + 1 end
+      task.cancel(x)
+    end)
+    assert.are.equal(0, left)
+  end)
+end)
+
+describe("mutant end-cancel-dead:", function()
+  it("task.cancel of a dead coroutine nobody tracks leaves it untracked", function()
+    local base = lw.count()
+    local u = coroutine.create(function() return 1 end)
+    assert(coroutine.resume(u))
+    task.cancel(u)
+    assert.are.equal("untracked", lw.status(u))
+    local f = coroutine.create(function() error("x", 0) end)
+    assert(not coroutine.resume(f))
+    task.cancel(f)
+    assert.are.equal("untracked", lw.status(f))
+    assert.are.equal(base, lw.count())
+  end)
+end)

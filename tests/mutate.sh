@@ -14,19 +14,25 @@
 #   MUTATE_ALL=1        run every suite on each mutant and list all that
 #                       kill it (slower; to learn which tests catch what)
 #   MUTATE_TIMEOUT=s    a suite running longer is a hang: the mutant is
-#                       killed by timeout (default 120 s)
+#                       killed by timeout (default 60 s)
 #   MUTATE_KEEP=1       keep the scratch tree (its path is printed)
+#   MUTATE_LIST=file    another list (default tests/mutations.txt)
+#   MUTATE_LUA=5.1      another Lua version (5.1 5.2 5.3 jit; default 5.4):
+#                       a mutant equivalent on 5.4 may not be elsewhere
 #
 # The suites: the C tests (build/tests/test_*), the fuzzer's replay of
 # its corpus, the busted specs, and tests/cli.sh, hostile.sh, docs.sh,
 # examples.sh.  Not the random ones (storm, soak: make storm, make soak)
 # and not package.sh (installation, unchanged by a mutant of src/).
 cd "$(dirname "$0")/.." || exit 2
-LIST=tests/mutations.txt
-TMO=${MUTATE_TIMEOUT:-120}
-LUA=lua5.4
-command -v $LUA >/dev/null && pkg-config --exists lua5.4 ||
-  { echo "mutate: needs Lua 5.4 (sh tests/deps.sh)"; exit 2; }
+LIST=${MUTATE_LIST:-tests/mutations.txt}
+TMO=${MUTATE_TIMEOUT:-60}
+V=${MUTATE_LUA:-5.4}
+if [ "$V" = jit ]; then LUA=luajit PC=luajit; else LUA=lua$V PC=lua$V; fi
+command -v $LUA >/dev/null && pkg-config --exists $PC ||
+  { echo "mutate: needs Lua $V (sh tests/deps.sh)"; exit 2; }
+# the list is read by Lua 5.4's interpreter, whatever version is tested
+command -v lua5.4 >/dev/null || { echo "mutate: needs lua5.4"; exit 2; }
 [ -x /usr/bin/busted ] || { echo "mutate: needs busted (sh tests/deps.sh)"; exit 2; }
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/lwmutate.XXXXXX") || exit 2
@@ -35,10 +41,10 @@ else trap 'rm -rf "$W"' EXIT; trap 'exit 130' INT TERM; fi
 tar --exclude=./build --exclude=./.git -cf - . | tar -xf - -C "$W" || exit 2
 # the list parses (a search text that no longer matches is reported below,
 # as an error of its mutant)
-$LUA tests/mutate.lua names $LIST >"$W/names" || { echo "mutate: fix $LIST"; exit 1; }
+lua5.4 tests/mutate.lua names $LIST >"$W/names" || { echo "mutate: fix $LIST"; exit 1; }
 
 # warnings stay warnings: a mutant may leave a variable unused
-MK="make -s --no-print-directory -C $W LUA=5.4 B=build WARN=-std=c99"
+MK="make -s --no-print-directory -C $W LUA=$V B=build WARN=-std=c99"
 build() { $MK all tests-c >"$W/build.log" 2>&1; }
 
 SUITES="test_map test_timerq test_store test_sched test_mutants fuzz test_oom spec cli hostile docs examples"
@@ -53,7 +59,7 @@ run_suite() {
       (cd "$W" && LUA_CPATH="build/?.so;;" LUAWEAVE_BUILD=build LUAWEAVE_LUA=$LUA \
         timeout -k 5 "$TMO" $LUA /usr/bin/busted -o TAP spec) ;;
     *)
-      (cd "$W" && LUAWEAVE_BUILD=build LUAWEAVE_LUA=$LUA LUAWEAVE_V=5.4 \
+      (cd "$W" && LUAWEAVE_BUILD=build LUAWEAVE_LUA=$LUA LUAWEAVE_V=$V \
         timeout -k 5 "$TMO" sh "tests/$1.sh") ;;
   esac >"$W/out" 2>&1
   rc=$?
@@ -82,7 +88,7 @@ run_all() {
 }
 
 START=$(date +%s)
-echo "mutate: building the unmutated tree in $W"
+echo "mutate: Lua $V, building the unmutated tree in $W"
 build || { echo "mutate: the unmutated tree does not build:"; tail -20 "$W/build.log"; exit 2; }
 run_all
 if [ -n "$KILLERS" ]; then
@@ -101,7 +107,7 @@ while IFS="$TAB" read -r name file; do
   N=$((N + 1))
   t0=$(date +%s)
   cp "$W/$file" "$W/orig.c"
-  if ! $LUA tests/mutate.lua apply $LIST "$name" "$W" 2>"$W/out"; then
+  if ! lua5.4 tests/mutate.lua apply $LIST "$name" "$W" 2>"$W/out"; then
     ERR=$((ERR + 1)); echo "ERROR     $name: $(cat "$W/out")"
   elif ! build; then
     ERR=$((ERR + 1)); echo "ERROR     $name: does not build ($file)"

@@ -522,6 +522,178 @@ static void test_empty_map_freed(void **state) {
   lw_map_free(&m);
 }
 
+/* ------------------------------------------------------------------ */
+/* sched-fresh-check, sched-fresh-function: a deferred start whose
+   thread was run directly meanwhile (coroutine.resume, or a raw
+   lua_resume from C that leaves its results on the thread's stack) had
+   its start: the deferred entry must not run it a second time, nor call
+   what the first run left on its stack. */
+static int raw_resume(lua_State *co, lua_State *from, int nargs) {
+  int n;
+#if LUA_VERSION_NUM >= 504
+  return lua_resume(co, from, nargs, &n);
+#elif LUA_VERSION_NUM >= 502
+  (void)n;
+  return lua_resume(co, from, nargs);
+#else
+  (void)n;
+  (void)from;
+  return lua_resume(co, nargs);
+#endif
+}
+
+static void test_deferred_start_run_directly(void **state) {
+  lua_State *co;
+  (void)state;
+  open_all();
+  /* with arguments (packed) and without (K_START), resumed by
+     coroutine.resume before their turn */
+  lwt_do(L, "d = task.defer(function(...) L('d', ...); L('d2', coroutine.yield()) end, 'start')\n"
+            "e = task.defer(function(...) L('e', ...); L('e2', coroutine.yield()) end)\n"
+            "coroutine.resume(d, 'early') coroutine.resume(e, 'early')");
+  expect_log("d,early e,early");
+  assert_int_equal(0, step()); /* the starts, stale, run nothing */
+  expect_log("");
+  lwt_do(L, "task.spawn(d, 'again') task.spawn(e, 'again')");
+  expect_log("d2,again e2,again");
+  /* run to its end by a raw lua_resume from C: its results stay on its
+     stack, where the start's function was */
+  lwt_do(L, "f = task.defer(function() L('f') return 'not a function' end)");
+  co = global_thread("f");
+  assert_int_equal(LUA_OK, raw_resume(co, L, 0));
+  expect_log("f");
+  assert_int_equal(1, lua_gettop(co));
+  assert_int_equal(0, step());
+  expect_log("");
+  assert_int_equal(0, nerr); /* nothing tried to call the string */
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* sched-spawn-start-args: a host's thread holding a function and its
+   arguments, not started yet: task.spawn(co, ...) starts it with the
+   spawn's arguments, as a first coroutine.resume would. */
+static void test_spawn_drops_host_start_args(void **state) {
+  lua_State *co;
+  (void)state;
+  open_all();
+  co = lua_newthread(L);
+  lua_setglobal(L, "h");
+  luaL_loadstring(co, "L('h', ...)");
+  lua_pushliteral(co, "host1");
+  lua_pushliteral(co, "host2");
+  lwt_do(L, "task.spawn(h, 'spawned')");
+  expect_log("h,spawned");
+  assert_int_equal(0, nerr);
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* sched-plain-yield: a task that yields by coroutine.yield is no task
+   any more (someone else resumes it, or nobody): run to its end by a
+   raw resume, its thread can be recycled (5.4). */
+static void test_plain_yield_ends_task(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L, "g = task.spawn(function() coroutine.yield() return 1 end)\n"
+            "L(coroutine.resume(g))");
+  expect_log("true,1");
+#if LUA_VERSION_NUM >= 504
+  assert_int_equal(LW_OK, lw_sched_recycle(S, global_thread("g")));
+#else
+  assert_int_equal(LW_ENOTSUP, lw_sched_recycle(S, global_thread("g")));
+#endif
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* await-recheck-over: registering an await allocates (x's waiter list);
+   the GC runs a finalizer there that cancels x, whose end then finds
+   nobody on its list.  The awaiter must get x's end at once, not wait
+   for an end that has passed (a deadlock). */
+static void test_target_ends_while_registering(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L, "x = task.spawn(function() task.wait(10) end)\n"
+            "w = task.spawn(function()\n"
+            "  eager_gc()\n"
+            "  local fin = setmetatable({}, {__gc = function() L('gc'); task.cancel(x) end})\n"
+            "  fin = nil\n"
+            "  L('w', task.await(x))\n"
+            "end)\n"
+            "collectgarbage('setpause', 200) collectgarbage('setstepmul', 200)");
+  expect_log("gc w,false,cancelled");
+  assert_int_equal(LW_RETURNED, lw_status(st, global_thread("w")));
+  assert_int_equal(0, (int)lw_sched_waiting(S));
+  assert_int_equal(0, (int)lw_sched_deadlocked(S));
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* end-main-report: lw.run raises its main task's error; it is not
+   reported to the error callback as well (the CLI would print it
+   twice) */
+static void test_main_error_not_reported(void **state) {
+  (void)state;
+  open_all();
+  lwt_do(L, "ok, err = pcall(lw.run, function() task.wait() error('main failed', 0) end)\n"
+            "L(ok, err)");
+  expect_log("false,main failed");
+  assert_int_equal(0, nerr);
+  lwt_do(L, "ok, err = pcall(lw.run, function() error('at once', 0) end)\n"
+            "L(ok, err)");
+  expect_log("false,at once");
+  assert_int_equal(0, nerr);
+  close_all();
+}
+
+/* ------------------------------------------------------------------ */
+/* async-stale: a task suspended in an async operation is woken early
+   (task.spawn) and moves on to a timer; the operation's late completion
+   is dropped: the task is not resumed, and the host's push function,
+   whose values nobody would get, is not called. */
+static lw_async *pending_op;
+static int npush;
+
+static int c_async(lua_State *l) {
+  pending_op = lw_async_begin(l);
+  return lw_async_yield(l, pending_op);
+}
+
+static int push_one(lua_State *T, void *ud) {
+  (void)ud;
+  npush++;
+  lua_pushliteral(T, "late");
+  return 1;
+}
+
+static void test_late_async_completion_dropped(void **state) {
+  (void)state;
+  open_all();
+  lw_async_wrap(L, c_async);
+  lua_setglobal(L, "aop");
+  lwt_do(L, "t = task.spawn(function()\n"
+            "  L('a', aop())\n"
+            "  L('w', string.format('%.2f', task.wait(5)))\n"
+            "end)");
+  assert_non_null(pending_op);
+  assert_int_equal(1, (int)lw_sched_async(S));
+  lwt_do(L, "task.spawn(t, 'early')");
+  expect_log("a,early");
+  npush = 0;
+  assert_int_equal(LW_OK, lw_async_complete(pending_op, push_one, NULL));
+  pending_op = NULL;
+  assert_int_equal(0, npush);
+  assert_int_equal(0, (int)lw_sched_async(S));
+  assert_int_equal(0, step());
+  expect_log("");
+  clk = 5;
+  assert_int_equal(1, step());
+  expect_log("w,5.00");
+  assert_int_equal(0, nerr);
+  close_all();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_failed_close_then_new_life),
@@ -533,6 +705,12 @@ int main(void) {
     cmocka_unit_test(test_untracked_while_filing),
     cmocka_unit_test(test_refused_ends_once),
     cmocka_unit_test(test_empty_map_freed),
+    cmocka_unit_test(test_deferred_start_run_directly),
+    cmocka_unit_test(test_spawn_drops_host_start_args),
+    cmocka_unit_test(test_plain_yield_ends_task),
+    cmocka_unit_test(test_target_ends_while_registering),
+    cmocka_unit_test(test_main_error_not_reported),
+    cmocka_unit_test(test_late_async_completion_dropped),
   };
   if (getenv("LWT_FILTER")) cmocka_set_test_filter(getenv("LWT_FILTER"));
   return cmocka_run_group_tests_name("mutants", tests, NULL, NULL);
