@@ -36,11 +36,28 @@ static const char prelude[] =
   /* a GC that runs a whole cycle, finalizers included, at every
      allocation check: a finalizer runs at the first allocation after its
      object became garbage */
+  /* an object whose finalizer is fn (5.1 and LuaJIT finalize only
+     userdata) */
+  "function gcobj(fn)\n"
+  "  if newproxy then local p = newproxy(true); getmetatable(p).__gc = fn; return p end\n"
+  "  return setmetatable({}, {__gc = fn})\n"
+  "end\n"
   "function eager_gc()\n"
   "  collectgarbage('setpause', 0)\n"
   "  collectgarbage('setstepmul', 1000)\n"
   "  collectgarbage()\n"
   "end\n";
+
+/* where a finalizer runs: 5.2 and later run a whole cycle, finalizers
+   included, at the allocation check after an object became garbage
+   (eager_gc); 5.1 and LuaJIT call finalizers at other points of their
+   steps, so the two tests that need one inside a given allocation run
+   on 5.2-5.4 (make mutate runs 5.4) */
+#if LUA_VERSION_NUM >= 502 && !defined(LW_LUAJIT)
+#define EAGER_GC_TIMED 1
+#else
+#define EAGER_GC_TIMED 0
+#endif
 
 static void open_all(void) {
   L = lwt_state(&heap);
@@ -211,6 +228,7 @@ static void check_many(lua_State *co, int n, int want_status) {
     if (lua_tointeger(L, k + 1) != k) fail_msg("value %d is wrong", k);
 #else
   (void)k;
+  (void)n;
   assert_int_not_equal(0, lua_pcall(L, 1, LUA_MULTRET, 0));
   assert_non_null(strstr(lua_tostring(L, -1), "too many results"));
 #endif
@@ -315,9 +333,10 @@ static void test_early_wake_then_longer_wait(void **state) {
 static void test_finalizer_wakes_waiter_during_wake(void **state) {
   (void)state;
   open_all();
+#if EAGER_GC_TIMED
   lwt_do(L, "x = task.delay(1, function()\n"
             "  eager_gc()\n"
-            "  local fin = setmetatable({}, {__gc = function() L('gc'); task.spawn(w, 'fin') end})\n"
+            "  local fin = gcobj(function() L('gc'); task.spawn(w, 'fin') end)\n"
             "  fin = nil\n"
             "  return 'x'\n"
             "end)\n"
@@ -337,6 +356,7 @@ static void test_finalizer_wakes_waiter_during_wake(void **state) {
   step();
   expect_log("w2,5.00");
   assert_int_equal(0, nerr);
+#endif
   close_all();
 }
 
@@ -439,7 +459,7 @@ static void test_untracked_while_filing(void **state) {
             "  local me = coroutine.running()\n"
             "  task.wait(1)\n"
             "  eager_gc()\n"
-            "  local fin = setmetatable({}, {__gc = function() L('gc', lw.untrack(me)) end})\n"
+            "  local fin = gcobj(function() L('gc', lw.untrack(me)) end)\n"
             "  fin = nil\n"
             "  return 'a', 'b'\n"
             "end)");
@@ -461,6 +481,7 @@ static void test_untracked_while_filing(void **state) {
    task with that message instead, one end.  The onend callback hears
    each task end once, with an end status.  (LuaJIT has no C-call limit:
    the nesting would stop at the C stack.) */
+#ifndef LW_LUAJIT
 static int nends, nbadends;
 
 static void count_ends(void *ud, lua_State *co, int status) {
@@ -470,6 +491,7 @@ static void count_ends(void *ud, lua_State *co, int status) {
   if (status != LW_RETURNED && status != LW_FAILED && status != LW_CANCELLED)
     nbadends++;
 }
+#endif
 
 static void test_refused_ends_once(void **state) {
   (void)state;
@@ -619,10 +641,11 @@ static void test_plain_yield_ends_task(void **state) {
 static void test_target_ends_while_registering(void **state) {
   (void)state;
   open_all();
+#if EAGER_GC_TIMED
   lwt_do(L, "x = task.spawn(function() task.wait(10) end)\n"
             "w = task.spawn(function()\n"
             "  eager_gc()\n"
-            "  local fin = setmetatable({}, {__gc = function() L('gc'); task.cancel(x) end})\n"
+            "  local fin = gcobj(function() L('gc'); task.cancel(x) end)\n"
             "  fin = nil\n"
             "  L('w', task.await(x))\n"
             "end)\n"
@@ -631,6 +654,7 @@ static void test_target_ends_while_registering(void **state) {
   assert_int_equal(LW_RETURNED, lw_status(st, global_thread("w")));
   assert_int_equal(0, (int)lw_sched_waiting(S));
   assert_int_equal(0, (int)lw_sched_deadlocked(S));
+#endif
   close_all();
 }
 
