@@ -24,6 +24,9 @@
 # its corpus, the busted specs, and tests/cli.sh, hostile.sh, docs.sh,
 # examples.sh.  Not the random ones (storm, soak: make storm, make soak)
 # and not package.sh (installation, unchanged by a mutant of src/).
+# the whole script is one compound command, read before it runs: editing
+# this file during a run cannot change the run
+{
 cd "$(dirname "$0")/.." || exit 2
 LIST=${MUTATE_LIST:-tests/mutations.txt}
 TMO=${MUTATE_TIMEOUT:-60}
@@ -138,3 +141,5 @@ echo "mutate: $(($(date +%s) - START)) s, list $LIST, commit $(git rev-parse --s
 [ -n "$SURVIVORS" ] && echo "survivors:$SURVIVORS"
 echo "$N mutants, $K killed, $SV survived"
 [ $SV = 0 ] && [ $ERR = 0 ]
+exit
+}
