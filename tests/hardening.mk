@@ -28,7 +28,7 @@ soak: $(B)/tests/soak
 
 # make mutate: every mutation of tests/mutations.txt applied alone to a
 # scratch copy of the tree and run against the deterministic suites on
-# Lua 5.4; lists the survivors, exits 1 if any (tests/mutate.sh)
+# Lua 5.4; lists the survivors, exits 1 if any (tests/mutate)
 .PHONY: mutate
 mutate:
-	@sh tests/mutate.sh
+	@sh tests/mutate

@@ -1,4 +1,4 @@
--- tests/mutate.lua — the mutation list of tests/mutate.sh: parse it, check
+-- tests/mutate.lua — the mutation list of tests/mutate: parse it, check
 -- that every search text still matches, apply one mutation to a tree.
 --
 --   lua tests/mutate.lua check LIST ROOT        every mutation matches once
