@@ -25,3 +25,10 @@ $(B)/tests/soak: tests/soak.c $(HARD_DEPS)
 
 soak: $(B)/tests/soak
 	$(B)/tests/soak $(if $(SOAK_SECONDS),-t $(SOAK_SECONDS)) $(if $(SOAK_SEED),-s $(SOAK_SEED))
+
+# make mutate: every mutation of tests/mutations.txt applied alone to a
+# scratch copy of the tree and run against the deterministic suites on
+# Lua 5.4; lists the survivors, exits 1 if any (tests/mutate)
+.PHONY: mutate
+mutate:
+	@sh tests/mutate
