@@ -211,3 +211,13 @@ describe("a cancelled task", function()
     end)
   end
 end)
+
+describe("a task untracked before it returns", function()
+  it("is dead, and spawning it again raises", function()
+    local got = run(function()
+      local t = task.spawn(function() lw.untrack(coroutine.running()); return "a", "b" end)
+      return lw.status(t), coroutine.status(t), pcall(task.spawn, t)
+    end)
+    same(pack("untracked", "dead", false, "task.spawn: cannot resume dead coroutine"), got)
+  end)
+end)

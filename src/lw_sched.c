@@ -257,6 +257,11 @@ static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
   if (r != NULL) lws_task_end(S, co, r);
   if (tracked && st != LUA_OK && lw_status(S->s, co) != LW_FAILED)
     lws_refused(S, co, from);
+  /* a task untracked before it returned (by itself, by a __gc) leaves
+     its results where lua_resume put them; nobody reads a task's results
+     from its stack, and there they would make it look suspended (a
+     later spawn would call them) */
+  if (!tracked && st == LUA_OK && co != from) lua_settop(co, 0);
   return st;
 }
 

@@ -329,6 +329,21 @@ int lwst_values_filer(lua_State *co) {
 static int file_values(lw_store *s, lua_State *co, int first, int n,
                        int zero, int *kept) {
   int i, st, tries;
+  if (!lua_checkstack(co, n + 2)) {
+    /* no room for copies (5.1 and LuaJIT cap a C stack at 8,000 slots:
+       a return of more than about 4,000 values): file the values
+       themselves, as one try; a __gc error then costs them.  There
+       lua_checkstack refuses even 2 slots (the cap counts what is on
+       the stack already); the stack Lua grew for the values has them */
+    lua_rawgeti(co, LUA_REGISTRYINDEX, s->recref);
+    lua_insert(co, first);
+    if (zero) lua_pushinteger(co, 0);
+    else lua_pushthread(co);
+    lua_insert(co, first + 1);
+    st = lua_pcall(co, n + 1, 0, 0);
+    if (st != LUA_OK) lua_pop(co, 1); /* the error object */
+    return st;
+  }
   for (tries = 0;; tries++) {
     if (!lua_checkstack(co, n + 2)) return LUA_ERRMEM;
     lua_rawgeti(co, LUA_REGISTRYINDEX, s->recref);

@@ -723,7 +723,7 @@ static void test_late_async_completion_dropped(void **state) {
   close_all();
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_failed_close_then_new_life),
     cmocka_unit_test(test_many_values),
@@ -741,6 +741,5 @@ int main(void) {
     cmocka_unit_test(test_main_error_not_reported),
     cmocka_unit_test(test_late_async_completion_dropped),
   };
-  if (getenv("LWT_FILTER")) cmocka_set_test_filter(getenv("LWT_FILTER"));
-  return cmocka_run_group_tests_name("mutants", tests, NULL, NULL);
+  return lwt_main("mutants", tests, argc, argv);
 }
