@@ -1193,6 +1193,11 @@ static void check_tasks(void) {
     }
   }
   expect_int("errors reported", R.errors, M.errors);
+  {
+    long n = 0;
+    for (i = 0; i < M.ntask; i++) n += M.t[i].state == TS_AWAIT;
+    expect_int("lw_sched_waiting", (long)lw_sched_waiting(R.S), n);
+  }
 }
 
 static void c_create(input *in, int how) {
@@ -1456,6 +1461,17 @@ static int setup(void) {
 
 static void teardown(void) {
   int i;
+  if (trace) { /* the real side's log */
+    int n;
+    push_env("LOG");
+    n = (int)lw_rawlen(R.L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(R.L, -1, i);
+      fprintf(stderr, "  log %s\n", lua_tostring(R.L, -1));
+      lua_pop(R.L, 1);
+    }
+    lua_pop(R.L, 1);
+  }
   h_ctl("dead", 0); /* the probes rest */
   /* end everything, drop every reference: nothing may stay tracked */
   for (i = 0; i < M.ntask; i++)
@@ -1469,6 +1485,11 @@ static void teardown(void) {
   /* stale timers anchor their threads until their deadline (parks too) */
   M.now += 3 * PARK;
   for (i = 0; i < 8 && lw_sched_next(R.S) == 0; i++) lw_sched_step(R.S);
+  /* a thread that ended behind luaweave's back keeps its waiter list
+     (and with it its cancelled awaiters) until a step sweeps it, and
+     lw_sched_next says -1 then: one more step (docs/reliability.md,
+     findings) */
+  if (M.lost) lw_sched_step(R.S);
   for (i = 0; i < NSLOT; i++)
     if (M.slot[i].live) slot_drop(i);
   for (i = 0; i < NTASK; i++) forget(i);
@@ -1476,6 +1497,16 @@ static void teardown(void) {
   lua_gc(R.L, LUA_GCCOLLECT, 0);
   if (lw_store_check(R.s) != 0) fail("store invariants", "broken", "hold");
   if (lw_sched_check_invariants(R.S) != 0) fail("scheduler invariants", "broken", "hold");
+  if (trace && lw_store_count(R.s) != 0) {
+    size_t j;
+    for (j = 0; j < lw_map_capacity(&R.s->map); j++) {
+      lw_slot *sl = &R.s->map.slots[j];
+      if (sl->key != NULL)
+        fprintf(stderr, "  left: %p status %d task %d ticket %u main %d\n", (void *)sl->key,
+                (int)sl->rec.status, (int)sl->rec.task, sl->rec.ticket, (void *)sl->key == (void *)R.L);
+    }
+    fprintf(stderr, "  waiting %lu ready %lu\n", (unsigned long)lw_sched_waiting(R.S), (unsigned long)lw_sched_ready(R.S));
+  }
   expect_int("threads still tracked after the end", (long)lw_store_count(R.s), 0);
   lua_close(R.L);
 }
