@@ -1476,20 +1476,27 @@ static void teardown(void) {
   /* end everything, drop every reference: nothing may stay tracked */
   for (i = 0; i < M.ntask; i++)
     if (M.t[i].visible && !M.t[i].forgotten && !ended(&M.t[i])) c_cancel(i);
-  if (M.lost) /* the model's view may be wrong: every thread in T */
-    for (i = 0; i < NTASK; i++) {
-      lua_State *co = task_thread(i);
-      if (co != NULL) (void)lw_sched_cancel(R.S, co);
-    }
   check_tasks();
   /* stale timers anchor their threads until their deadline (parks too) */
   M.now += 3 * PARK;
   for (i = 0; i < 8 && lw_sched_next(R.S) == 0; i++) lw_sched_step(R.S);
-  /* a thread that ended behind luaweave's back keeps its waiter list
-     (and with it its cancelled awaiters) until a step sweeps it, and
-     lw_sched_next says -1 then: one more step (docs/reliability.md,
-     findings) */
-  if (M.lost) lw_sched_step(R.S);
+  if (M.lost) {
+    /* the model's view may be wrong: cancel every thread in T, and run
+       what is left, a few rounds (a task the model lost may still run
+       and make more); a thread that ended behind luaweave's back keeps
+       its waiter list, and with it its cancelled awaiters, until a step
+       sweeps it, while lw_sched_next says -1: step once more anyway
+       (docs/reliability.md, findings) */
+    int round, j;
+    for (round = 0; round < 4; round++) {
+      for (j = 0; j < NTASK; j++) {
+        lua_State *co = task_thread(j);
+        if (co != NULL) (void)lw_sched_cancel(R.S, co);
+      }
+      M.now += 3 * PARK;
+      lw_sched_step(R.S);
+    }
+  }
   for (i = 0; i < NSLOT; i++)
     if (M.slot[i].live) slot_drop(i);
   for (i = 0; i < NTASK; i++) forget(i);
