@@ -1303,6 +1303,9 @@ static void h_coresume(int id) {
   lua_State *co = task_thread(id);
   int ok, dead = ended(&M.t[id]);
   if (!M.lost && !M.installed && !(dead || raw_ok(id))) return;
+  /* before 5.4 a cancelled yield stays suspended to Lua: only luaweave
+     refuses it, and a raw resumption of it is the host's error */
+  if (!M.lost && !M.installed && dead && !R.is54 && M.t[id].result == R_CANCEL) return;
   push_env("ctl");
   lua_getfield(R.L, -1, "resume");
   lua_pushthread(co);
