@@ -873,6 +873,9 @@ static void finish(int id, int result, int a, int b, int drv) {
     t->result = R_UNKNOWN;
     t->untracked = 0;
     if (awaited(id)) lose("a raw end with awaiters: the sweep decides when they hear");
+    /* stale registrations too: the list may outlive the thread's end
+       (fuzz/regress/raw-end-list-kept, an open finding) */
+    else if (t->nwaiters > 0) lose("a raw end with a waiter list");
     return;
   }
   t->result = result;
