@@ -215,6 +215,11 @@ static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
     lua_pop(co, nargs);
     return LW_EMEM;
   }
+  /* an awaiter resumed out of turn (task.spawn of it): its
+     registrations go stale; a target that never ends, or ended behind
+     luaweave's back, would keep them, and with them both threads, until
+     a sweep that nothing else may ask for: at the step's end */
+  if (r->task == T_AWAIT) S->wsweep = 1;
   lws_task_put(S, r, T_RUNNING);
   {
     /* what co's own task.wait etc. will want: its record, while the map

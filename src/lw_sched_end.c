@@ -150,8 +150,19 @@ static int end_protected(lua_State *L) {
 void lws_onend(void *ud, lua_State *co, lua_State *L) {
   lw_sched *S = (lw_sched *)ud;
   ending a;
+  lw_rec *r;
   int st;
   if (LWS_GONE(S)) return;
+  /* a task ended by another path than the scheduler's own resumption
+     (lw.resume, an installed coroutine.resume or close, lw_cancel,
+     lw_reset) ends its suspension with it: its wait's timer, a queued
+     start or a wake must not resume it, nor its await count as waiting
+     (a false deadlock).  The scheduler's own resumption does this itself
+     (resume_rec).  Never allocates. */
+  if (co != S->runco && (r = lws_task_rec(S, co)) != NULL) {
+    if (r->task == T_AWAIT) S->wsweep = 1; /* its registrations go stale */
+    lws_task_end(S, co, r);
+  }
   a.report = co == S->runco || co == S->cancelling;
   if (S->wlists == 0 && S->onend == NULL && S->npend == 0 &&
       !(a.report && lw_status(S->s, co) == LW_FAILED))
