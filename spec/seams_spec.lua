@@ -221,3 +221,17 @@ describe("a task untracked before it returns", function()
     same(pack("untracked", "dead", false, "task.spawn: cannot resume dead coroutine"), got)
   end)
 end)
+
+describe("a task woken early from outside the scheduler", function()
+  it("by an installed coroutine.resume is never resumed again by its wait's timer", function()
+    lw.install()
+    finally(function() lw.uninstall() end)
+    local got = run(function()
+      local t = task.spawn(function() task.wait(0.05); coroutine.yield(); return "late" end)
+      coroutine.resume(t, "early") -- ends the wait: t yields plainly
+      task.wait(0.1)               -- its timer, had it stayed, fell due first
+      return lw.status(t), coroutine.status(t)
+    end)
+    same(pack("yielded", "suspended"), got)
+  end)
+end)

@@ -194,6 +194,7 @@ static inline void lws_push_thread(lua_State *L, lua_State *co) {
 
 /* lw_sched_end.c: the one end path */
 void lws_onend(void *ud, lua_State *co, lua_State *L); /* the store's onend */
+void lws_onresume(void *ud, lua_State *co); /* the store's onresume */
 void lws_cancel(lw_sched *S, lua_State *co, lua_State *W);
 void lws_refused(lw_sched *S, lua_State *co, lua_State *W);
 void lws_report_msg(lw_sched *S, lua_State *co, const char *msg);

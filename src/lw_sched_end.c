@@ -194,6 +194,21 @@ void lws_onend(void *ud, lua_State *co, lua_State *L) {
   }
 }
 
+/* The store is about to resume the task co (lw_store.h, onresume).  If
+   that is not the scheduler's own resumption (lw.resume, an installed
+   coroutine.resume: an early wake), the task's wait, await, async
+   operation or queued start is over: its entries go stale with its task
+   state, and its registrations are swept at the step's end.  Never
+   allocates. */
+void lws_onresume(void *ud, lua_State *co) {
+  lw_sched *S = (lw_sched *)ud;
+  lw_rec *r;
+  if (LWS_GONE(S) || co == S->runco) return;
+  if ((r = lws_task_rec(S, co)) == NULL || r->task == T_RUNNING) return;
+  if (r->task == T_AWAIT) S->wsweep = 1;
+  lws_task_end(S, co, r);
+}
+
 /* co ended by the scheduler's own cancel: W is the running thread */
 void lws_cancel(lw_sched *S, lua_State *co, lua_State *W) {
   lua_State *prev = S->cancelling;

@@ -30,6 +30,7 @@ static void sched_close(lw_sched *S) {
   if (S->s != NULL && S->s->backref == &S->s) {
     S->s->backref = NULL;
     lw_store_setonend(S->s, NULL, NULL);
+    S->s->onresume = NULL;
   }
   lws_async_orphan(S);
   if (S->driver_free) S->driver_free(S);
@@ -98,6 +99,7 @@ static int open_protected(lua_State *L) {
   lw_timerq_init(&b->tq, b->f, b->ud);
   b->s->backref = &b->s;
   lw_store_setonend(b->s, lws_onend, b); /* the one end path */
+  b->s->onresume = lws_onresume;
   lw_store_onclose(b->s, sched_onclose, b);
   o->S = b;
   return 0;

@@ -446,6 +446,13 @@ int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
   } else if (!resumable(co, from, nargs)) {
     return LW_ESTATE;
   }
+  if (r != NULL && r->task != 0 && s->onresume != NULL) {
+    /* a task resumed here: its scheduler learns it (a wait or await
+       this resumption interrupts must not resume it again) */
+    unsigned long g = s->map.gen;
+    s->onresume(s->onend_ud, co);
+    r = lw_store_refind(s, co, r, g);
+  }
   if (r != NULL && r->status != 0) lwst_rec_reset(s, co, r, LW_RUNNING);
   gen = s->map.gen;
   st = lw_co_resume(co, from, nargs, &n);

@@ -41,6 +41,9 @@ struct lw_store {
      thread's awaiters); it raises no Lua error. */
   void (*onend)(void *ud, lua_State *co, lua_State *L);
   void *onend_ud;
+  /* a task (a record with a task state) is about to be resumed by
+     lw_store_resume, with onend_ud; never allocates, raises nothing */
+  void (*onresume)(void *ud, lua_State *co);
   unsigned long gcerrs; /* __gc errors caught while returned values were
                            filed (5.1-5.3); the latest waits at values[0] */
   lw_store **backref;   /* set to NULL when the store goes (lua_close) */
