@@ -24,7 +24,8 @@
 **
 ** At every tenth of N the storm quiesces (drops every life, drains the
 ** scheduler, collects twice) and checks that nothing is left tracked;
-** the heap and the RSS at 10% and at the end must agree within 10%.
+** the heap (within 10%, or 32 KiB on a small heap) and the RSS (within
+** 10%) at 10% and at the end must agree.
 ** Exits 0 when every check held, 1 otherwise.
 */
 #include "harden.h"
@@ -953,8 +954,12 @@ int main(int argc, char **argv) {
     printf("storm: FAIL no address was reused: the storm proved nothing\n");
     ok = 0;
   }
-  if (heap_end > heap10 + heap10 / 10) {
-    printf("storm: FAIL the heap grew by more than 10%%\n");
+  /* 10%, or 32 KiB on a small heap: quiesced, it still holds arrays
+     that double and halve (anchors, queues, tables), and a 65 KiB heap
+     moved by one size class (64 to 72 KiB) on 5.2 between tenths; a leak
+     of one byte a lifecycle over 9/10 of N (N >= 200,000) is far more */
+  if (heap_end > heap10 + (heap10 / 10 > 32768 ? heap10 / 10 : 32768)) {
+    printf("storm: FAIL the heap grew by more than 10%% (and 32 KiB)\n");
     ok = 0;
   }
   if (rss_end > rss10 + rss10 / 10) {
