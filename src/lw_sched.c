@@ -519,7 +519,7 @@ static int step_protected(lua_State *L) {
     /* an end the scheduler did not hear of (a raw lua_resume, a memory
        error on the end path), or awaiters gone stale: look at the
        awaited threads, when told to or when nothing else could run */
-    if (S->exited || !(S->wsweep || lws_stuck(S))) break;
+    if (S->exited || !(S->wsweep || (lws_idle(S) && S->wlists > 0))) break;
     lws_sweep(S, L);
     if (S->qlen == 0) break;
   }
@@ -608,10 +608,12 @@ void lw_sched_clear(lw_sched *S, lua_State *W) {
   tasks_clear(S);
 }
 
-int lws_stuck(const lw_sched *S) {
-  return S->qlen == 0 && lw_sched_ntimers(S) == 0 && S->nasync == 0 &&
-         S->nwaiting > 0;
+/* nothing queued, no timer, no async operation out */
+int lws_idle(const lw_sched *S) {
+  return S->qlen == 0 && lw_sched_ntimers(S) == 0 && S->nasync == 0;
 }
+
+int lws_stuck(const lw_sched *S) { return lws_idle(S) && S->nwaiting > 0; }
 
 static int sweep_protected(lua_State *L) {
   lws_sweep((lw_sched *)lua_touserdata(L, 1), L);

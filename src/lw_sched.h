@@ -105,6 +105,7 @@ static inline size_t lw_sched_ntimers(const lw_sched *S) {
 /* 1 if nothing is queued, no timer is set, no async operation is out,
    and tasks await (before any sweep: see lw_sched_deadlocked) */
 int lws_stuck(const lw_sched *S);
+int lws_idle(const lw_sched *S); /* nothing queued, timed or out */
 
 /* the scheduler of the running task's state, raising if none can be made */
 lw_sched *lw_sched_check(lua_State *L);
