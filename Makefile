@@ -125,7 +125,7 @@ examples: $(EX_BIN)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
-$(B)/tests/%: tests/%.c tests/lwtest.h $(B)/libluaweave.a $(HDRS)
+$(B)/tests/%: tests/%.c tests/lwtest.h tests/lwtsched.h $(B)/libluaweave.a $(HDRS)
 	@mkdir -p $(B)/tests
 	$(CC) $(CFLAGS_ALL) -Itests $< -o $@ $(B)/libluaweave.a $(LUA_LIBS) $(UV_LIBS) $(CMOCKA_LIBS) -lm $(TEST_LDFLAGS) $(LDFLAGS)
 

@@ -2,26 +2,11 @@
    unhandled means "not awaited by the end of the step"; a host on the
    stepped or attached driver learns of ends and of deadlock.  Stepped by
    hand from C on a fake clock; attached on a real libuv loop. */
-#include "lwtest.h"
-#include <stdio.h>
+#include "lwtsched.h"
 #include <uv.h>
 
-static lwt_heap heap;
-static lua_State *L;
-static lw_sched *S;
-static double clk;
-static int nerr, nend, endst[16];
+static int nend, endst[16];
 static lua_State *endco[16];
-static char lasterr[512];
-
-static double fake_clock(void *ud) { return *(double *)ud; }
-
-static void on_error(void *ud, lua_State *co, const char *msg) {
-  (void)ud;
-  (void)co;
-  nerr++;
-  snprintf(lasterr, sizeof lasterr, "%s", msg ? msg : "(null)");
-}
 
 static void on_end(void *ud, lua_State *co, int status) {
   (void)ud;
@@ -32,58 +17,10 @@ static void on_end(void *ud, lua_State *co, int status) {
   nend++;
 }
 
-static const char prelude[] =
-  "task = require 'luaweave.task'\n"
-  "lw = require 'luaweave'\n"
-  "log = {}\n"
-  "function L(...)\n"
-  "  local t = {}\n"
-  "  for i = 1, select('#', ...) do t[i] = tostring((select(i, ...))) end\n"
-  "  log[#log + 1] = table.concat(t, ',')\n"
-  "end\n"
-  "function flush() local s = table.concat(log, ' '); log = {}; return s end\n";
-
 static void open_all(void) {
-  L = lwt_state(&heap);
-  S = lw_sched_open(L);
-  assert_non_null(S);
-  clk = 0;
-  nerr = nend = 0;
-  lasterr[0] = 0;
-  lw_sched_setclock(S, fake_clock, &clk);
-  lw_sched_onerror(S, on_error, NULL);
+  lwt_open();
+  nend = 0;
   lw_sched_onend(S, on_end, NULL);
-  lwt_do(L, prelude);
-}
-
-static void close_all(void) {
-  assert_int_equal(0, lw_sched_check_invariants(S));
-  lua_close(L);
-  assert_int_equal(0, heap.blocks);
-  L = NULL;
-  S = NULL;
-}
-
-static int step(void) {
-  int n = lw_sched_step(S);
-  assert_int_equal(0, lw_sched_check_invariants(S));
-  return n;
-}
-
-static void expect_log(const char *want) {
-  lua_getglobal(L, "flush");
-  lua_call(L, 0, 1);
-  assert_string_equal(want, lua_tostring(L, -1));
-  lua_pop(L, 1);
-}
-
-static lua_State *global_thread(const char *name) {
-  lua_State *co;
-  lua_getglobal(L, name);
-  co = lua_tothread(L, -1);
-  assert_non_null(co);
-  lua_pop(L, 1);
-  return co;
 }
 
 /* a tracked thread t that yields once, and a task awaiting it */

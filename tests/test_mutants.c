@@ -3,36 +3,12 @@
    through (make mutate, docs/reliability.md).  Deterministic: a fake
    clock, counted steps and resumptions, no wall-clock time.
    LWT_FILTER=<name> runs one test. */
-#include "lwtest.h"
-#include <stdio.h>
+#include "lwtsched.h"
 
-static lwt_heap heap;
-static lua_State *L;
-static lw_sched *S;
 static lw_store *st;
-static double clk;            /* the fake clock, in seconds */
-static int nerr;              /* error callback calls */
-static char lasterr[512];
 
-static double fake_clock(void *ud) { return *(double *)ud; }
-
-static void on_error(void *ud, lua_State *co, const char *msg) {
-  (void)ud;
-  (void)co;
-  nerr++;
-  snprintf(lasterr, sizeof lasterr, "%s", msg ? msg : "(null)");
-}
-
+/* beside lwtsched.h's prelude */
 static const char prelude[] =
-  "task = require 'luaweave.task'\n"
-  "lw = require 'luaweave'\n"
-  "log = {}\n"
-  "function L(...)\n"
-  "  local t = {}\n"
-  "  for i = 1, select('#', ...) do t[i] = tostring((select(i, ...))) end\n"
-  "  log[#log + 1] = table.concat(t, ',')\n"
-  "end\n"
-  "function flush() local s = table.concat(log, ' '); log = {}; return s end\n"
   /* a GC that runs a whole cycle, finalizers included, at every
      allocation check: a finalizer runs at the first allocation after its
      object became garbage */
@@ -60,50 +36,10 @@ static const char prelude[] =
 #endif
 
 static void open_all(void) {
-  L = lwt_state(&heap);
-  S = lw_sched_open(L);
-  assert_non_null(S);
+  lwt_open();
   st = lw_store_get(L);
   assert_non_null(st);
-  clk = 0;
-  nerr = 0;
-  lasterr[0] = 0;
-  lw_sched_setclock(S, fake_clock, &clk);
-  lw_sched_onerror(S, on_error, NULL);
   lwt_do(L, prelude);
-  assert_int_equal(0, lw_sched_check_invariants(S));
-}
-
-static void close_all(void) {
-  assert_int_equal(0, lw_sched_check_invariants(S));
-  lua_close(L);
-  assert_int_equal(0, heap.blocks); /* scheduler and store included */
-  L = NULL;
-  S = NULL;
-  st = NULL;
-}
-
-/* one step, checked; the number of resumptions it made */
-static int step(void) {
-  int n = lw_sched_step(S);
-  assert_int_equal(0, lw_sched_check_invariants(S));
-  return n;
-}
-
-static void expect_log(const char *want) {
-  lua_getglobal(L, "flush");
-  lua_call(L, 0, 1);
-  assert_string_equal(want, lua_tostring(L, -1));
-  lua_pop(L, 1);
-}
-
-static lua_State *global_thread(const char *name) {
-  lua_State *co;
-  lua_getglobal(L, name);
-  co = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  assert_non_null(co);
-  return co;
 }
 
 /* ------------------------------------------------------------------ */

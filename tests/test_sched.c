@@ -1,65 +1,10 @@
 /* The scheduler stepped by hand from C on a fake clock: order, timers,
    next deadline, cancel in every state, await/any, deadlock, errors,
    exit, async C functions, and churn.  No libuv loop is involved. */
-#include "lwtest.h"
+#include "lwtsched.h"
 #include <math.h>
-#include <stdio.h>
 
-static lwt_heap heap;
-static lua_State *L;
-static lw_sched *S;
-static double clk;            /* the fake clock, in seconds */
-static int nerr;              /* error callback calls */
-static char lasterr[512];
-
-static double fake_clock(void *ud) { return *(double *)ud; }
-
-static void on_error(void *ud, lua_State *co, const char *msg) {
-  (void)ud;
-  (void)co;
-  nerr++;
-  snprintf(lasterr, sizeof lasterr, "%s", msg ? msg : "(null)");
-}
-
-static const char prelude[] =
-  "task = require 'luaweave.task'\n"
-  "lw = require 'luaweave'\n"
-  "log = {}\n"
-  "function L(...)\n"
-  "  local t = {}\n"
-  "  for i = 1, select('#', ...) do t[i] = tostring((select(i, ...))) end\n"
-  "  log[#log + 1] = table.concat(t, ',')\n"
-  "end\n"
-  "function flush() local s = table.concat(log, ' '); log = {}; return s end\n";
-
-static void open_all(void) {
-  L = lwt_state(&heap);
-  S = lw_sched_open(L);
-  assert_non_null(S);
-  assert_ptr_equal(S, lw_sched_get(L));
-  clk = 0;
-  nerr = 0;
-  lasterr[0] = 0;
-  lw_sched_setclock(S, fake_clock, &clk);
-  lw_sched_onerror(S, on_error, NULL);
-  lwt_do(L, prelude);
-  assert_int_equal(0, lw_sched_check_invariants(S));
-}
-
-static void close_all(void) {
-  assert_int_equal(0, lw_sched_check_invariants(S));
-  lua_close(L);
-  assert_int_equal(0, heap.blocks); /* scheduler and store included */
-  L = NULL;
-  S = NULL;
-}
-
-/* one step, checked */
-static int step(void) {
-  int n = lw_sched_step(S);
-  assert_int_equal(0, lw_sched_check_invariants(S));
-  return n;
-}
+static void open_all(void) { lwt_open(); }
 
 /* step until nothing is queued or due; the count of resumptions */
 static int drain(void) {
@@ -71,22 +16,6 @@ static int drain(void) {
     assert_true(++guard < 1000);
   }
   return n;
-}
-
-static void expect_log(const char *want) {
-  lua_getglobal(L, "flush");
-  lua_call(L, 0, 1);
-  assert_string_equal(want, lua_tostring(L, -1));
-  lua_pop(L, 1);
-}
-
-static lua_State *global_thread(const char *name) {
-  lua_State *co;
-  lua_getglobal(L, name);
-  co = lua_tothread(L, -1);
-  assert_non_null(co);
-  lua_pop(L, 1); /* the global keeps it */
-  return co;
 }
 
 static int status_of(const char *name) {
@@ -539,7 +468,7 @@ static void test_onerror(void **state) {
   assert_int_equal(LW_FAILED, status_of("h"));
   /* NULL restores the default reporter (stderr) */
   lw_sched_onerror(S, NULL, NULL);
-  lw_sched_onerror(S, on_error, NULL);
+  lw_sched_onerror(S, lwt_on_error, NULL);
   close_all();
 }
 
