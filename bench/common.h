@@ -55,6 +55,21 @@ static inline int bench_nres(lua_State *co, int st, int *nres) {
 #endif
 #endif
 
+/* W3's lookup order: the same shuffle everywhere (no two lookups in a
+   row touch neighbouring memory) */
+static inline void shuffle(lua_State **a, long n) {
+  long i, x = 7;
+  for (i = n - 1; i > 0; i--) {
+    long j;
+    lua_State *tmp;
+    x = (long)(((long long)x * 16807) % 2147483647);
+    j = x % (i + 1);
+    tmp = a[i];
+    a[i] = a[j];
+    a[j] = tmp;
+  }
+}
+
 static inline lua_State *new_state(void) {
   lua_State *L = luaL_newstate();
   if (L == NULL) {

@@ -77,19 +77,6 @@ static void w2(lua_State *L, long n) {
 }
 
 /* W3: ns per store operation with n threads tracked */
-static void shuffle(lua_State **a, long n) {
-  long i, x = 7;
-  for (i = n - 1; i > 0; i--) {
-    long j;
-    lua_State *tmp;
-    x = (long)(((long long)x * 16807) % 2147483647);
-    j = x % (i + 1);
-    tmp = a[i];
-    a[i] = a[j];
-    a[j] = tmp;
-  }
-}
-
 #define TIMED(name, body)                                           \
   do {                                                              \
     double t0_ = now_s(), d_;                                       \

@@ -9,6 +9,9 @@
 ** wait once (here a plain yield: the C loop is the run queue), count.
 */
 #include "common.h"
+#include "../src/lw_key.h" /* the map's hash, for W3's probe floor */
+
+static size_t probe_hash(const void *p) { return lw_key_hash(p); }
 
 static int recycle;
 
@@ -113,11 +116,46 @@ static void w2(lua_State *L, long n) {
   printf("answer %.0f\n", sum);
 }
 
-/* W3 floor: ns per bare resume that yields one value */
+/* W3's lookup floor: a bare open-addressing table of the n thread
+   addresses (the map's hash, linear probing, a load of 1/2: the middle of
+   lw_map.c's 1/8..3/4), looked up in W3's shuffled order.  One cache miss
+   per lookup at 1M threads: no store can do better.  Adds the lookups
+   that found their thread to *ok. */
+static double probe_ns(lua_State **co, long n, long *ok) {
+  size_t cap = 16, mask, h;
+  const void **tab;
+  long i;
+  double t0, d;
+  while (cap < (size_t)n * 2) cap *= 2;
+  mask = cap - 1;
+  if ((tab = calloc(cap, sizeof *tab)) == NULL) exit(2);
+  for (i = 0; i < n; i++) {
+    for (h = probe_hash(co[i]) & mask; tab[h] != NULL; h = (h + 1) & mask) {}
+    tab[h] = co[i];
+  }
+  shuffle(co, n);
+  t0 = now_s();
+  for (i = 0; i < n; i++) {
+    for (h = probe_hash(co[i]) & mask; tab[h] != NULL; h = (h + 1) & mask)
+      if (tab[h] == co[i]) {
+        (*ok)++;
+        break;
+      }
+  }
+  d = now_s() - t0;
+  free(tab);
+  return d * 1e9 / (double)n;
+}
+
+/* W3 floor: ns per bare resume that yields one value, and per lookup
+   (probe_ns); the answer counts the resumes that yielded 1 and the
+   lookups that found their thread, halved: n when all did */
 static void w3(lua_State *L, long n) {
   long i, ok = 0;
   int nres, t;
   double t0, t1;
+  lua_State **cos = malloc(sizeof *cos * (size_t)(n > 0 ? n : 1));
+  if (cos == NULL) exit(2);
   load_fn(L, "local yield = coroutine.yield "
              "return function() while true do yield(1) end end");
   lua_createtable(L, (int)n, 0);
@@ -141,8 +179,15 @@ static void w3(lua_State *L, long n) {
   }
   t1 = now_s();
   printf("metric resume %.2f\n", (t1 - t0) * 1e9 / (double)n);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, t, (lua_Integer)i);
+    cos[i - 1] = lua_tothread(L, -1);
+    lua_pop(L, 1);
+  }
+  printf("metric probe %.2f\n", probe_ns(cos, n, &ok));
+  free(cos);
   printf("time %.9f\n", t1 - t0);
-  printf("answer %ld\n", ok);
+  printf("answer %.17g\n", (double)ok / 2);
 }
 
 /* W4: n short-lived threads, results dropped */

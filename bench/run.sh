@@ -1,7 +1,9 @@
 #!/bin/sh
 # bench/run.sh — luaweave's benchmark driver (issue 5).
 #
-#   sh bench/run.sh            every workload, every installed implementation,
+#   sh bench/run.sh            every workload, every installed implementation
+#                              (raw, lwc: C; lw: the CLI; simple, plain:
+#                              Lua-only schedulers; cqueues, luv: peers),
 #                              BENCH_RUNS (3) runs each: median time, max RSS,
 #                              tables, bench/results/latest.csv and *.png
 #   sh bench/run.sh --smoke    every workload and implementation at size 1000,
@@ -92,6 +94,7 @@ for v in $LUAS; do
   bd=$(builddir "$v")
   if [ -x "$bd/luaweave" ]; then echo "$v lw $bd/luaweave bench/lw.lua" >>"$TMP/impls"
   else say "skip luaweave on Lua $v: $bd/luaweave not built (make LUA=$v)"; fi
+  echo "$v simple $li bench/simple.lua" >>"$TMP/impls"
   echo "$v plain $li bench/plain.lua" >>"$TMP/impls"
   if has_mod "$v" cqueues; then echo "$v cqueues $li bench/cq.lua" >>"$TMP/impls"
   else say "skip cqueues on Lua $v: not installed (Debian lua-cqueues)"; fi
@@ -229,6 +232,12 @@ for w in W1 W2 W3 W4 W5; do
   if [ "$w" = W3 ]; then
     printf '%-5s %-12s %10s %-16s %10s %8s\n' lua impl size operation ns/op ratio
     awk -F, -v w=$w '$1 == w { printf "%-5s %-12s %10s %-16s %10s %8s\n", $2, $3, $4, $5, $7, $9 }' "$OUT/latest.csv"
+    # issue 19's W3 target: the C API's lookup against the bare probe
+    awk -F, '$1 == "W3" && $2 == "5.4" && $3 == "lwc" && $5 == "lookup" { l[$4] = $7 }
+             $1 == "W3" && $2 == "5.4" && $3 == "raw" && $5 == "probe" { p[$4] = $7 }
+             END { for (k in l) if (p[k] > 0)
+                     printf "lookup / probe floor at %s: %.2f (lw_status %s ns, bare probe %s ns)\n", k, l[k] / p[k], l[k], p[k] }' \
+      "$OUT/latest.csv" | sort -t' ' -k5n
   else
     printf '%-5s %-12s %10s %10s %10s %12s %8s %8s %9s\n' lua impl size median_s ns/thread maxRSS_KiB ratio cpu_s cpu_ratio
     awk -F, -v w=$w '$1 == w && $5 == "total" { printf "%-5s %-12s %10s %10.4f %10s %12s %8s %8s %9s\n", $2, $3, $4, $6, $7, $8, $9, $10, $11 }' "$OUT/latest.csv"
