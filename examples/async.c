@@ -74,22 +74,27 @@ static int l_sleep_ms(lua_State *L) {
   return lw_async_yield(L, op);
 }
 
+/* The order of the log is the program's, not the timers': the sleeper
+   starts only after the failing task was awaited, and the main task logs
+   before it awaits the sleeper, so no load can reorder it. */
 static const char script[] =
   "local task = require 'luaweave.task'\n"
   "local log = {}\n"
-  "task.spawn(function()\n"
-  "  local ms = sleep_ms(30)  -- only this task waits\n"
-  "  log[#log + 1] = 'slept ' .. ms\n"
-  "end)\n"
   "task.spawn(function() log[#log + 1] = 'other task runs' end)\n"
   "local failing = task.spawn(function() sleep_ms(10, 'boom') end)\n"
   "local ok, err = task.await(failing)\n"
   "log[#log + 1] = 'awaited ' .. tostring(ok) .. ' ' .. tostring(err)\n"
-  "task.wait(0.05)\n"
+  "local sleeper = task.spawn(function()\n"
+  "  local ms = sleep_ms(30)  -- only this task waits\n"
+  "  log[#log + 1] = 'slept ' .. ms\n"
+  "end)\n"
+  "log[#log + 1] = 'main runs meanwhile'\n"
+  "task.await(sleeper)\n"
   "return table.concat(log, ', ')\n";
 
 int main(void) {
-  const char *want = "other task runs, awaited false boom, slept 30";
+  const char *want =
+      "other task runs, awaited false boom, main runs meanwhile, slept 30";
   lua_State *L = luaL_newstate();
   const char *got;
   int ok;
