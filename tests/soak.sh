@@ -23,7 +23,11 @@ seed=$(sed -n 's/^soak: .*, seed \([0-9]*\), .*/\1/p' "$T/out")
 check "the soak runs to its report (${S} s, seed $seed)" has '^soak: seed .*: '
 check "tasks ran" lacks 'nothing ran'
 check "no check failed: results, invariants, errors (failures: 0)" has '^failures: *0$'
-check "the RSS at the end is within 1.2 times the RSS after warm-up" lacks 'RSS grew'
+if has 'RSS check not made'; then
+  n=$((n + 1)); echo "ok $n - the RSS at the end is within 1.2 times the RSS after warm-up # SKIP a ${S} s run has no steady state: make soak (600 s) checks it"
+else
+  check "the RSS at the end is within 1.2 times the RSS after warm-up" lacks 'RSS grew'
+fi
 check "the drain ends every task and leaves nothing tracked" lacks 'the drain left\|still tracked'
 check "exit 0: lua_close frees everything (exit $rc)" [ "$rc" = 0 ]
 exit $F
