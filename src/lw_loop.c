@@ -125,7 +125,7 @@ static void rearm(lw_sched *S);
    deadline) while the scheduler has work */
 static int run_shared(lw_sched *S, driver *d) {
   lw_luv_swap w;
-  int rc = LW_OK;
+  int rc = LW_OK, flushed = 0;
   if (lw_luv_errors_begin(S, &w)) return LW_EBUSY; /* inside uv.run */
   for (;;) {
     uv_loop_t *loop;
@@ -138,8 +138,17 @@ static int run_shared(lw_sched *S, driver *d) {
     }
     rearm(S);
     if (lws_isexited(S)) break;
-    if (lws_queued(S) == 0 && lw_sched_ntimers(S) == 0 && lw_sched_async(S) == 0)
-      break;
+    if (lws_queued(S) == 0 && lw_sched_ntimers(S) == 0 && lw_sched_async(S) == 0) {
+      /* one more turn before handing the loop back: handles that luv
+         callbacks closed in the last one finish closing (luv frees a
+         closing handle's memory when its userdata is collected, and
+         lua_close would otherwise free one still on the loop) */
+      if (flushed) break;
+      flushed = 1;
+      uv_run(loop, UV_RUN_NOWAIT);
+      continue;
+    }
+    flushed = 0;
     alive = uv_run(loop, lws_queued(S) > 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE);
     if (!alive && lws_queued(S) == 0 && lw_sched_ntimers(S) == 0 && !unstick(S))
       break;

@@ -112,9 +112,16 @@ void lw_luv_errors_end(lw_luv_swap *w) {
 /* ------------------------------------------------------------------ */
 /* sharing                                                             */
 
+/* lua_close: detach, and let the closes finish now, while this library is
+   loaded (Lua 5.1 and LuaJIT unload C libraries in the reverse order of
+   loading, so luaweave's code may be gone when luv's loop_gc runs the
+   close callbacks).  Not while uv.run runs the loop (never from lua_close,
+   but a finalizer must not assume) */
 static int detach_gc(lua_State *L) {
+  luv_ctx *c = *(luv_ctx **)lua_touserdata(L, 1);
   lw_sched *S = lw_sched_get(L);
-  if (S != NULL) lw_sched_detach(S);
+  if (S != NULL && lw_sched_detach(S) == LW_OK && c->loop != NULL && c->mode < 0)
+    uv_run(c->loop, UV_RUN_NOWAIT);
   return 0;
 }
 
@@ -128,7 +135,7 @@ static int attach_now(lua_State *L) {
   e = lws_attach_shared(S, c->loop);
   if (e == LW_EMEM) lws_raise_mem(L);
   if (e != LW_OK) return 0; /* attached already (to luv's or a host's loop) */
-  lua_newuserdata(L, 1);
+  *(luv_ctx **)lua_newuserdata(L, sizeof(luv_ctx *)) = c;
   if (luaL_newmetatable(L, DETACH_META)) {
     lua_pushcfunction(L, detach_gc);
     lua_setfield(L, -2, "__gc");
