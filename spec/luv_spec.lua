@@ -59,6 +59,21 @@ describe("luv and luaweave share one loop", function()
     assert.are.equal(expected .. "\nexit=0\n", out)
   end)
 
+  it("lw.run finds luv loaded behind luaweave's back (not through require)", function()
+    local out = child([[
+local lw = require 'luaweave'
+local task = require 'luaweave.task'
+local path
+for t in package.cpath:gmatch("[^;]+") do
+  local p = t:gsub("%?", "luv")
+  local f = io.open(p)
+  if f then f:close(); path = p; break end
+end
+local uv = assert(package.loadlib(path, "luaopen_luv"))()
+]] .. body .. "lw.run(job)\nprint(table.concat(log, ', '))\n")
+    assert.are.equal(expected .. "\nexit=0\n", out)
+  end)
+
   it("lw.run before luv is loaded moves over to luv's loop", function()
     local out = child("local lw = require 'luaweave'\nlocal task = require 'luaweave.task'\n"
       .. "local uv\nlw.run(function()\n  task.wait()\n  uv = require 'luv'\n"
