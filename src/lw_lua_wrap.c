@@ -61,7 +61,8 @@ static int wcb_gc(lua_State *L) {
 }
 
 /* the callback handed to fn: upvalue 1 its wcb, upvalue 2 the table that
-   parks synchronous values.  Raises on a second call. */
+   parks synchronous values (nil until then: most callbacks run later).
+   Raises on a second call, or when memory runs out. */
 static int wrap_callback(lua_State *L) {
   wcb *c = (wcb *)lua_touserdata(L, lua_upvalueindex(1));
   int i, n = lua_gettop(L);
@@ -69,9 +70,12 @@ static int wrap_callback(lua_State *L) {
     return luaL_error(L, "task.wrap: callback called more than once");
   if (c->state == CB_BEFORE) {
     c->state = CB_DONE;
-    for (i = n; i >= 1; i--) lua_rawseti(L, lua_upvalueindex(2), i);
+    lua_createtable(L, n, 1);
+    lua_insert(L, 1);
+    for (i = n; i >= 1; i--) lua_rawseti(L, 1, i);
     lua_pushinteger(L, n);
-    lua_setfield(L, lua_upvalueindex(2), "n");
+    lua_setfield(L, 1, "n");
+    lua_replace(L, lua_upvalueindex(2));
     return 0;
   } else {
     moving m;
@@ -99,14 +103,13 @@ static int wrap_call(lua_State *L) {
   c->op = NULL;
   luaL_getmetatable(L, WCB_META);
   lua_setmetatable(L, -2);
-  lua_newtable(L);
-  lua_pushvalue(L, -1);
-  lua_insert(L, 1);                /* parked values at 1, below fn */
+  lua_pushnil(L);                  /* the parked values, made if needed */
   lua_pushcclosure(L, wrap_callback, 2);
   lua_pushvalue(L, -1);
   lua_insert(L, 1);                /* keeps c reachable while fn runs */
   lua_call(L, argc, 0);            /* fn(a1 .. a(argc-1), cb) */
   if (c->state == CB_DONE) {       /* called back before returning */
+    lua_getupvalue(L, 1, 2);
     lua_getfield(L, 2, "n");
     n = (int)lua_tointeger(L, -1);
     luaL_checkstack(L, n, "task.wrap: too many callback values");
