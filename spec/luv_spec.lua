@@ -100,6 +100,23 @@ print("host alive")
     assert.are.equal(0, rc)
   end)
 
+  it("the CLI: an error in a luv callback is a task error (reported, exit 1)", function()
+    local cli = (os.getenv("LUAWEAVE_BUILD") or "build") .. "/luaweave"
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write("local uv = require 'luv'\nlocal t = uv.new_timer()\n",
+            "t:start(1, 0, function() t:close(); error('boom in luv') end)\n",
+            "task.wait(0.05)\nprint('main went on')\n")
+    f:close()
+    local p = assert(io.popen(cli .. " " .. path .. " 2>&1; echo \"exit=$?\""))
+    local out = p:read("*a")
+    p:close()
+    os.remove(path)
+    assert.matches("luaweave: [^\n]*boom in luv\nstack traceback:", out)
+    assert.matches("main went on\n", out, 1, true)
+    assert.matches("exit=1\n$", out)
+  end)
+
   it("luv's own handler is back once lw.run returns", function()
     local out, rc = child([[
 local lw = require 'luaweave'

@@ -8,10 +8,10 @@
 ** Debian's luv exports luv_loop, luv_set_loop and luv_set_callback, but
 ** `require` opens a C module RTLD_LOCAL, so no other module can link or
 ** dlsym them (and in Neovim they are the editor's copy).  So the bridge
-** reads the context with the layout luv.h publishes and touches three
-** fields: loop (read), mode (read: -1 unless uv.run is running) and
-** cb_pcall (replaced while luaweave runs the loop, then restored, which
-** is what luv_set_callback does).
+** reads the context with the layout luv.h publishes and touches four
+** fields: loop (read), mode (read: -1 unless uv.run is running), and
+** cb_pcall and L (replaced while luaweave runs the loop, then restored:
+** what luv_set_callback does, and the thread luv calls back on).
 **
 ** Either first.  luv first (Neovim; a script that requires luv, then
 ** luaweave.task): the scheduler attaches to luv's loop when the task
@@ -45,6 +45,7 @@ typedef struct luv_ctx {
 
 static const char CTX_KEY[] = "luv_context";
 static const char DETACH_META[] = "luaweave.luv.detach";
+static const char THREAD_KEY[] = "luaweave.luv.thread";
 
 /* luv's context with a loop, or NULL.  May raise a Lua memory error. */
 static luv_ctx *context(lua_State *L) {
@@ -68,6 +69,7 @@ static int add_traceback(lua_State *L) {
    error goes to the scheduler's reporter instead of exit(-1) */
 static int report_pcall(lua_State *L, int nargs, int nresults, int flags) {
   int top = lua_gettop(L), hidx = top - nargs, st;
+  const char *msg;
   lw_sched *S;
   (void)flags;
   lua_pushcfunction(L, add_traceback);
@@ -76,16 +78,28 @@ static int report_pcall(lua_State *L, int nargs, int nresults, int flags) {
   lua_remove(L, hidx);
   if (st == LUA_OK)
     return nresults == LUA_MULTRET ? lua_gettop(L) - top + nargs + 1 : nresults;
+  msg = lua_tostring(L, -1);
+  if (msg == NULL) msg = "(error object is not a string)";
   S = lw_sched_get(L);
-  if (S != NULL && !lws_gone(S)) lws_report_msg(S, L, lua_tostring(L, -1));
-  else fprintf(stderr, "luaweave: %s\n", lua_tostring(L, -1));
+  if (S != NULL && !lws_gone(S)) lws_report_msg(S, L, msg);
+  else fprintf(stderr, "luaweave: %s\n", msg);
   lua_pop(L, 1);
   return -st;
 }
 
+/* luv's context, and the thread luaweave has luv call back on, made once
+   and kept in the registry */
 static int find_protected(lua_State *L) {
   lw_luv_swap *w = (lw_luv_swap *)lua_touserdata(L, 1);
   w->ctx = context(L);
+  if (w->ctx == NULL) return 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
+  w->thread = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (w->thread == NULL) {
+    w->thread = lua_newthread(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
+  }
   return 0;
 }
 
@@ -101,11 +115,17 @@ int lw_luv_errors_begin(lw_sched *S, lw_luv_swap *w) {
   }
   w->prev = c->cb_pcall;
   c->cb_pcall = report_pcall;
+  w->prevL = c->L;
+  c->L = w->thread;
   return 0;
 }
 
 void lw_luv_errors_end(lw_luv_swap *w) {
-  if (w->ctx != NULL) ((luv_ctx *)w->ctx)->cb_pcall = w->prev;
+  luv_ctx *c = (luv_ctx *)w->ctx;
+  if (c != NULL) {
+    c->cb_pcall = w->prev;
+    c->L = w->prevL;
+  }
   w->ctx = NULL;
 }
 

@@ -20,11 +20,15 @@ int lw_luv_join(lw_sched *S);
 /* While luaweave itself runs luv's loop, errors raised in luv callbacks
    go to S's error reporter (as task errors) instead of luv's default
    (print, then exit the process): begin swaps luv's callback pcall in,
-   end restores it.  begin answers 1 when luv's own uv.run is running the
+   end restores it.  Meanwhile luv calls back on a thread of luaweave's
+   own: the thread luv keeps (the main thread, or on 5.1 the one that
+   loaded luv) may be a task suspended in a yield, such as the CLI's main
+   chunk, and a call on a suspended thread corrupts it.  begin answers 1 when luv's own uv.run is running the
    loop (luaweave must not run it again), else 0.  Raise no Lua error. */
 typedef struct lw_luv_swap {
   void *ctx;
   int (*prev)(lua_State *L, int nargs, int nresults, int flags);
+  lua_State *thread, *prevL; /* the thread luv calls back on */
 } lw_luv_swap;
 int lw_luv_errors_begin(lw_sched *S, lw_luv_swap *w);
 void lw_luv_errors_end(lw_luv_swap *w);
