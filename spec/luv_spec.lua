@@ -100,21 +100,35 @@ print("host alive")
     assert.are.equal(0, rc)
   end)
 
-  it("the CLI: an error in a luv callback is a task error (reported, exit 1)", function()
-    local cli = (os.getenv("LUAWEAVE_BUILD") or "build") .. "/luaweave"
+  -- the CLI's main chunk is a task, suspended while the loop runs
+  local function cli(code)
     local path = os.tmpname()
     local f = assert(io.open(path, "w"))
-    f:write("local uv = require 'luv'\nlocal t = uv.new_timer()\n",
-            "t:start(1, 0, function() t:close(); error('boom in luv') end)\n",
-            "task.wait(0.05)\nprint('main went on')\n")
+    f:write(code)
     f:close()
-    local p = assert(io.popen(cli .. " " .. path .. " 2>&1; echo \"exit=$?\""))
+    local p = assert(io.popen((os.getenv("LUAWEAVE_BUILD") or "build")
+      .. "/luaweave " .. path .. " 2>&1; echo \"exit=$?\""))
     local out = p:read("*a")
     p:close()
     os.remove(path)
+    return out
+  end
+
+  it("the CLI: an error in a luv callback is a task error (reported, exit 1)", function()
+    local out = cli("local uv = require 'luv'\nlocal t = uv.new_timer()\n"
+      .. "t:start(1, 0, function() t:close(); error('boom in luv') end)\n"
+      .. "task.wait(0.05)\nprint('main went on')\n")
     assert.matches("luaweave: [^\n]*boom in luv\nstack traceback:", out)
     assert.matches("main went on\n", out, 1, true)
     assert.matches("exit=1\n$", out)
+  end)
+
+  it("the CLI: luv never calls back on the suspended main chunk's thread", function()
+    local out = cli("local main = coroutine.running()\nlocal uv = require 'luv'\n"
+      .. "local t, same = uv.new_timer(), nil\n"
+      .. "t:start(1, 0, function() t:close(); same = coroutine.running() == main end)\n"
+      .. "task.wait(0.05)\nprint('on the main chunk thread: ' .. tostring(same))\n")
+    assert.are.equal("on the main chunk thread: false\nexit=0\n", out)
   end)
 
   it("luv's own handler is back once lw.run returns", function()
