@@ -10,8 +10,12 @@
 ** loop for the next deadline.  The prepare handle is unreferenced and the
 ** others are active only while there is work, so luaweave keeps the host's
 ** loop alive exactly as long as it has something to do.
+** Shared (lw_luv.c): attached to luv's loop, which uv.run or the host
+** (Neovim) runs, and which lw_sched_run also runs itself, rather than
+** luaweave's own loop, so that luv callbacks and tasks take turns.
 */
 #include "lw_sched.h"
+#include "lw_luv.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +27,7 @@ typedef struct attachment {
   uv_timer_t timer;
   lw_sched *S;          /* NULL once detached */
   int closing;          /* handles still to close */
+  int shared;           /* luv's loop (lws_attach_shared) */
 } attachment;
 
 typedef struct driver {
@@ -98,23 +103,85 @@ uv_loop_t *lw_sched_loop(lw_sched *S) {
   return own_loop(S);
 }
 
+static int collect(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  return 0;
+}
+
+/* The loop has nothing left that could complete the async operations
+   still out.  A task.wrap callback nobody holds any more completes its
+   own with an error when it is collected: collect once.  1 if that gave
+   a task work, 0 if nothing can (the run stops instead of spinning). */
+static int unstick(lw_sched *S) {
+  size_t before = lw_sched_async(S);
+  (void)lws_protect(S, collect, NULL); /* no memory: stop as stuck */
+  return lws_queued(S) > 0 || lw_sched_async(S) < before;
+}
+
+static void rearm(lw_sched *S);
+
+/* lw_sched_run on luv's loop: a step, then one turn of the loop (luv's
+   callbacks run there; the attachment's timer wakes it for the next
+   deadline) while the scheduler has work */
+static int run_shared(lw_sched *S, driver *d) {
+  lw_luv_swap w;
+  int rc = LW_OK, flushed = 0;
+  if (lw_luv_errors_begin(S, &w)) return LW_EBUSY; /* inside uv.run */
+  for (;;) {
+    uv_loop_t *loop;
+    int alive;
+    if (d->att == NULL) break; /* detached from C meanwhile */
+    loop = d->att->prep.loop;
+    if (lw_sched_step(S) == LW_EMEM) {
+      rc = LW_EMEM;
+      break;
+    }
+    rearm(S);
+    if (lws_isexited(S)) break;
+    if (lws_queued(S) == 0 && lw_sched_ntimers(S) == 0 && lw_sched_async(S) == 0) {
+      /* one more turn before handing the loop back: handles that luv
+         callbacks closed in the last one finish closing (luv frees a
+         closing handle's memory when its userdata is collected, and
+         lua_close would otherwise free one still on the loop) */
+      if (flushed) break;
+      flushed = 1;
+      uv_run(loop, UV_RUN_NOWAIT);
+      continue;
+    }
+    flushed = 0;
+    alive = uv_run(loop, lws_queued(S) > 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    if (!alive && lws_queued(S) == 0 && lw_sched_ntimers(S) == 0 && !unstick(S))
+      break;
+  }
+  lw_luv_errors_end(&w);
+  return rc;
+}
+
 int lw_sched_run(lw_sched *S) {
   driver *d;
-  uv_loop_t *loop;
+  uv_loop_t *loop = NULL;
   int rc = LW_OK;
   if (S == NULL || lws_gone(S)) return LW_EINVAL;
   if ((d = get_driver(S)) == NULL) return LW_EMEM;
-  if (d->att || d->running || lws_stepping(S)) return LW_EBUSY;
-  if ((loop = own_loop(S)) == NULL) return LW_EMEM;
+  if (d->running || lws_stepping(S)) return LW_EBUSY;
+  if (d->att == NULL && lw_luv_join(S) != LW_OK) return LW_EMEM;
+  if (d->att && !d->att->shared) return LW_EBUSY;
+  if (d->att == NULL && (loop = own_loop(S)) == NULL) return LW_EMEM;
   d->running = 1;
   S->poll = NULL; /* we run the loop ourselves */
   for (;;) {
-    int c = lw_sched_step(S);
+    int c;
+    if (d->att) { /* luv's, from the start or since `require "luv"` */
+      rc = run_shared(S, d);
+      break;
+    }
+    c = lw_sched_step(S);
     if (c == LW_EMEM) {
       rc = LW_EMEM;
       break;
     }
     if (lws_isexited(S)) break;
+    if (d->att) continue;
     if (lws_queued(S) > 0) {
       uv_run(loop, UV_RUN_NOWAIT);
     } else if (lw_sched_ntimers(S) > 0) {
@@ -124,13 +191,15 @@ int lw_sched_run(lw_sched *S) {
       uv_timer_stop(&d->own_timer);
       uv_unref((uv_handle_t *)&d->own_timer);
     } else if (lw_sched_async(S) > 0) {
-      uv_run(loop, UV_RUN_ONCE);
+      if (!uv_run(loop, UV_RUN_ONCE) && lws_queued(S) == 0 && !unstick(S)) break;
     } else {
       break;
     }
   }
-  S->poll = poll_own;
-  S->poll_ud = d;
+  if (d->att == NULL) {
+    S->poll = poll_own;
+    S->poll_ud = d;
+  }
   d->running = 0;
   if (rc != LW_OK) return rc;
   if (lws_isexited(S)) return LW_EEXITED;
@@ -163,14 +232,15 @@ static void on_closed(uv_handle_t *h) {
   if (--a->closing == 0) free(a);
 }
 
-int lw_sched_attach(lw_sched *S, uv_loop_t *loop) {
+static int attach(lw_sched *S, uv_loop_t *loop, int shared) {
   driver *d;
   attachment *a;
   if (S == NULL || loop == NULL || lws_gone(S)) return LW_EINVAL;
   if ((d = get_driver(S)) == NULL) return LW_EMEM;
-  if (d->att || d->running) return LW_EBUSY;
+  if (d->att || (d->running && !shared)) return LW_EBUSY;
   if ((a = (attachment *)calloc(1, sizeof *a)) == NULL) return LW_EMEM;
   a->S = S;
+  a->shared = shared;
   uv_prepare_init(loop, &a->prep);
   uv_idle_init(loop, &a->idle);
   uv_timer_init(loop, &a->timer);
@@ -183,6 +253,10 @@ int lw_sched_attach(lw_sched *S, uv_loop_t *loop) {
   rearm(S);
   return LW_OK;
 }
+
+int lw_sched_attach(lw_sched *S, uv_loop_t *loop) { return attach(S, loop, 0); }
+
+int lws_attach_shared(lw_sched *S, uv_loop_t *loop) { return attach(S, loop, 1); }
 
 int lw_sched_detach(lw_sched *S) {
   driver *d;

@@ -206,6 +206,7 @@ static const luaL_Reg task_funcs[] = {
   {"spawn", t_spawn}, {"defer", t_defer},   {"delay", t_delay},
   {"wait", t_wait},   {"cancel", t_cancel}, {"await", t_await},
   {"any", t_any},     {"exit", t_exit},     {"clock", t_clock},
+  {"wrap", lw_task_wrap},
   {NULL, NULL}
 };
 
@@ -250,6 +251,7 @@ int luaopen_luaweave_task(lua_State *L) {
   lua_createtable(L, 0, 9);
   lw_sched_pushbox(L);
   lw_setfuncs(L, task_funcs, 1);
+  lw_luv_share(L);
 #if LW_SUSPEND_WRAPPED
   wrap_suspending(L, -1);
 #endif

@@ -140,6 +140,8 @@ int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W);
 
 /* lw.run, and the luaweave.fs table (pushed) */
 int lw_lua_run(lua_State *L);
+int lw_task_wrap(lua_State *L); /* task.wrap (lw_lua_wrap.c) */
+void lw_luv_share(lua_State *L); /* one loop with luv (lw_luv.c) */
 int lw_fs_open(lua_State *L);
 
 /* invariant check for tests: 0 when sound, else a line number */

@@ -1,0 +1,162 @@
+-- One loop with luv (lw_luv.c): each case runs in a child interpreter
+-- (the one running this spec), so that luv stays out of the other specs'
+-- state.  Debian's luv serves every version here, LuaJIT through 5.1's.
+local function child(code)
+  local lua = os.getenv("LUAWEAVE_LUA") or "lua5.4"
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(code)
+  f:close()
+  local p = assert(io.popen("timeout 60 " .. lua .. " " .. path .. " 2>&1; echo \"exit=$?\""))
+  local out = p:read("*a")
+  p:close()
+  os.remove(path)
+  return out, tonumber(out:match("exit=(%d+)%s*$"))
+end
+
+-- a task that waits, awaits a wrapped fs_stat and a wrapped luv timer,
+-- while a bare luv timer fires in between: the log says in what order
+local body = [[
+local log = {}
+local function say(s) log[#log + 1] = s end
+local stat = task.wrap(uv.fs_stat, 2)
+local sleep = task.wrap(function(ms, cb)
+  local t = uv.new_timer()
+  t:start(ms, 0, function() t:close(); cb("slept") end)
+end, 2)
+local function job()
+  say("start")
+  task.wait(0.05)
+  say("waited")
+  local err, st = stat("/")
+  say("stat " .. tostring(err) .. " " .. st.type)
+  say(sleep(1))
+end
+local bare = uv.new_timer()
+bare:start(1, 0, function() bare:close(); say("luv timer") end)
+]]
+
+local expected = "start, luv timer, waited, stat nil directory, slept"
+
+describe("luv and luaweave share one loop", function()
+  it("luv first, uv.run() drives the tasks", function()
+    local out, rc = child("local uv = require 'luv'\nlocal task = require 'luaweave.task'\n"
+      .. body .. "task.spawn(job)\nuv.run()\nprint(table.concat(log, ', '))\n")
+    assert.are.equal(expected .. "\nexit=0\n", out)
+    assert.are.equal(0, rc)
+  end)
+
+  it("luaweave first, then require 'luv', uv.run() drives the tasks", function()
+    local out = child("local task = require 'luaweave.task'\nlocal uv = require 'luv'\n"
+      .. body .. "task.spawn(job)\nuv.run()\nprint(table.concat(log, ', '))\n")
+    assert.are.equal(expected .. "\nexit=0\n", out)
+  end)
+
+  it("lw.run drives luv: luv callbacks run while tasks wait", function()
+    local out = child("local lw = require 'luaweave'\nlocal uv = require 'luv'\n"
+      .. "local task = require 'luaweave.task'\n"
+      .. body .. "lw.run(job)\nprint(table.concat(log, ', '))\n")
+    assert.are.equal(expected .. "\nexit=0\n", out)
+  end)
+
+  it("lw.run finds luv loaded behind luaweave's back (not through require)", function()
+    local out = child([[
+local lw = require 'luaweave'
+local task = require 'luaweave.task'
+local path
+for t in package.cpath:gmatch("[^;]+") do
+  local p = t:gsub("%?", "luv")
+  local f = io.open(p)
+  if f then f:close(); path = p; break end
+end
+local uv = assert(package.loadlib(path, "luaopen_luv"))()
+]] .. body .. "lw.run(job)\nprint(table.concat(log, ', '))\n")
+    assert.are.equal(expected .. "\nexit=0\n", out)
+  end)
+
+  it("lw.run before luv is loaded moves over to luv's loop", function()
+    local out = child("local lw = require 'luaweave'\nlocal task = require 'luaweave.task'\n"
+      .. "local uv\nlw.run(function()\n  task.wait()\n  uv = require 'luv'\n"
+      .. body:gsub("\n", "\n  ") .. "job()\n  print(table.concat(log, ', '))\nend)\n")
+    assert.are.equal(expected .. "\nexit=0\n", out)
+  end)
+
+  it("an error in a luv callback run by lw.run is reported like a task error", function()
+    local out, rc = child([[
+local lw = require 'luaweave'
+local uv = require 'luv'
+local task = require 'luaweave.task'
+lw.run(function()
+  local t = uv.new_timer()
+  t:start(1, 0, function() t:close(); error("boom in luv") end)
+  task.wait(0.05)
+  print("task went on")
+end)
+print("host alive")
+]])
+    assert.matches("luaweave: [^\n]*boom in luv\nstack traceback:", out)
+    assert.matches("task went on\n", out, 1, true)
+    assert.matches("host alive\n", out, 1, true)
+    assert.are.equal(0, rc)
+  end)
+
+  -- the CLI's main chunk is a task, suspended while the loop runs
+  local function cli(code)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(code)
+    f:close()
+    local p = assert(io.popen((os.getenv("LUAWEAVE_BUILD") or "build")
+      .. "/luaweave " .. path .. " 2>&1; echo \"exit=$?\""))
+    local out = p:read("*a")
+    p:close()
+    os.remove(path)
+    return out
+  end
+
+  it("the CLI: an error in a luv callback is a task error (reported, exit 1)", function()
+    local out = cli("local uv = require 'luv'\nlocal t = uv.new_timer()\n"
+      .. "t:start(1, 0, function() t:close(); error('boom in luv') end)\n"
+      .. "task.wait(0.05)\nprint('main went on')\n")
+    assert.matches("luaweave: [^\n]*boom in luv\nstack traceback:", out)
+    assert.matches("main went on\n", out, 1, true)
+    assert.matches("exit=1\n$", out)
+  end)
+
+  it("the CLI: luv never calls back on the suspended main chunk's thread", function()
+    local out = cli("local main = coroutine.running()\nlocal uv = require 'luv'\n"
+      .. "local t, same = uv.new_timer(), nil\n"
+      .. "t:start(1, 0, function() t:close(); same = coroutine.running() == main end)\n"
+      .. "task.wait(0.05)\nprint('on the main chunk thread: ' .. tostring(same))\n")
+    assert.are.equal("on the main chunk thread: false\nexit=0\n", out)
+  end)
+
+  it("luv's own handler is back once lw.run returns", function()
+    local out, rc = child([[
+local lw = require 'luaweave'
+local uv = require 'luv'
+lw.run(function() end)
+local t = uv.new_timer()
+t:start(1, 0, function() t:close(); error("after run") end)
+uv.run()
+print("not reached")
+]])
+    assert.matches("after run", out, 1, true)
+    assert.is_nil(out:find("not reached", 1, true))
+    assert.are_not.equal(0, rc)
+  end)
+
+  it("a task cancelled while awaiting a wrapped luv call is not resumed", function()
+    local out = child([[
+local uv = require 'luv'
+local lw = require 'luaweave'
+local task = require 'luaweave.task'
+local stat = task.wrap(uv.fs_stat, 2)
+local t = task.spawn(function() stat("/"); print("resumed") end)
+task.cancel(t)
+uv.run()
+print(lw.status(t))
+]])
+    assert.are.equal("cancelled\nexit=0\n", out)
+  end)
+end)

@@ -1,0 +1,147 @@
+/*
+** lw_lua_wrap.c — task.wrap(fn, argc): any callback API, awaitable.
+**
+** The wrapped function calls fn with a callback in position argc and
+** suspends its task on an async token (lw_sched_async.c) until the
+** callback runs.  The callback is a C closure over a small userdata, the
+** token's only owner, which moves through four states:
+**   BEFORE  fn has not returned yet: a call here (a synchronous callback)
+**           parks its values in a table; the task never suspends;
+**   ASYNC   the task is suspended on the token: a call completes it;
+**   DONE    called: any further call raises "called more than once";
+**   (GC)    collected while ASYNC: the token is completed with an error,
+**           so a callback that will never run fails its task instead of
+**           leaving it (and a scheduler counting it) waiting forever.
+** A call after the task was cancelled consumes the token and the values
+** are discarded (lw_async_complete's contract): no resume, no leak.
+** The token is taken only after fn returned, so an error raised by fn
+** leaves nothing outstanding.
+*/
+#include "lw_sched.h"
+#include "lw_compat.h"
+
+enum { CB_BEFORE, CB_ASYNC, CB_DONE };
+
+typedef struct wcb {
+  int state;
+  lw_async *op;         /* while CB_ASYNC */
+} wcb;
+
+static const char WCB_META[] = "luaweave.wrap.callback";
+
+typedef struct moving {
+  lua_State *from;
+  int n;
+} moving;
+
+/* the callback's arguments, from its own thread onto the scheduler's
+   (run protected by lw_async_complete) */
+static int push_moved(lua_State *T, void *ud) {
+  moving *m = (moving *)ud;
+  luaL_checkstack(T, m->n, "task.wrap: too many callback values");
+  lua_xmove(m->from, T, m->n);
+  return m->n;
+}
+
+static int push_collected(lua_State *T, void *ud) {
+  (void)ud;
+  lua_pushliteral(T, "task.wrap: the callback was collected without being called");
+  return -1;
+}
+
+/* __gc: a token still out can never be completed by anyone now.  Raises
+   no Lua error (the completion runs its push protected). */
+static int wcb_gc(lua_State *L) {
+  wcb *c = (wcb *)lua_touserdata(L, 1);
+  if (c != NULL && c->state == CB_ASYNC) {
+    c->state = CB_DONE;
+    lw_async_complete(c->op, push_collected, NULL);
+  }
+  return 0;
+}
+
+/* the callback handed to fn: upvalue 1 its wcb, upvalue 2 the table that
+   parks synchronous values (nil until then: most callbacks run later).
+   Raises on a second call, or when memory runs out. */
+static int wrap_callback(lua_State *L) {
+  wcb *c = (wcb *)lua_touserdata(L, lua_upvalueindex(1));
+  int i, n = lua_gettop(L);
+  if (c->state == CB_DONE)
+    return luaL_error(L, "task.wrap: callback called more than once");
+  if (c->state == CB_BEFORE) {
+    c->state = CB_DONE;
+    lua_createtable(L, n, 1);
+    lua_insert(L, 1);
+    for (i = n; i >= 1; i--) lua_rawseti(L, 1, i);
+    lua_pushinteger(L, n);
+    lua_setfield(L, 1, "n");
+    lua_replace(L, lua_upvalueindex(2));
+    return 0;
+  } else {
+    moving m;
+    c->state = CB_DONE;
+    m.from = L;
+    m.n = n;
+    /* LW_ESTALE: the state is closing; LW_EMEM: the task is dropped (its
+       awaiters see a deadlock); neither is the caller's to handle */
+    lw_async_complete(c->op, push_moved, &m);
+    return 0;
+  }
+}
+
+/* W(fn, argc, ...), wrapped by lw_async_wrap: the body of every wrapped
+   function.  May raise (fn's errors, memory, outside a task). */
+static int wrap_call(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 2), n, i;
+  wcb *c;
+  if (!lw_yieldable(L))
+    return luaL_error(L, "task.wrap: wrapped function called outside a task");
+  lua_settop(L, argc + 1);         /* fn, argc, a1 .. a(argc-1) */
+  lua_remove(L, 2);
+  c = (wcb *)lua_newuserdata(L, sizeof *c);
+  c->state = CB_BEFORE;
+  c->op = NULL;
+  luaL_getmetatable(L, WCB_META);
+  lua_setmetatable(L, -2);
+  lua_pushnil(L);                  /* the parked values, made if needed */
+  lua_pushcclosure(L, wrap_callback, 2);
+  lua_pushvalue(L, -1);
+  lua_insert(L, 1);                /* keeps c reachable while fn runs */
+  lua_call(L, argc, 0);            /* fn(a1 .. a(argc-1), cb) */
+  if (c->state == CB_DONE) {       /* called back before returning */
+    lua_getupvalue(L, 1, 2);
+    lua_getfield(L, 2, "n");
+    n = (int)lua_tointeger(L, -1);
+    luaL_checkstack(L, n, "task.wrap: too many callback values");
+    for (i = 1; i <= n; i++) lua_rawgeti(L, 2, i);
+    return n;
+  }
+  c->op = lw_async_begin(L);
+  c->state = CB_ASYNC;
+  lua_settop(L, 0); /* the callback must not be kept alive by this frame */
+  return lw_async_yield(L, c->op);
+}
+
+/* task.wrap(fn, argc) */
+int lw_task_wrap(lua_State *L) {
+  static const char code[] =
+    "local W, fn, argc = ...\n"
+    "return function(...) return W(fn, argc, ...) end\n";
+  lua_Number argc;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  argc = luaL_checknumber(L, 2);
+  if (!(argc >= 1 && argc <= 250 && argc == (lua_Number)(int)argc))
+    return luaL_argerror(L, 2, "an integer from 1 to 250 expected");
+  if (luaL_newmetatable(L, WCB_META)) {
+    lua_pushcfunction(L, wcb_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=task.wrap") != 0)
+    return lua_error(L);
+  lw_async_wrap(L, wrap_call);
+  lua_pushvalue(L, 1);
+  lua_pushinteger(L, (lua_Integer)argc);
+  lua_call(L, 3, 1);
+  return 1;
+}

@@ -1,0 +1,207 @@
+/*
+** lw_luv.c — the luv bridge: one uv_loop_t shared with luv (Debian's
+** lua-luv, Neovim's vim.loop/vim.uv) when both live in a Lua state.
+**
+** Finding luv's loop.  luv keeps its context (luv.h's luv_ctx_t: loop,
+** main thread, callback pcall, ..., mode) in a full userdata at
+** registry["luv_context"] (luv_context() in luv.c, luv 1.36 and later).
+** Debian's luv exports luv_loop, luv_set_loop and luv_set_callback, but
+** `require` opens a C module RTLD_LOCAL, so no other module can link or
+** dlsym them (and in Neovim they are the editor's copy).  So the bridge
+** reads the context with the layout luv.h publishes and touches four
+** fields: loop (read), mode (read: -1 unless uv.run is running), and
+** cb_pcall and L (replaced while luaweave runs the loop, then restored:
+** what luv_set_callback does, and the thread luv calls back on).
+**
+** Either first.  luv first (Neovim; a script that requires luv, then
+** luaweave.task): the scheduler attaches to luv's loop when the task
+** library opens.  luaweave first: a package.preload entry for "luv"
+** loads the real module through the other searchers and then attaches.
+** lw.run also looks for luv when it starts.  Attached, tasks run as luv's
+** loop turns (uv.run, or Neovim's loop); lw.run runs luv's loop itself.
+**
+** Closing.  luv's loop finalizer (loop_gc) closes every handle still
+** open with luv's close callback, which takes handle->data for luv's own:
+** the scheduler's handles must be closing before it runs.  A finalizer
+** made at attach time, after luv's loop userdata, runs before that one
+** (finalizers run in the reverse order of their objects) and detaches.
+*/
+#include "lw_luv.h"
+#include "lw_compat.h"
+
+#include <stdio.h>
+
+typedef int (*luv_pcall_fn)(lua_State *L, int nargs, int nresults, int flags);
+
+/* luv.h's luv_ctx_t, the fields up to the last one read here */
+typedef struct luv_ctx {
+  uv_loop_t *loop;
+  lua_State *L;
+  luv_pcall_fn cb_pcall;
+  luv_pcall_fn thrd_pcall;
+  void *thrd_cpcall;
+  int mode;
+} luv_ctx;
+
+static const char CTX_KEY[] = "luv_context";
+static const char DETACH_META[] = "luaweave.luv.detach";
+static const char THREAD_KEY[] = "luaweave.luv.thread";
+
+/* luv's context with a loop, or NULL.  May raise a Lua memory error. */
+static luv_ctx *context(lua_State *L) {
+  luv_ctx *c;
+  lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+  c = (luv_ctx *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return c != NULL && c->loop != NULL ? c : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* errors in luv callbacks                                             */
+
+static int add_traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  lw_traceback(L, L, msg ? msg : "(error object is not a string)");
+  return 1;
+}
+
+/* luv's callback pcall while luaweave runs the loop: as luv's own, but an
+   error goes to the scheduler's reporter instead of exit(-1) */
+static int report_pcall(lua_State *L, int nargs, int nresults, int flags) {
+  int top = lua_gettop(L), hidx = top - nargs, st;
+  const char *msg;
+  lw_sched *S;
+  (void)flags;
+  lua_pushcfunction(L, add_traceback);
+  lua_insert(L, hidx);
+  st = lua_pcall(L, nargs, nresults, hidx);
+  lua_remove(L, hidx);
+  if (st == LUA_OK)
+    return nresults == LUA_MULTRET ? lua_gettop(L) - top + nargs + 1 : nresults;
+  msg = lua_tostring(L, -1);
+  if (msg == NULL) msg = "(error object is not a string)";
+  S = lw_sched_get(L);
+  if (S != NULL && !lws_gone(S)) lws_report_msg(S, L, msg);
+  else fprintf(stderr, "luaweave: %s\n", msg);
+  lua_pop(L, 1);
+  return -st;
+}
+
+/* luv's context, and the thread luaweave has luv call back on, made once
+   and kept in the registry */
+static int find_protected(lua_State *L) {
+  lw_luv_swap *w = (lw_luv_swap *)lua_touserdata(L, 1);
+  w->ctx = context(L);
+  if (w->ctx == NULL) return 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
+  w->thread = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (w->thread == NULL) {
+    w->thread = lua_newthread(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
+  }
+  return 0;
+}
+
+int lw_luv_errors_begin(lw_sched *S, lw_luv_swap *w) {
+  luv_ctx *c;
+  w->ctx = NULL;
+  w->prev = NULL;
+  if (lws_protect(S, find_protected, w) != LW_OK || w->ctx == NULL) return 0;
+  c = (luv_ctx *)w->ctx;
+  if (c->mode >= 0) { /* inside uv.run: its loop cannot be run again */
+    w->ctx = NULL;
+    return 1;
+  }
+  w->prev = c->cb_pcall;
+  c->cb_pcall = report_pcall;
+  w->prevL = c->L;
+  c->L = w->thread;
+  return 0;
+}
+
+void lw_luv_errors_end(lw_luv_swap *w) {
+  luv_ctx *c = (luv_ctx *)w->ctx;
+  if (c != NULL) {
+    c->cb_pcall = w->prev;
+    c->L = w->prevL;
+  }
+  w->ctx = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* sharing                                                             */
+
+/* lua_close: detach, and let the closes finish now, while this library is
+   loaded (Lua 5.1 and LuaJIT unload C libraries in the reverse order of
+   loading, so luaweave's code may be gone when luv's loop_gc runs the
+   close callbacks).  Not while uv.run runs the loop (never from lua_close,
+   but a finalizer must not assume) */
+static int detach_gc(lua_State *L) {
+  luv_ctx *c = *(luv_ctx **)lua_touserdata(L, 1);
+  lw_sched *S = lw_sched_get(L);
+  if (S != NULL && lw_sched_detach(S) == LW_OK && c->loop != NULL && c->mode < 0)
+    uv_run(c->loop, UV_RUN_NOWAIT);
+  return 0;
+}
+
+/* attach the state's scheduler to luv's loop, if luv is loaded and it is
+   not attached yet.  May raise. */
+static int attach_now(lua_State *L) {
+  lw_sched *S = lw_sched_check(L);
+  luv_ctx *c = context(L);
+  int e;
+  if (c == NULL) return 0;
+  e = lws_attach_shared(S, c->loop);
+  if (e == LW_EMEM) lws_raise_mem(L);
+  if (e != LW_OK) return 0; /* attached already (to luv's or a host's loop) */
+  *(luv_ctx **)lua_newuserdata(L, sizeof(luv_ctx *)) = c;
+  if (luaL_newmetatable(L, DETACH_META)) {
+    lua_pushcfunction(L, detach_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  luaL_ref(L, LUA_REGISTRYINDEX); /* lives until lua_close */
+  return 0;
+}
+
+void lw_luv_share(lua_State *L) {
+  static const char code[] =
+    "local attach = ...\n"
+    "local pk = package\n"
+    "if type(pk) ~= 'table' or type(pk.preload) ~= 'table' then return end\n"
+    "local searchers = pk.searchers or pk.loaders\n"
+    "if pk.loaded.luv ~= nil or pk.preload.luv ~= nil then return end\n"
+    "pk.preload.luv = function(name)\n"
+    "  pk.preload.luv = nil\n"
+    "  local why = {}\n"
+    "  for i = 1, #searchers do\n"
+    "    local f, extra = searchers[i](name)\n"
+    "    if type(f) == 'function' then\n"
+    "      local m = f(name, extra)\n"
+    "      if m == nil then m = pk.loaded[name] end\n"
+    "      attach()\n"
+    "      return m\n"
+    "    elseif type(f) == 'string' then why[#why + 1] = f end\n"
+    "  end\n"
+    "  error(\"module '\" .. name .. \"' not found:\" .. table.concat(why), 2)\n"
+    "end\n";
+  attach_now(L);
+  if (context(L) != NULL) return;
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.luv") != 0)
+    lua_error(L);
+  lua_pushcfunction(L, attach_now);
+  lua_call(L, 1, 0);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* for lw_sched_run: attach S to luv's loop if luv is loaded; LW_OK or
+   LW_EMEM, raises no Lua error */
+static int share_protected(lua_State *L) {
+  return attach_now(L);
+}
+
+int lw_luv_join(lw_sched *S) {
+  return lws_protect(S, share_protected, NULL);
+}

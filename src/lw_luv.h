@@ -1,0 +1,41 @@
+/*
+** lw_luv.h — the luv bridge (lw_luv.c) and the driver entry it uses
+** (lw_loop.c): one uv_loop_t shared with luv when both are in a state.
+*/
+#ifndef LW_LUV_H
+#define LW_LUV_H
+
+#include "lw_sched.h"
+
+#include <uv.h>
+
+/* Share one loop with luv: attach the state's scheduler to luv's loop now
+   if luv is loaded, else when `require "luv"` loads it.  May raise. */
+void lw_luv_share(lua_State *L);
+
+/* For lw_sched_run: attach S to luv's loop if luv is loaded in its state
+   and S is not attached.  LW_OK or LW_EMEM; raises no Lua error. */
+int lw_luv_join(lw_sched *S);
+
+/* While luaweave itself runs luv's loop, errors raised in luv callbacks
+   go to S's error reporter (as task errors) instead of luv's default
+   (print, then exit the process): begin swaps luv's callback pcall in,
+   end restores it.  Meanwhile luv calls back on a thread of luaweave's
+   own: the thread luv keeps (the main thread, or on 5.1 the one that
+   loaded luv) may be a task suspended in a yield, such as the CLI's main
+   chunk, and a call on a suspended thread corrupts it.  begin answers 1 when luv's own uv.run is running the
+   loop (luaweave must not run it again), else 0.  Raise no Lua error. */
+typedef struct lw_luv_swap {
+  void *ctx;
+  int (*prev)(lua_State *L, int nargs, int nresults, int flags);
+  lua_State *thread, *prevL; /* the thread luv calls back on */
+} lw_luv_swap;
+int lw_luv_errors_begin(lw_sched *S, lw_luv_swap *w);
+void lw_luv_errors_end(lw_luv_swap *w);
+
+/* lw_loop.c: attach S to luv's loop, also while lw_sched_run runs S on
+   luaweave's own loop (it moves over).  An LW_ code; raises no Lua
+   error. */
+int lws_attach_shared(lw_sched *S, uv_loop_t *loop);
+
+#endif
