@@ -81,8 +81,11 @@ $(B)/luaweave.so: $(LIB_OBJ)
 $(B)/libluaweave.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/luaweave: $(B)/obj/lw_cli.o $(B)/libluaweave.a
-	$(CC) -o $@ $< $(B)/libluaweave.a $(LUA_LIBS) $(UV_LIBS) -lm $(LDFLAGS)
+CLI_SRC := src/lw_cli.c src/lw_cli_run.c src/lw_cli_repl.c
+CLI_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(CLI_SRC))
+
+$(B)/luaweave: $(CLI_OBJ) $(B)/libluaweave.a
+	$(CC) -o $@ $(CLI_OBJ) $(B)/libluaweave.a $(LUA_LIBS) $(UV_LIBS) -lm $(LDFLAGS)
 
 $(B)/libluaweave.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libluaweave.so.$(SOMAJOR) -o $@ $^ $(LUA_LIBS) $(UV_LIBS) $(LDFLAGS)
