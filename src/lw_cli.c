@@ -281,6 +281,37 @@ static void noenv_paths(lua_State *L) {
 #endif
 }
 
+/* os.exit(code, true) closes the state, and with it the main chunk's
+   <close> variables (5.4).  Here the main chunk is a task, which
+   lua_close does not close: it goes through task.exit, after which the
+   piece of work that runs is closed (lw_cli_task) and the state too. */
+static void os_exit(lua_State *L) {
+#if LUA_VERSION_NUM >= 504 && !defined(LW_LUAJIT)
+  static const char wrap[] =
+    "local exit, texit = ...\n"
+    "return function(code, close)\n"
+    "  if close then\n"
+    "    local c = code\n"
+    "    if c == nil or c == true then c = 0 elseif c == false then c = 1 end\n"
+    "    if math.type(c) == 'integer' then pcall(texit, c) end\n"
+    "  end\n"
+    "  return exit(code, close)\n"
+    "end\n";
+  lua_getglobal(L, "os");
+  if (luaL_loadbuffer(L, wrap, sizeof wrap - 1, "=os.exit") != LUA_OK)
+    lua_error(L);
+  lua_getfield(L, -2, "exit");
+  lua_getglobal(L, "task");
+  lua_getfield(L, -1, "exit");
+  lua_remove(L, -2);
+  lua_call(L, 2, 1);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
+#else
+  (void)L;
+#endif
+}
+
 typedef struct runargs {
   int argc;
   char **argv;
@@ -306,6 +337,7 @@ static int pmain(lua_State *L) {
   lua_pushliteral(L, "luaweave.task");
   lua_call(L, 1, 1);
   lua_setglobal(L, "task");
+  os_exit(L);
   c->S = lw_sched_check(L);
   c->argc = r->argc;
   if (!ARG_LATE) set_arg(L, r->argc, r->argv, script);
@@ -376,6 +408,7 @@ int main(int argc, char **argv) {
     r.c.status = 1;
   }
   fflush(stdout);
+  if (r.c.S != NULL) lw_cli_sigint_close(&r.c);
   lua_close(L);
   return r.c.status;
 }

@@ -17,6 +17,7 @@ typedef struct lw_cli {
   lua_State *step;     /* the thread of the work running now, or NULL */
   int step_ended;      /* its end is recorded */
   int status;          /* the process's exit status */
+  int interrupted;     /* Ctrl-C found the loop waiting */
   int argc;
 } lw_cli;
 
@@ -48,6 +49,8 @@ void lw_cli_message(lua_State *L);
    it; a second one, before it is seen, ends the process as lua(1) does */
 void lw_cli_sigint_on(lw_cli *c);
 void lw_cli_sigint_off(void);
+/* before lua_close: the handle that wakes the loop goes */
+void lw_cli_sigint_close(lw_cli *c);
 
 /* the interactive prompt; the -e/-l work is done.  Raises memory
    errors only. */

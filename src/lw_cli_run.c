@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 /* The piece's end is recorded (lw_sched_onend): stop the loop as
    task.exit would, so that nothing else runs before it is dealt with.
@@ -24,7 +25,8 @@ static void on_end(void *ud, lua_State *co, int status) {
 }
 
 void lw_cli_message(lua_State *L) {
-  fprintf(stderr, "%s: %s\n", lw_cli_progname,
+  if (lw_cli_progname != NULL) fprintf(stderr, "%s: ", lw_cli_progname);
+  fprintf(stderr, "%s\n",
           lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
   fflush(stderr);
   lua_pop(L, 1);
@@ -68,23 +70,25 @@ static void report(lw_cli *c, lua_State *co) {
   lua_pop(L, 1);
 }
 
+/* "deadlock: n threads waiting", pushed */
+static void push_deadlock(lw_cli *c) {
+  size_t n = lw_sched_waiting(c->S);
+  if (n == 0) n = 1;
+  lua_pushfstring(c->L, "deadlock: %d thread%s waiting", (int)n,
+                  n > 1 ? "s" : "");
+}
+
 /* co can never end: it awaits what never comes, or it yielded to nobody
    (coroutine.yield at its top level, which lua(1) refuses) */
-static void report_stuck(lw_cli *c, lua_State *co, int rc) {
-  size_t n = lw_sched_waiting(c->S);
-  if (lua_status(co) == LUA_YIELD && lws_task_rec(c->S, co) == NULL) {
-    fprintf(stderr,
-            "%s: coroutine.yield() outside any coroutine: the main chunk "
-            "is a task, and nothing resumes a task that yields plainly "
-            "(use task.wait or task.await to suspend it)\n",
-            lw_cli_progname);
-  } else {
-    (void)rc;
-    if (n == 0) n = 1;
-    fprintf(stderr, "%s: deadlock: %lu thread%s waiting\n", lw_cli_progname,
-            (unsigned long)n, n > 1 ? "s" : "");
-  }
-  fflush(stderr);
+static void report_stuck(lw_cli *c, lua_State *co) {
+  if (lua_status(co) == LUA_YIELD && lws_task_rec(c->S, co) == NULL)
+    lua_pushliteral(c->L,
+      "coroutine.yield() outside any coroutine: the main chunk is a task, "
+      "and nothing resumes a task that yields plainly (use task.wait or "
+      "task.await to suspend it)");
+  else
+    push_deadlock(c);
+  lw_cli_message(c->L);
 }
 
 static void raise_mem(lua_State *L) {
@@ -119,6 +123,18 @@ int lw_cli_task(lw_cli *c, int nargs) {
   lws_setmain(S, NULL);
   c->step = NULL;
   if (rc == LW_EMEM) raise_mem(L);
+  if (c->interrupted && !c->step_ended) {
+    /* Ctrl-C while it waited in the loop: it ends there, as lua.c's
+       code ends where the interrupt finds it */
+    c->interrupted = 0;
+    lws_setexited(S, 0);
+    luaL_checkstack(L, 24, "report");
+    lw_traceback(L, co, "interrupted!");
+    lw_cli_message(L);
+    if (lw_sched_cancel(S, co) == LW_EMEM) raise_mem(L);
+    lua_settop(L, base - 1);
+    return LWC_FAILED;
+  }
   if (c->step_ended) {
     lws_setexited(S, 0);
     st = lw_status(lws_store(S), co);
@@ -142,7 +158,7 @@ int lw_cli_task(lw_cli *c, int nargs) {
     lua_settop(L, base - 1);
     return LWC_EXIT;
   }
-  report_stuck(c, co, rc);
+  report_stuck(c, co);
   lua_settop(L, base - 1);
   return LWC_STUCK;
 }
@@ -153,12 +169,16 @@ void lw_cli_drain(lw_cli *c) {
   rc = lw_sched_run(c->S);
   lw_cli_sigint_off();
   if (rc == LW_EMEM) raise_mem(c->L);
+  if (c->interrupted) {
+    lua_pushliteral(c->L, "interrupted!");
+    lw_cli_message(c->L);
+    c->status = 1;
+    return;
+  }
   if (lw_sched_exited(c->S, &c->status)) return;
   if (rc == LW_EDEADLOCK) {
-    size_t n = lw_sched_waiting(c->S);
-    if (n == 0) n = 1;
-    fprintf(stderr, "%s: deadlock: %lu thread%s waiting\n", lw_cli_progname,
-            (unsigned long)n, n > 1 ? "s" : "");
+    push_deadlock(c);
+    lw_cli_message(c->L);
     c->status = 1;
     return;
   }
@@ -176,11 +196,21 @@ void lw_cli_drain(lw_cli *c) {
    runs (a long C function, the loop waiting) ends the process. */
 static lw_cli *volatile sig_cli;
 static volatile sig_atomic_t sig_pending;
+static uv_async_t sig_wake;   /* wakes the loop: code waiting there */
+static int sig_wake_open;
 
+/* Raises in Lua code only: never in the scheduler's own thread or a C
+   function's call or return event, where the scheduler may be in the
+   middle of its work (on LuaJIT the hook is the whole state's). */
 static void on_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
+  lw_cli *c = sig_cli;
+  if (!sig_pending || c == NULL) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if (L == c->S->T || (lua_getinfo(L, "S", ar) && strcmp(ar->what, "C") == 0))
+    return;
   lua_sethook(L, NULL, 0, 0);
-  if (!sig_pending) return;
   sig_pending = 0;
   luaL_error(L, "interrupted!");
 }
@@ -190,6 +220,17 @@ static void arm(lua_State *L) {
     lua_sethook(L, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
+/* the loop woke for an interrupt that no Lua code has seen: the piece
+   of work waits there; stop the loop, and lw_cli_task ends it */
+static void on_wake(uv_async_t *a) {
+  lw_cli *c = sig_cli;
+  (void)a;
+  if (c == NULL || !sig_pending) return;
+  sig_pending = 0;
+  c->interrupted = 1;
+  if (!lws_isexited(c->S)) lws_setexited(c->S, 1);
+}
+
 static void on_sigint(int sig) {
   lw_cli *c = sig_cli;
   signal(sig, SIG_DFL);
@@ -197,9 +238,17 @@ static void on_sigint(int sig) {
   sig_pending = 1;
   arm(c->S->runco);
   arm(c->L);
+  if (sig_wake_open) uv_async_send(&sig_wake); /* async-signal-safe */
 }
 
 void lw_cli_sigint_on(lw_cli *c) {
+  uv_loop_t *loop;
+  if (!sig_wake_open && (loop = lw_sched_loop(c->S)) != NULL &&
+      uv_async_init(loop, &sig_wake, on_wake) == 0) {
+    uv_unref((uv_handle_t *)&sig_wake); /* it keeps no loop running */
+    sig_wake_open = 1;
+  }
+  c->interrupted = 0;
   sig_cli = c;
   sig_pending = 0;
   signal(SIGINT, on_sigint);
@@ -208,4 +257,12 @@ void lw_cli_sigint_on(lw_cli *c) {
 void lw_cli_sigint_off(void) {
   signal(SIGINT, SIG_DFL);
   sig_cli = NULL;
+}
+
+void lw_cli_sigint_close(lw_cli *c) {
+  uv_loop_t *loop;
+  if (!sig_wake_open) return;
+  sig_wake_open = 0;
+  uv_close((uv_handle_t *)&sig_wake, NULL);
+  if ((loop = lw_sched_loop(c->S)) != NULL) uv_run(loop, UV_RUN_NOWAIT);
 }
