@@ -96,7 +96,7 @@ wait_for '^true[[:space:]]+awaited$'; ok $? "task.await works at the prompt"
 # waits for input prints the task's line
 line 'task.spawn(function() task.wait(0.05) print("in the " .. "background") end)'
 wait_for '(^|> )in the background$'; ok $? "a task spawned earlier runs while the prompt waits for input"
-line 'error("oops")'
+line 'do error("oops") end'
 wait_for '^stdin:1: oops$'; ok $? "an error: its message (named stdin), and the prompt goes on"
 line 'print("after" .. "wards")'
 wait_for '^afterwards$'; ok $? "the next line runs after an error"
