@@ -25,11 +25,15 @@ trap 'tm kill-server 2>/dev/null' EXIT
 
 # start [args]: a new session "lw" running luaweave; the pane stays when
 # luaweave ends, so that its exit status can be read
+# (a new session each time: the old one stays until the end, so that the
+# server never shuts down and restarts between them)
+k=0
 start() {
-  tm kill-session -t lw 2>/dev/null
-  tm new-session -d -s lw -x 160 -y 60 "$LW $*" \; set-option -w remain-on-exit on
+  k=$((k + 1))
+  S=lw$k
+  tm new-session -d -s "$S" -x 160 -y 60 "$LW $*" \; set-option -w remain-on-exit on
 }
-screen() { tm capture-pane -p -t lw -S -200; }
+screen() { tm capture-pane -p -t "$S" -S -200; }
 # wait_for ERE: 0 once the screen shows it
 wait_for() {
   w=0
@@ -50,11 +54,21 @@ wait_count() {
   done
   return 1
 }
+# wait_prompt: 0 once the last line on the screen is a bare prompt
+wait_prompt() {
+  w=0
+  while [ $w -lt 300 ]; do
+    screen | grep -v '^ *$' | tail -1 | grep -Eq '^>( |$)' && return 0
+    sleep 0.1
+    w=$((w + 1))
+  done
+  return 1
+}
 # wait_dead: 0 once luaweave has ended; its status in $dead_status
 wait_dead() {
   w=0
   while [ $w -lt 300 ]; do
-    set -- $(tm display-message -p -t lw '#{pane_dead} #{pane_dead_status}')
+    set -- $(tm display-message -p -t "$S" '#{pane_dead} #{pane_dead_status}')
     if [ "$1" = 1 ]; then
       dead_status=$2
       return 0
@@ -64,8 +78,8 @@ wait_dead() {
   done
   return 1
 }
-keys() { tm send-keys -t lw "$@"; }
-line() { tm send-keys -t lw -l "$1"; tm send-keys -t lw Enter; }
+keys() { tm send-keys -t "$S" "$@"; }
+line() { tm send-keys -t "$S" -l "$1"; tm send-keys -t "$S" Enter; }
 ok() {
   n=$((n + 1))
   if [ "$1" = 0 ]; then
@@ -100,8 +114,8 @@ line 'do error("oops") end'
 wait_for '^stdin:1: oops$'; ok $? "an error: its message (named stdin), and the prompt goes on"
 line 'print("after" .. "wards")'
 wait_for '^afterwards$'; ok $? "the next line runs after an error"
-line 'task.wait(100)'
-sleep 0.2 # not an assertion: the Ctrl-C below may come before or after
+line 'print("wait" .. "ing") task.wait(100)'
+wait_for '^waiting$'
 keys C-c
 wait_for 'interrupted!'; ok $? "Ctrl-C while a line waits in the loop: interrupted!"
 line 'print("still" .. "here")'
@@ -115,6 +129,9 @@ else
   wait_count 'interrupted!' 2
   ok $? "Ctrl-C in a busy loop: interrupted! where the code runs"
 fi
+# Ctrl-D only once the prompt reads the terminal: typed between lines,
+# the terminal's own line discipline would take it
+wait_prompt
 keys C-d
 wait_dead && [ "$dead_status" = 0 ]; ok $? "Ctrl-D at the prompt ends luaweave, status 0"
 
