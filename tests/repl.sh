@@ -129,8 +129,9 @@ else
   wait_count 'interrupted!' 2
   ok $? "Ctrl-C in a busy loop: interrupted! where the code runs"
 fi
-# Ctrl-D only once the prompt reads the terminal: typed between lines,
-# the terminal's own line discipline would take it
+# Ctrl-D in a session of its own, once the prompt reads the terminal
+# (typed between lines, the terminal's own line discipline would take it)
+start
 wait_prompt
 keys C-d
 wait_dead && [ "$dead_status" = 0 ]; ok $? "Ctrl-D at the prompt ends luaweave, status 0"
