@@ -81,8 +81,21 @@ $(B)/luaweave.so: $(LIB_OBJ)
 $(B)/libluaweave.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/luaweave: $(B)/obj/lw_cli.o $(B)/libluaweave.a
-	$(CC) -o $@ $< $(B)/libluaweave.a $(LUA_LIBS) $(UV_LIBS) -lm $(LDFLAGS)
+CLI_SRC := src/lw_cli.c src/lw_cli_run.c src/lw_cli_repl.c
+CLI_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(CLI_SRC))
+# the prompt's line editing: Debian's readline when its headers are there
+# (libreadline-dev), else none; READLINE=no builds without it
+READLINE ?= $(shell test -f /usr/include/readline/readline.h && echo yes)
+ifeq ($(READLINE),yes)
+  CLI_DEFS := -DLW_READLINE
+  CLI_LIBS := -lreadline
+endif
+
+$(B)/obj/lw_cli_repl.o: src/lw_cli_repl.c $(HDRS) | $(B)/obj
+	$(CC) $(CFLAGS_ALL) $(CLI_DEFS) -c $< -o $@
+
+$(B)/luaweave: $(CLI_OBJ) $(B)/libluaweave.a
+	$(CC) -o $@ $(CLI_OBJ) $(B)/libluaweave.a $(LUA_LIBS) $(UV_LIBS) $(CLI_LIBS) -lm $(LDFLAGS)
 
 $(B)/libluaweave.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libluaweave.so.$(SOMAJOR) -o $@ $^ $(LUA_LIBS) $(UV_LIBS) $(LDFLAGS)

@@ -229,14 +229,14 @@ check "task.exit(1.5) in a task: reported, exit 1" 1 '^main on$' "bad argument #
 check "syntax error in -e: exit 1, where" 1 "" "\(command line\):1: unexpected symbol near '='" -- "$LW" -e 'x = = 1'
 printf 'local x =\nprint(x\n' >"$T/syntax.lua"
 check "syntax error in a file: exit 1, file and line" 1 "" "syntax\.lua:3: '\)' expected" -- "$LW" "$T/syntax.lua"
-check "syntax error: nothing of the script runs" 1 "" '*' -- "$LW" -e 'print("no")' "$T/syntax.lua"
+check "syntax error in the script: the -e before it ran (lua(1) loads the script after them)" 1 '^no$' 'syntax\.lua:3:' -- "$LW" -e 'print("no")' "$T/syntax.lua"
 printf '\033Lua\377\377garbage' >"$T/binary.lua"
 check "a corrupt binary chunk: exit 1" 1 "" 'binary\.lua' -- "$LW" "$T/binary.lua"
 check "missing script: exit 1" 1 "" "cannot open .*nope\.lua" -- "$LW" "$T/nope.lua"
 check "a directory as the script: exit 1" 1 "" "$T" -- "$LW" "$T"
 check "error() at top level: exit 1, says nil" 1 "" '\(error object is a nil value\)' -- "$LW" -e 'error()'
 check "error('msg', 0) at top level: the message" 1 "" ': msg$' -- "$LW" -e 'error("msg", 0)'
-check "coroutine.yield() at top level: the main task never resumes" 1 '^before$' 'deadlock: 1 thread waiting' -- \
+check "coroutine.yield() at top level: the main task never resumes, said in words" 1 '^before$' 'coroutine.yield\(\) outside any coroutine' -- \
   "$LW" -e 'print("before") coroutine.yield() print("no")'
 check "a yield across a C call: the Lua error, exit 1" 1 "" 'attempt to yield across' -- \
   "$LW" -e 'table.sort({3, 2, 1}, function(a, b) coroutine.yield() return a < b end)'

@@ -436,7 +436,13 @@ static void test_sched_open(void **st) { (void)st; sweep(OP_OPEN); }
 
 #define luaL_newstate() lua_newstate(lwt_alloc, &heap)
 #define main(c, v) cli_main(c, v) /* not S->main */
+/* stdlib.h came in under the renames above: the prompt's file needs
+   these two as the wrapped names */
+void *realloc(void *p, size_t n);
+void free(void *p);
 #include "../src/lw_cli.c"
+#include "../src/lw_cli_run.c"
+#include "../src/lw_cli_repl.c"
 #undef main
 
 /* the first allocation point to fail: LuaJIT's lua_newstate crashes when

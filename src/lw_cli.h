@@ -1,0 +1,62 @@
+/*
+** lw_cli.h — the command line's inside, shared by its files:
+**   lw_cli.c       options, arg, LUA_INIT, the order of the work, main
+**   lw_cli_run.c   one piece of work (a -e chunk, a -l, the script, a
+**                  prompt line) run as a task to its end; errors; Ctrl-C
+**   lw_cli_repl.c  the interactive prompt
+** None of it is part of the library.
+*/
+#ifndef LW_CLI_H
+#define LW_CLI_H
+
+#include "lw_sched.h"
+
+typedef struct lw_cli {
+  lua_State *L;        /* the main thread, inside its protected call */
+  lw_sched *S;
+  lua_State *step;     /* the thread of the work running now, or NULL */
+  int step_ended;      /* its end is recorded */
+  int status;          /* the process's exit status */
+  int interrupted;     /* Ctrl-C found the loop waiting */
+  int argc;
+} lw_cli;
+
+extern const char *lw_cli_progname;
+
+/* how a piece of work came out */
+enum {
+  LWC_OK,      /* it returned; lua_result-shaped values on L's top */
+  LWC_FAILED,  /* it failed, and the error is reported */
+  LWC_EXIT,    /* task.exit: stop everything; status is set */
+  LWC_STUCK    /* it can never end (deadlock, a plain yield); reported */
+};
+
+/* Run the function under its nargs arguments on c->L's top as a task,
+   stepping the scheduler until that task ends (other tasks run on).
+   LWC_OK pushes what lw_result does (true, values...); the others push
+   nothing.  An error is printed at once with its traceback.  Raises
+   only memory errors. */
+int lw_cli_task(lw_cli *c, int nargs);
+
+/* After the last piece of work: run the other tasks to their end.  Sets
+   c->status. May raise a memory error. */
+void lw_cli_drain(lw_cli *c);
+
+/* print "progname: msg" on stderr (the top of L, which it pops) */
+void lw_cli_message(lua_State *L);
+
+/* Ctrl-C: while Lua code runs, the first SIGINT raises "interrupted!" in
+   it; a second one, before it is seen, ends the process as lua(1) does */
+void lw_cli_sigint_on(lw_cli *c);
+void lw_cli_sigint_off(void);
+/* before lua_close: the handle that wakes the loop goes */
+void lw_cli_sigint_close(lw_cli *c);
+
+/* the interactive prompt; the -e/-l work is done.  Raises memory
+   errors only. */
+void lw_cli_repl(lw_cli *c);
+
+/* the version line(s), as lua -v prints them */
+void lw_cli_version(void);
+
+#endif

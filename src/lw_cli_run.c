@@ -1,0 +1,268 @@
+/*
+** lw_cli_run.c — one piece of the command line's work (LUA_INIT, a -e
+** chunk, a -l, the script, a prompt line) run as a task to its end,
+** while every other task runs on.  Its end stops the loop at once, so
+** that an error is reported when it happens, never after the other
+** tasks are done, and so that the next piece starts right after it.
+** Also Ctrl-C (as lua.c: a hook raises "interrupted!").
+*/
+#include "lw_cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+/* The piece's end is recorded (lw_sched_onend): stop the loop as
+   task.exit would, so that nothing else runs before it is dealt with.
+   A real task.exit came first when the scheduler is already exited. */
+static void on_end(void *ud, lua_State *co, int status) {
+  lw_cli *c = (lw_cli *)ud;
+  (void)status;
+  if (co != c->step || lws_isexited(c->S)) return;
+  c->step_ended = 1;
+  lws_setexited(c->S, 1);
+}
+
+void lw_cli_message(lua_State *L) {
+  if (lw_cli_progname != NULL) fprintf(stderr, "%s: ", lw_cli_progname);
+  fprintf(stderr, "%s\n",
+          lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+  fflush(stderr);
+  lua_pop(L, 1);
+}
+
+/* co failed: print its error as lua.c does (a message and a traceback;
+   an object with __tostring gives the message alone), after running its
+   to-be-closed variables (5.4; their errors replace the error).  May
+   raise a memory error. */
+static void report(lw_cli *c, lua_State *co) {
+  lua_State *L = c->L;
+  int t, tb = 1;
+  /* 24: luaL_traceback of 5.4.4 uses more than the slots it checks */
+  luaL_checkstack(L, 24, "report");
+  lw_result(lws_store(c->S), co, L); /* false, err */
+  lua_remove(L, -2);
+  lua_pushvalue(L, -1); /* the error, to tell a __close's from it */
+  t = lua_type(L, -1);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER &&
+      luaL_getmetafield(L, -1, "__tostring")) {
+    lua_pop(L, 1);
+    tb = 0;
+  }
+  lw_sched_errmsg(L);
+  if (tb) {
+    lw_traceback(L, co, lua_tostring(L, -1));
+    lua_remove(L, -2);
+  }
+  /* a failed thread resets to its error, or to the error a __close
+     raised while its variables closed, which replaces it */
+  if (lw_co_reset(co, L) > LUA_YIELD) {
+    lua_xmove(co, L, 1);
+    if (!lua_rawequal(L, -1, -3)) {
+      lw_sched_errmsg(L);
+      lua_replace(L, -2);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lw_cli_message(L);
+  lua_pop(L, 1);
+}
+
+/* "deadlock: n threads waiting", pushed */
+static void push_deadlock(lw_cli *c) {
+  size_t n = lw_sched_waiting(c->S);
+  if (n == 0) n = 1;
+  lua_pushfstring(c->L, "deadlock: %d thread%s waiting", (int)n,
+                  n > 1 ? "s" : "");
+}
+
+/* co can never end: it awaits what never comes, or it yielded to nobody
+   (coroutine.yield at its top level, which lua(1) refuses) */
+static void report_stuck(lw_cli *c, lua_State *co) {
+  if (lua_status(co) == LUA_YIELD && lws_task_rec(c->S, co) == NULL)
+    lua_pushliteral(c->L,
+      "coroutine.yield() outside any coroutine: the main chunk is a task, "
+      "and nothing resumes a task that yields plainly (use task.wait or "
+      "task.await to suspend it)");
+  else
+    push_deadlock(c);
+  lw_cli_message(c->L);
+}
+
+static void raise_mem(lua_State *L) {
+  lua_pushliteral(L, "not enough memory");
+  lua_error(L);
+}
+
+int lw_cli_task(lw_cli *c, int nargs) {
+  lua_State *L = c->L, *co;
+  lw_sched *S = c->S;
+  int rc, st, base = lua_gettop(L) - nargs; /* the function's index */
+  co = lua_newthread(L);
+  lua_insert(L, base);                   /* co f args: co stays anchored */
+  if (!lua_checkstack(co, nargs + 1)) {
+    lua_pushliteral(L, "too many arguments to script");
+    lua_error(L);
+  }
+  lua_xmove(L, co, nargs + 1);
+  c->step = co;
+  c->step_ended = 0;
+  lws_setmain(S, co); /* its error is ours to report, not the scheduler's */
+  lw_sched_onend(S, on_end, c);
+  lw_cli_sigint_on(c);
+  rc = lw_sched_resume(S, co, L, nargs);
+  lw_sync_running(L);
+  if (rc != LW_EMEM && !lws_isexited(S)) {
+    rc = lw_sched_run(S);
+    lw_sync_running(L);
+  }
+  lw_cli_sigint_off();
+  lw_sched_onend(S, NULL, NULL);
+  lws_setmain(S, NULL);
+  c->step = NULL;
+  if (rc == LW_EMEM) raise_mem(L);
+  if (c->interrupted && !c->step_ended) {
+    /* Ctrl-C while it waited in the loop: it ends there, as lua.c's
+       code ends where the interrupt finds it */
+    c->interrupted = 0;
+    lws_setexited(S, 0);
+    luaL_checkstack(L, 24, "report");
+    lw_traceback(L, co, "interrupted!");
+    lw_cli_message(L);
+    if (lw_sched_cancel(S, co) == LW_EMEM) raise_mem(L);
+    lua_settop(L, base - 1);
+    return LWC_FAILED;
+  }
+  if (c->step_ended) {
+    lws_setexited(S, 0);
+    st = lw_status(lws_store(S), co);
+    if (st == LW_FAILED) {
+      report(c, co);
+      lua_settop(L, base - 1);
+      return LWC_FAILED;
+    }
+    lw_result(lws_store(S), co, L);
+    lua_remove(L, base);
+    return LWC_OK;
+  }
+  if (lw_sched_exited(S, &c->status)) {
+    /* task.exit leaves the piece suspended: its <close> variables run
+       now, as when a Lua state closes its main thread */
+    if (lua_status(co) == LUA_YIELD && lw_co_reset(co, L) > LUA_YIELD) {
+      lua_xmove(co, L, 1);
+      lw_sched_errmsg(L);
+      lw_cli_message(L);
+    }
+    lua_settop(L, base - 1);
+    return LWC_EXIT;
+  }
+  report_stuck(c, co);
+  lua_settop(L, base - 1);
+  return LWC_STUCK;
+}
+
+void lw_cli_drain(lw_cli *c) {
+  int rc;
+  lw_cli_sigint_on(c);
+  rc = lw_sched_run(c->S);
+  lw_cli_sigint_off();
+  if (rc == LW_EMEM) raise_mem(c->L);
+  if (c->interrupted) {
+    lua_pushliteral(c->L, "interrupted!");
+    lw_cli_message(c->L);
+    c->status = 1;
+    return;
+  }
+  if (lw_sched_exited(c->S, &c->status)) return;
+  if (rc == LW_EDEADLOCK) {
+    push_deadlock(c);
+    lw_cli_message(c->L);
+    c->status = 1;
+    return;
+  }
+  if (lw_sched_errors(c->S) > 0) c->status = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Ctrl-C                                                              */
+
+/* The handler arms a count hook on the thread running Lua code (the
+   innermost task the scheduler resumed, and the main thread); the hook
+   raises there.  A hook armed on a thread that did not run before the
+   interrupt was seen does nothing when it fires later.  The handler
+   puts the default action back first: a second Ctrl-C before the hook
+   runs (a long C function, the loop waiting) ends the process. */
+static lw_cli *volatile sig_cli;
+static volatile sig_atomic_t sig_pending;
+static uv_async_t sig_wake;   /* wakes the loop: code waiting there */
+static int sig_wake_open;
+
+/* Raises in Lua code only: never in the scheduler's own thread or a C
+   function's call or return event, where the scheduler may be in the
+   middle of its work (on LuaJIT the hook is the whole state's). */
+static void on_hook(lua_State *L, lua_Debug *ar) {
+  lw_cli *c = sig_cli;
+  if (!sig_pending || c == NULL) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if (L == c->S->T || (lua_getinfo(L, "S", ar) && strcmp(ar->what, "C") == 0))
+    return;
+  lua_sethook(L, NULL, 0, 0);
+  sig_pending = 0;
+  luaL_error(L, "interrupted!");
+}
+
+static void arm(lua_State *L) {
+  if (L != NULL)
+    lua_sethook(L, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* the loop woke for an interrupt that no Lua code has seen: the piece
+   of work waits there; stop the loop, and lw_cli_task ends it */
+static void on_wake(uv_async_t *a) {
+  lw_cli *c = sig_cli;
+  (void)a;
+  if (c == NULL || !sig_pending) return;
+  sig_pending = 0;
+  c->interrupted = 1;
+  if (!lws_isexited(c->S)) lws_setexited(c->S, 1);
+}
+
+static void on_sigint(int sig) {
+  lw_cli *c = sig_cli;
+  signal(sig, SIG_DFL);
+  if (c == NULL) return;
+  sig_pending = 1;
+  arm(c->S->runco);
+  arm(c->L);
+  if (sig_wake_open) uv_async_send(&sig_wake); /* async-signal-safe */
+}
+
+void lw_cli_sigint_on(lw_cli *c) {
+  uv_loop_t *loop;
+  if (!sig_wake_open && (loop = lw_sched_loop(c->S)) != NULL &&
+      uv_async_init(loop, &sig_wake, on_wake) == 0) {
+    uv_unref((uv_handle_t *)&sig_wake); /* it keeps no loop running */
+    sig_wake_open = 1;
+  }
+  c->interrupted = 0;
+  sig_cli = c;
+  sig_pending = 0;
+  signal(SIGINT, on_sigint);
+}
+
+void lw_cli_sigint_off(void) {
+  signal(SIGINT, SIG_DFL);
+  sig_cli = NULL;
+}
+
+void lw_cli_sigint_close(lw_cli *c) {
+  uv_loop_t *loop;
+  if (!sig_wake_open) return;
+  sig_wake_open = 0;
+  uv_close((uv_handle_t *)&sig_wake, NULL);
+  if ((loop = lw_sched_loop(c->S)) != NULL) uv_run(loop, UV_RUN_NOWAIT);
+}

@@ -1,0 +1,144 @@
+#!/bin/sh
+# The interactive prompt, driven as a person would: luaweave runs in a
+# tmux pane (its own tmux server), keys go in with send-keys, the screen
+# is read with capture-pane.  Every wait is for something to appear on
+# the screen (30 s at most: a hang guard, never a timing assertion).
+# Prints TAP.  LUAWEAVE_BUILD: the build dir; LUAWEAVE_V: the Lua version.
+B=${LUAWEAVE_BUILD:-build}
+V=${LUAWEAVE_V:-5.4}
+LW="$(cd "$B" 2>/dev/null && pwd)/luaweave"
+SOCK=lwrepl$$
+n=0 failed=0
+PLAN=14
+echo "1..$PLAN"
+if ! command -v tmux >/dev/null 2>&1; then
+  i=0
+  while [ $i -lt $PLAN ]; do
+    i=$((i + 1))
+    echo "ok $i # SKIP no tmux (sh tests/deps.sh installs it)"
+  done
+  exit 0
+fi
+unset TMUX
+tm() { tmux -L "$SOCK" -f /dev/null "$@"; }
+trap 'tm kill-server 2>/dev/null' EXIT
+
+# start [args]: a new session "lw" running luaweave; the pane stays when
+# luaweave ends, so that its exit status can be read
+# (a new session each time: the old one stays until the end, so that the
+# server never shuts down and restarts between them)
+k=0
+start() {
+  k=$((k + 1))
+  S=lw$k
+  tm new-session -d -s "$S" -x 160 -y 60 "$LW $*" \; set-option -w remain-on-exit on
+}
+screen() { tm capture-pane -p -t "$S" -S -200; }
+# wait_for ERE: 0 once the screen shows it
+wait_for() {
+  w=0
+  while [ $w -lt 300 ]; do
+    screen | grep -Eq -- "$1" && return 0
+    sleep 0.1
+    w=$((w + 1))
+  done
+  return 1
+}
+# wait_count ERE N: 0 once the screen shows N lines that match
+wait_count() {
+  w=0
+  while [ $w -lt 300 ]; do
+    [ "$(screen | grep -Ec -- "$1")" -ge "$2" ] && return 0
+    sleep 0.1
+    w=$((w + 1))
+  done
+  return 1
+}
+# wait_prompt: 0 once the last line on the screen is a bare prompt
+wait_prompt() {
+  w=0
+  while [ $w -lt 300 ]; do
+    screen | grep -v '^ *$' | tail -1 | grep -Eq '^>( |$)' && return 0
+    sleep 0.1
+    w=$((w + 1))
+  done
+  return 1
+}
+# wait_dead: 0 once luaweave has ended; its status in $dead_status
+wait_dead() {
+  w=0
+  while [ $w -lt 300 ]; do
+    set -- $(tm display-message -p -t "$S" '#{pane_dead} #{pane_dead_status}')
+    if [ "$1" = 1 ]; then
+      dead_status=$2
+      return 0
+    fi
+    sleep 0.1
+    w=$((w + 1))
+  done
+  return 1
+}
+keys() { tm send-keys -t "$S" "$@"; }
+line() { tm send-keys -t "$S" -l "$1"; tm send-keys -t "$S" Enter; }
+ok() {
+  n=$((n + 1))
+  if [ "$1" = 0 ]; then
+    echo "ok $n - $2"
+  else
+    failed=$((failed + 1))
+    echo "not ok $n - $2"
+    screen | grep -v '^ *$' | tail -15 | sed 's/^/#   /'
+  fi
+}
+skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
+
+start
+wait_for '^>( |$)'; ok $? "a terminal and no script: the banner and the prompt '> '"
+line 'x = 1 +'
+wait_for '^>>( |$)'; ok $? "an incomplete statement: the continuation prompt '>> '"
+line '41'
+line '=x'
+wait_for '^42$'; ok $? "=expr prints its value"
+line '"a" .. "b", 1 + 1'
+wait_for '^ab[[:space:]]+2$'; ok $? "an expression prints its values"
+line 'print("waited", task.wait(0.05) >= 0.05)'
+wait_for '^waited[[:space:]]+true$'; ok $? "task.wait works at the prompt (the line is a task)"
+line 't = task.delay(0.05, function() return "awaited" end)'
+line 'print(task.await(t))'
+wait_for '^true[[:space:]]+awaited$'; ok $? "task.await works at the prompt"
+# nothing is typed after this line: only a loop running while the prompt
+# waits for input prints the task's line
+line 'task.spawn(function() task.wait(0.05) print("in the " .. "background") end)'
+wait_for '(^|> )in the background$'; ok $? "a task spawned earlier runs while the prompt waits for input"
+line 'do error("oops") end'
+wait_for '^stdin:1: oops$'; ok $? "an error: its message (named stdin), and the prompt goes on"
+line 'print("after" .. "wards")'
+wait_for '^afterwards$'; ok $? "the next line runs after an error"
+line 'print("wait" .. "ing") task.wait(100)'
+wait_for '^waiting$'
+keys C-c
+wait_for 'interrupted!'; ok $? "Ctrl-C while a line waits in the loop: interrupted!"
+line 'print("still" .. "here")'
+wait_for '^stillhere$'; ok $? "the prompt goes on after Ctrl-C"
+if [ "$V" = jit ]; then
+  skip "Ctrl-C in a busy loop: LuaJIT runs no hook in compiled loops"
+else
+  line 'print("busy") while true do end'
+  wait_for '^busy$'
+  keys C-c
+  wait_count 'interrupted!' 2
+  ok $? "Ctrl-C in a busy loop: interrupted! where the code runs"
+fi
+# Ctrl-D in a session of its own, once the prompt reads the terminal
+# (typed between lines, the terminal's own line discipline would take it)
+start
+wait_prompt
+keys C-d
+wait_dead && [ "$dead_status" = 0 ]; ok $? "Ctrl-D at the prompt ends luaweave, status 0"
+
+start -i -e "'print(\"from -e\")'"
+wait_for '^from -e$' && wait_for '^>( |$)' && line 'task.exit(3)' && wait_dead && [ "$dead_status" = 3 ]
+ok $? "-i after -e: the prompt; task.exit(3) there ends luaweave with status 3"
+
+[ "$n" = "$PLAN" ] || echo "# ran $n of $PLAN"
+[ "$failed" = 0 ]
