@@ -128,6 +128,11 @@ extern const char LW_SUSPEND_MARK;
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds);
 /* isany: task.any (the thread that ended comes first, also of one) */
 int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany);
+/* the same with a timeout in seconds (< 0: none): when it passes first,
+   the task is resumed with nil, "timeout", its registrations are removed
+   from the targets' waiter lists, and the targets keep running */
+int lw_sched_await_for(lw_sched *S, lua_State *L, int first, int last,
+                       int isany, double timeout);
 int lw_sched_exit(lw_sched *S, lua_State *L, int code);
 
 /* replace the error object on L's top by a printable message: a string
@@ -152,10 +157,12 @@ int lw_sched_check_invariants(lw_sched *S);
 
 
 /* entry kinds: what a task is resumed with */
-enum { K_START, K_ARGS, K_FARGS, K_WAIT, K_AWAITED, K_ASYNC };
+enum { K_START, K_ARGS, K_FARGS, K_WAIT, K_AWAITED, K_ASYNC, K_TIMEOUT };
 /* K_START: a function's first run, its arguments on the thread;
    K_FARGS: the same, its arguments in a pack; K_ARGS: a thread resumed
-   with a pack of arguments */
+   with a pack of arguments; K_TIMEOUT: an await's deadline, live while
+   its task still awaits with the entry's ticket, anchoring {task,
+   targets...} */
 
 /* task states, in the record's task field (0: not a task) */
 enum { T_READY = 1, T_RUNNING, T_WAIT, T_AWAIT, T_ASYNC };
@@ -201,6 +208,7 @@ void lws_refused(lw_sched *S, lua_State *co, lua_State *W);
 void lws_report_msg(lw_sched *S, lua_State *co, const char *msg);
 void lws_handled(lw_sched *S, lua_State *co, lua_State *W); /* awaited */
 void lws_flush_errors(lw_sched *S, lua_State *W); /* at a step's end */
+void lws_setonerror(lua_State *L); /* task.onerror: pops fn or nil */
 void lws_sweep(lw_sched *S, lua_State *W); /* wake awaiters of ended threads */
 
 /* lw_sched_await.c */
@@ -209,6 +217,7 @@ void lws_new_hold_table(lua_State *L);
 void lws_any_hold(lw_sched *S, lua_State *T, lua_State *co, int d);
 int lws_awaited(lw_sched *S, lua_State *co);
 int lws_isover(lw_sched *S, lua_State *co);
+void lws_unregister(lw_sched *S, lua_State *T, int pack, int first);
 
 /* lw_sched_spawn.c */
 void lws_drop_start_args(lua_State *co); /* a pending start's arguments go */

@@ -61,6 +61,46 @@ static void deliver(lw_sched *S, lua_State *co, const char *msg) {
   else fprintf(stderr, "luaweave: %s\n", msg);
 }
 
+/* task.onerror's handler lives in the registry under this address: it
+   outlives lw_sched_clear, as the C callback does */
+static const char ONERROR_KEY = 'O';
+
+void lws_setonerror(lua_State *L) { /* pops a function or nil */
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &ONERROR_KEY);
+}
+
+/* deliver co's report (on W's top, popped) to task.onerror's handler as
+   fn(co, err, report), or else as deliver does.  The handler runs
+   protected: if it raises, its error is delivered instead, so that an
+   error is never lost.  May raise a memory error. */
+static void deliver_top(lw_sched *S, lua_State *co, lua_State *W) {
+  int top = lua_gettop(W), n;
+  luaL_checkstack(W, 8, "report");
+  lw_rawgetp(W, LUA_REGISTRYINDEX, &ONERROR_KEY);
+  if (!lua_isfunction(W, -1)) {
+    deliver(S, co, lua_tostring(W, top));
+    lua_settop(W, top - 1);
+    return;
+  }
+  lws_push_thread(W, co);
+  /* the error object itself while co's result still holds it (else the
+     report's message: co was untracked meanwhile) */
+  n = lw_result(S->s, co, W);
+  if (n == 2 && !lua_toboolean(W, -2)) {
+    lua_remove(W, -2);
+  } else {
+    if (n > 0) lua_pop(W, n);
+    lua_pushvalue(W, top);
+  }
+  lua_pushvalue(W, top);
+  if (lua_pcall(W, 3, 0, 0) != LUA_OK) {
+    lw_sched_errmsg(W);
+    lua_pushfstring(W, "task.onerror: %s", lua_tostring(W, -1));
+    deliver(S, co, lua_tostring(W, -1));
+  }
+  lua_settop(W, top - 1);
+}
+
 /* ------------------------------------------------------------------ */
 /* the end path                                                        */
 
@@ -115,9 +155,12 @@ void lws_flush_errors(lw_sched *S, lua_State *W) {
     lua_rawset(W, -4);                   /* [co] = nil */
     lua_pushnil(W);
     lua_rawseti(W, -3, (int)i);
-    if (co != NULL && lua_type(W, -1) == LUA_TSTRING)
-      deliver(S, co, lua_tostring(W, -1));
-    lua_pop(W, 2);
+    if (co != NULL && lua_type(W, -1) == LUA_TSTRING) {
+      deliver_top(S, co, W);
+      lua_pop(W, 1);
+    } else {
+      lua_pop(W, 2);
+    }
   }
 }
 
