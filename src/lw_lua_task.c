@@ -392,5 +392,6 @@ int luaopen_luaweave_task(lua_State *L) {
   wrap_suspending(L, -1);
 #endif
   add_all(L, -1);
+  lw_sync_open(L, -1);
   return 1;
 }

@@ -58,6 +58,7 @@ struct lw_sched {
   lw_end_fn onend;      /* lw_sched_onend */
   void *onend_ud;
   int exited, exitcode, stepping, closed;
+  int guards;           /* an end guard was ever set (lws_pushguard) */
   lua_State *main;      /* lw.run's main task, awaited by run */
   lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE */
   lua_State *runco;     /* the task resume_rec runs (innermost) ... */
@@ -209,6 +210,14 @@ void lws_report_msg(lw_sched *S, lua_State *co, const char *msg);
 void lws_handled(lw_sched *S, lua_State *co, lua_State *W); /* awaited */
 void lws_flush_errors(lw_sched *S, lua_State *W); /* at a step's end */
 void lws_setonerror(lua_State *L); /* task.onerror: pops fn or nil */
+/* push guard(co, fn|nil): fn(co) is called, once, when co ends by any
+   path (cancel included) while set; the synchronization primitives hand
+   back what a waiter was given but never took.  Needs the scheduler's
+   box on top, which it pops */
+void lws_pushguard(lua_State *L);
+
+/* lw_lua_sync.c: task.channel/event/semaphore into the table at t */
+void lw_sync_open(lua_State *L, int t);
 void lws_sweep(lw_sched *S, lua_State *W); /* wake awaiters of ended threads */
 
 /* lw_sched_await.c */

@@ -164,10 +164,63 @@ void lws_flush_errors(lw_sched *S, lua_State *W) {
   }
 }
 
+/* ------------------------------------------------------------------ */
+/* end guards                                                          */
+
+/* guard functions by thread, in a registry table with weak keys: a
+   thread nobody holds cannot end by a path that would call its guard */
+static const char GUARD_KEY = 'G';
+
+static int l_guard(lua_State *L) {
+  lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  lua_settop(L, 2);
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lws_new_hold_table(L); /* weak keys */
+    lua_pushvalue(L, -1);
+    lw_rawsetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_rawset(L, -3);
+  if (S != NULL && !LWS_GONE(S)) S->guards = 1;
+  return 0;
+}
+
+void lws_pushguard(lua_State *L) { lua_pushcclosure(L, l_guard, 1); }
+
+/* co ended: call its guard, if it has one, protected (a guard's error is
+   reported as co's).  W is the running thread; may raise a memory
+   error */
+static void run_guard(lw_sched *S, lua_State *co, lua_State *W) {
+  int top = lua_gettop(W);
+  luaL_checkstack(W, 6, "guard");
+  lw_rawgetp(W, LUA_REGISTRYINDEX, &GUARD_KEY);
+  if (lua_istable(W, -1)) {
+    lws_push_thread(W, co);
+    lua_rawget(W, -2);
+    if (lua_isfunction(W, -1)) {
+      lws_push_thread(W, co);
+      lua_pushnil(W);
+      lua_rawset(W, -4); /* clears a field: never allocates */
+      lws_push_thread(W, co);
+      if (lua_pcall(W, 1, 0, 0) != LUA_OK) {
+        lw_sched_errmsg(W);
+        deliver(S, co, lua_tostring(W, -1));
+      }
+    }
+  }
+  lua_settop(W, top);
+}
+
 /* co's end is recorded; report: a task the scheduler ran (or cancelled)
    that failed is reported unless awaited by the end of the step */
 static void end_now(lw_sched *S, lua_State *co, lua_State *W, int report_it) {
-  int woke = lws_wake(S, co, W), st;
+  int woke, st;
+  if (S->guards) run_guard(S, co, W);
+  woke = lws_wake(S, co, W);
   if (report_it && co != S->main &&
       lw_status(S->s, co) == LW_FAILED) {
     if (woke) lws_handled(S, co, W);
@@ -207,7 +260,7 @@ void lws_onend(void *ud, lua_State *co, lua_State *L) {
     lws_task_end(S, co, r);
   }
   a.report = co == S->runco || co == S->cancelling;
-  if (S->wlists == 0 && S->onend == NULL && S->npend == 0 &&
+  if (S->wlists == 0 && S->onend == NULL && S->npend == 0 && !S->guards &&
       !(a.report && lw_status(S->s, co) == LW_FAILED))
     return; /* nobody to tell: the common case costs this test */
   if (a.report && L != NULL) {

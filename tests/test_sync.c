@@ -1,0 +1,43 @@
+/* The synchronization primitives from C on the fake clock: lua_close
+   with waiters pending frees everything, and a timed wait's deadline. */
+#include "lwtsched.h"
+
+static void test_close_with_waiters(void **state) {
+  (void)state;
+  lwt_open();
+  lwt_do(L, "ch = task.channel()\n"
+            "m = task.semaphore(0)\n"
+            "ev = task.event()\n"
+            "task.spawn(function() L(ch:recv()) end)\n"
+            "task.spawn(function() L(ch:send(1)) end)\n" /* handed: deferred */
+            "task.spawn(function() L(m:acquire(5)) end)\n"
+            "task.spawn(function() L(ev:wait()) end)\n"
+            "task.spawn(function() L(task.channel():send(2)) end)\n");
+  expect_log("true");
+  close_all(); /* every block freed, nothing resumed */
+}
+
+static void test_timed_acquire(void **state) {
+  (void)state;
+  lwt_open();
+  lwt_do(L, "m = task.semaphore(0)\n"
+            "task.spawn(function() L(m:acquire(2)) end)\n");
+  clk = 1.999;
+  step();
+  expect_log("");
+  clk = 2;
+  step();
+  step();
+  expect_log("nil,timeout");
+  lwt_do(L, "m:release() L(m:count())");
+  expect_log("1");
+  close_all();
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_close_with_waiters),
+    cmocka_unit_test(test_timed_acquire),
+  };
+  return lwt_main("sync", tests, argc, argv);
+}
