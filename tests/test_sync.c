@@ -34,10 +34,31 @@ static void test_timed_acquire(void **state) {
   close_all();
 }
 
+/* handed a permit (or a value), then cancelled before it ran: the end
+   guard passes it on to the next waiter */
+static void test_handed_then_cancelled(void **state) {
+  (void)state;
+  lwt_open();
+  lwt_do(L, "m = task.semaphore(0)\n"
+            "a = task.spawn(function() m:acquire(); L('a') end)\n"
+            "b = task.spawn(function() m:acquire(); L('b') end)\n"
+            "ch = task.channel()\n"
+            "c = task.spawn(function() L('c', ch:recv()) end)\n"
+            "d = task.spawn(function() L('d', ch:recv()) end)\n"
+            "m:release(); task.cancel(a)\n"
+            "ch:send('v'); task.cancel(c)\n");
+  step();
+  expect_log("b d,v");
+  lwt_do(L, "L(m:count(), ch:len())");
+  expect_log("0,0");
+  close_all();
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_close_with_waiters),
     cmocka_unit_test(test_timed_acquire),
+    cmocka_unit_test(test_handed_then_cancelled),
   };
   return lwt_main("sync", tests, argc, argv);
 }
