@@ -54,7 +54,7 @@ static const char *const code[] = {
     "local function wake(e, undo, ...)\n"
     "  if status(e.co) ~= \"suspended\" then -- its yield failed (5.1: in a pcall)\n"
     "    e.state = \"gone\"\n"
-    "    guard(e.co, nil)\n"
+    "    guard(e.co, e, nil)\n"
     "    if undo then undo() end\n"
     "    return false\n"
     "  end\n"
@@ -62,7 +62,7 @@ static const char *const code[] = {
     "  e.vals = { n = select(\"#\", ...), ... }\n"
     "  if pcall(defer, e.co) then return true end\n"
     "  e.state = \"gone\"\n"
-    "  guard(e.co, nil)\n"
+    "  guard(e.co, e, nil)\n"
     "  if undo then undo() end\n"
     "  return false\n"
     "end\n"
@@ -94,7 +94,7 @@ static const char *const code[] = {
     "  local e = { co = co, state = \"queued\", what = what, v = v }\n"
     "  q.t = q.t + 1\n"
     "  q[q.t] = e\n"
-    "  guard(co, function()\n"
+    "  guard(co, e, function()\n"
     "    local undo = e.state == \"woken\" and e.undo\n"
     "    e.state = \"gone\"\n"
     "    if e.timer then cancel(e.timer) end\n"
@@ -114,7 +114,7 @@ static const char *const code[] = {
     "    end)\n"
     "  end\n"
     "  yield()\n"
-    "  guard(co, nil)\n"
+    "  guard(co, e, nil)\n"
     "  local timer = e.timer\n"
     "  if timer and e.state ~= \"timeout\" then cancel(timer) end\n"
     "  local state = e.state\n"
@@ -246,24 +246,31 @@ static const char *const code[] = {
   NULL
 };
 
+/* run the Lua code in pieces (a NULL-terminated array: C99 guarantees
+   string literals of 4095 bytes only) with the nargs values on L's top
+   as its arguments (popped).  May raise */
+void lw_lua_chunk(lua_State *L, const char *const *pieces, int nargs) {
+  luaL_Buffer b;
+  size_t len;
+  const char *s;
+  int i;
+  luaL_buffinit(L, &b);
+  for (i = 0; pieces[i] != NULL; i++) luaL_addstring(&b, pieces[i]);
+  luaL_pushresult(&b);
+  s = lua_tolstring(L, -1, &len);
+  if (luaL_loadbuffer(L, s, len, "=luaweave.task") != 0) lua_error(L);
+  lua_remove(L, -2);
+  lua_insert(L, -1 - nargs);
+  lua_call(L, nargs, 0);
+}
+
 /* t: the task table, whose defer, delay and cancel the code uses.  May
    raise (memory) */
 void lw_sync_open(lua_State *L, int t) {
-  luaL_Buffer b;
-  int i;
   t = lw_absindex(L, t);
-  luaL_buffinit(L, &b);
-  for (i = 0; code[i] != NULL; i++) luaL_addstring(&b, code[i]);
-  luaL_pushresult(&b);
-  {
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    if (luaL_loadbuffer(L, s, len, "=luaweave.task") != 0) lua_error(L);
-  }
-  lua_remove(L, -2);
   lua_pushvalue(L, t);
   lw_sched_pushbox(L);
   lws_pushguard(L);
   lua_pushcfunction(L, l_yieldable);
-  lua_call(L, 3, 0);
+  lw_lua_chunk(L, code, 3);
 }

@@ -393,5 +393,6 @@ int luaopen_luaweave_task(lua_State *L) {
 #endif
   add_all(L, -1);
   lw_sync_open(L, -1);
+  lw_group_open(L, -1);
   return 1;
 }

@@ -210,14 +210,18 @@ void lws_report_msg(lw_sched *S, lua_State *co, const char *msg);
 void lws_handled(lw_sched *S, lua_State *co, lua_State *W); /* awaited */
 void lws_flush_errors(lw_sched *S, lua_State *W); /* at a step's end */
 void lws_setonerror(lua_State *L); /* task.onerror: pops fn or nil */
-/* push guard(co, fn|nil): fn(co) is called, once, when co ends by any
-   path (cancel included) while set; the synchronization primitives hand
+/* push guard(co, key, fn|nil): fn(co) is called, once, when co ends by
+   any path (cancel included) while set (one fn per key); the synchronization primitives hand
    back what a waiter was given but never took.  Needs the scheduler's
    box on top, which it pops */
 void lws_pushguard(lua_State *L);
 
-/* lw_lua_sync.c: task.channel/event/semaphore into the table at t */
+/* lw_lua_sync.c: task.channel/event/semaphore into the table at t, and
+   the loader of the task library's Lua code */
 void lw_sync_open(lua_State *L, int t);
+void lw_lua_chunk(lua_State *L, const char *const *pieces, int nargs);
+/* lw_lua_group.c: task.group into the table at t */
+void lw_group_open(lua_State *L, int t);
 void lws_sweep(lw_sched *S, lua_State *W); /* wake awaiters of ended threads */
 
 /* lw_sched_await.c */

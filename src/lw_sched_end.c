@@ -167,14 +167,17 @@ void lws_flush_errors(lw_sched *S, lua_State *W) {
 /* ------------------------------------------------------------------ */
 /* end guards                                                          */
 
-/* guard functions by thread, in a registry table with weak keys: a
-   thread nobody holds cannot end by a path that would call its guard */
+/* guard functions by thread: GUARD[co] = {[key] = fn}, in a registry
+   table with weak keys (a thread nobody holds cannot end by a path that
+   would call its guards) */
 static const char GUARD_KEY = 'G';
 
+/* guard(co, key, fn|nil) */
 static int l_guard(lua_State *L) {
   lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
   luaL_checktype(L, 1, LUA_TTHREAD);
-  lua_settop(L, 2);
+  luaL_checkany(L, 2);
+  lua_settop(L, 3);
   lw_rawgetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 1);
@@ -183,7 +186,17 @@ static int l_guard(lua_State *L) {
     lw_rawsetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
   }
   lua_pushvalue(L, 1);
+  lua_rawget(L, 4);
+  if (!lua_istable(L, -1)) {
+    if (lua_isnil(L, 3)) return 0;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 4);
+  }
   lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
   lua_rawset(L, -3);
   if (S != NULL && !LWS_GONE(S)) S->guards = 1;
   return 0;
@@ -191,24 +204,28 @@ static int l_guard(lua_State *L) {
 
 void lws_pushguard(lua_State *L) { lua_pushcclosure(L, l_guard, 1); }
 
-/* co ended: call its guard, if it has one, protected (a guard's error is
+/* co ended: call its guards, each once, protected (a guard's error is
    reported as co's).  W is the running thread; may raise a memory
    error */
 static void run_guard(lw_sched *S, lua_State *co, lua_State *W) {
   int top = lua_gettop(W);
-  luaL_checkstack(W, 6, "guard");
+  luaL_checkstack(W, 8, "guard");
   lw_rawgetp(W, LUA_REGISTRYINDEX, &GUARD_KEY);
   if (lua_istable(W, -1)) {
     lws_push_thread(W, co);
     lua_rawget(W, -2);
-    if (lua_isfunction(W, -1)) {
+    if (lua_istable(W, -1)) {
       lws_push_thread(W, co);
       lua_pushnil(W);
-      lua_rawset(W, -4); /* clears a field: never allocates */
-      lws_push_thread(W, co);
-      if (lua_pcall(W, 1, 0, 0) != LUA_OK) {
-        lw_sched_errmsg(W);
-        deliver(S, co, lua_tostring(W, -1));
+      lua_rawset(W, -4); /* detached: a guard that sets another makes a new list */
+      lua_pushnil(W);
+      while (lua_next(W, -2)) { /* guards, key, fn */
+        lws_push_thread(W, co);
+        if (lua_pcall(W, 1, 0, 0) != LUA_OK) {
+          lw_sched_errmsg(W);
+          deliver(S, co, lua_tostring(W, -1));
+          lua_pop(W, 1);
+        }
       }
     }
   }
