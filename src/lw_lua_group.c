@@ -22,13 +22,15 @@ static int l_status(lua_State *L) {
 }
 
 static const char *const code[] = {
-    "local task, guard, status = ...\n"
+    "local task, guard, status, shared = ...\n"
     "local spawn, defer, delay, cancel, any, await = task.spawn, task.defer, task.delay, task.cancel, task.any, task.await\n"
     "local clock = task.clock\n"
     "local running, create = coroutine.running, coroutine.create\n"
     "local setmetatable, select, type, error, tostring = setmetatable, select, type, error, tostring\n"
     "local traceback = debug.traceback\n"
     "local groupof = setmetatable({}, { __mode = \"k\" })\n"
+    "shared.groupof = groupof\n"
+    "shared.status = status\n"
     "local G = {}\n"
     "G.__index = G\n"
     "-- A group owns the tasks started by its spawn, defer and delay.  Its\n"
@@ -111,13 +113,15 @@ static const char *const code[] = {
   NULL
 };
 
-/* t: the task table; may raise (memory) */
-void lw_group_open(lua_State *L, int t) {
+/* t: the task table; shared: the table the Lua sides share; may raise */
+void lw_group_open(lua_State *L, int t, int shared) {
   t = lw_absindex(L, t);
+  shared = lw_absindex(L, shared);
   lua_pushvalue(L, t);
   lw_sched_pushbox(L);
   lws_pushguard(L);
   lw_sched_pushbox(L);
   lua_pushcclosure(L, l_status, 1);
-  lw_lua_chunk(L, code, 3);
+  lua_pushvalue(L, shared);
+  lw_lua_chunk(L, code, 4);
 }

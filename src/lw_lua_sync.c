@@ -21,10 +21,14 @@ static int l_yieldable(lua_State *L) {
 
 /* the code, in pieces (C99 guarantees string literals of 4095 bytes) */
 static const char *const code[] = {
-    "local task, guard, yieldable = ...\n"
+    "local task, guard, yieldable, shared = ...\n"
+    "local setmetatable = setmetatable\n"
+    "local clock = task.clock\n"
+    "local waiting = setmetatable({}, { __mode = \"k\" })\n"
+    "shared.waiting = waiting\n"
     "local yield, running, status = coroutine.yield, coroutine.running, coroutine.status\n"
     "local defer, delay, cancel = task.defer, task.delay, task.cancel\n"
-    "local setmetatable, select, type, error, pcall = setmetatable, select, type, error, pcall\n"
+    "local select, type, error, pcall = select, type, error, pcall\n"
     "local floor = math.floor\n"
     "-- A waiter queue is a FIFO of entries {co, state, vals, undo, timer}.\n"
     "-- state: \"queued\", \"woken\" (handed vals, not yet run), \"timeout\",\n"
@@ -91,7 +95,8 @@ static const char *const code[] = {
     "  if co == nil or ismain or not yieldable() then\n"
     "    error(what .. \": not in a task (cannot yield here)\", 3)\n"
     "  end\n"
-    "  local e = { co = co, state = \"queued\", what = what, v = v }\n"
+    "  local e = { co = co, state = \"queued\", what = what, v = v, since = clock() }\n"
+    "  waiting[co] = e\n"
     "  q.t = q.t + 1\n"
     "  q[q.t] = e\n"
     "  guard(co, e, function()\n"
@@ -102,6 +107,7 @@ static const char *const code[] = {
     "  end)\n"
     "  if sec and sec == sec and sec < 2147483648 then\n"
     "    if not (sec > 0) then sec = 0 end\n"
+    "    e.deadline = e.since + sec\n"
     "    e.timer = delay(sec, function()\n"
     "      if e.state == \"queued\" then\n"
     "        e.state = \"timeout\"\n"
@@ -114,6 +120,7 @@ static const char *const code[] = {
     "    end)\n"
     "  end\n"
     "  yield()\n"
+    "  if waiting[co] == e then waiting[co] = nil end\n"
     "  guard(co, e, nil)\n"
     "  local timer = e.timer\n"
     "  if timer and e.state ~= \"timeout\" then cancel(timer) end\n"
@@ -122,11 +129,11 @@ static const char *const code[] = {
     "  if state == \"woken\" then return unpack(e.vals, 1, e.vals.n) end\n"
     "  if state == \"timeout\" then return nil, \"timeout\" end\n"
     "  return nil, \"interrupted\"\n"
-    "end\n"
+    "end\n",
     "-- ---------------------------------------------------------------- --\n"
     "-- semaphore: a count of permits; a release hands its permit straight\n"
     "-- to the first waiter, and takes it back if that waiter is cancelled\n"
-    "-- before it runs.\n",
+    "-- before it runs.\n"
     "local Sem = {}\n"
     "Sem.__index = Sem\n"
     "function task.semaphore(n)\n"
@@ -232,13 +239,13 @@ static const char *const code[] = {
     "  end\n"
     "  if self.closed then return nil, \"closed\" end\n"
     "  return park(self.rq, sec, \"channel\")\n"
-    "end\n"
+    "end\n",
     "function Ch:close()\n"
     "  if self.closed then return end\n"
     "  self.closed = true\n"
     "  while wake_first(self.rq, nil, nil, \"closed\") do end\n"
     "  while wake_first(self.sq, nil, nil, \"closed\") do end\n"
-    "end\n",
+    "end\n"
     "function Ch:isclosed() return self.closed end\n"
     "function Ch:len() return self.bt - self.bh + 1 end\n"
     "-- for v in ch do ... end: receives until closed and drained\n"
@@ -264,13 +271,15 @@ void lw_lua_chunk(lua_State *L, const char *const *pieces, int nargs) {
   lua_call(L, nargs, 0);
 }
 
-/* t: the task table, whose defer, delay and cancel the code uses.  May
-   raise (memory) */
-void lw_sync_open(lua_State *L, int t) {
+/* t: the task table, whose defer, delay and cancel the code uses;
+   shared: the table the Lua sides share (lw_lua_info.c).  May raise */
+void lw_sync_open(lua_State *L, int t, int shared) {
   t = lw_absindex(L, t);
+  shared = lw_absindex(L, shared);
   lua_pushvalue(L, t);
   lw_sched_pushbox(L);
   lws_pushguard(L);
   lua_pushcfunction(L, l_yieldable);
-  lw_lua_chunk(L, code, 3);
+  lua_pushvalue(L, shared);
+  lw_lua_chunk(L, code, 4);
 }

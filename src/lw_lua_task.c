@@ -392,7 +392,10 @@ int luaopen_luaweave_task(lua_State *L) {
   wrap_suspending(L, -1);
 #endif
   add_all(L, -1);
-  lw_sync_open(L, -1);
-  lw_group_open(L, -1);
+  lua_newtable(L); /* what the Lua sides share */
+  lw_sync_open(L, -2, -1);
+  lw_group_open(L, -2, -1);
+  lw_info_open(L, -2, -1);
+  lua_pop(L, 1);
   return 1;
 }

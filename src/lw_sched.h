@@ -218,10 +218,12 @@ void lws_pushguard(lua_State *L);
 
 /* lw_lua_sync.c: task.channel/event/semaphore into the table at t, and
    the loader of the task library's Lua code */
-void lw_sync_open(lua_State *L, int t);
+void lw_sync_open(lua_State *L, int t, int shared);
 void lw_lua_chunk(lua_State *L, const char *const *pieces, int nargs);
 /* lw_lua_group.c: task.group into the table at t */
-void lw_group_open(lua_State *L, int t);
+void lw_group_open(lua_State *L, int t, int shared);
+/* lw_lua_info.c: task.info and task.list */
+void lw_info_open(lua_State *L, int t, int shared);
 void lws_sweep(lw_sched *S, lua_State *W); /* wake awaiters of ended threads */
 
 /* lw_sched_await.c */
