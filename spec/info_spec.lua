@@ -62,6 +62,36 @@ describe("task.info", function()
     end)
   end)
 
+  it("gives the deadline of the current wait, not of a stale earlier one", function()
+    lw.run(function()
+      -- a live timer in front keeps the stale one from being purged
+      local front = task.spawn(function() task.wait(2) end)
+      local x = task.defer(function() end)
+      local w = task.spawn(function() task.await(x, 5); task.wait(30) end)
+      task.wait() -- x ends, w is woken and waits 30: its await's deadline is stale
+      local i = task.info(w)
+      assert.are.equal("timer", i.waiting)
+      assert.is_true(i.deadline - i.since > 20)
+      task.cancel(w)
+      task.cancel(front)
+    end)
+  end)
+
+  it("the deadlock error of lw.run names the waiting tasks and where they wait", function()
+    local p = lw.track(coroutine.create(function() coroutine.yield() end))
+    lw.resume(p)
+    local a
+    local ok, err = pcall(lw.run, function()
+      a = task.spawn(function()
+        task.await(p) -- the line below names this one
+      end)
+      task.await(a)
+    end)
+    assert.is_false(ok)
+    assert.matches("deadlock: 2 threads waiting: ", err, 1, true)
+    assert.truthy(err:find(tostring(a) .. " awaits at " .. debug.getinfo(1, "S").short_src, 1, true), err)
+  end)
+
   it("checks its argument", function()
     assert.has_error(function() task.info(1) end,
       "bad argument #1 to 'info' (thread expected, got number)")

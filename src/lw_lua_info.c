@@ -9,6 +9,8 @@
 #include "lw_sched.h"
 #include "lw_compat.h"
 
+#include <string.h>
+
 static lw_sched *box_sched(lua_State *L) {
   lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
   return (S != NULL && !lws_gone(S)) ? S : NULL;
@@ -63,6 +65,41 @@ static int l_tasks(lua_State *L) {
     lua_rawseti(L, -2, ++n); /* may allocate: the map stays, i is good */
   }
   return 1;
+}
+
+/* push where co is suspended: the first Lua frame's "source:line" past
+   the task library's own Lua code (its wrappers), or "?" */
+static void push_where(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  int level;
+  for (level = 0; lua_getstack(co, level, &ar); level++) {
+    if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0 &&
+        strcmp(ar.source, "=luaweave.task") != 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "?");
+}
+
+/* push ": thread: 0x... awaits at src:line; ..." for (up to 10 of) the
+   tasks that await, for the deadlock error; "" when none.  May raise */
+void lw_push_waiters(lua_State *L, lw_sched *S) {
+  lw_slot *sl;
+  size_t i = 0;
+  int n = 0;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  while (n < 10 && (sl = lw_map_next(&lws_store(S)->map, &i)) != NULL) {
+    lua_State *co = (lua_State *)sl->key;
+    if (sl->rec.task != T_AWAIT) continue;
+    /* as tostring(co) names it */
+    lua_pushfstring(L, "%sthread: %p awaits at ", n++ ? "; " : ": ", (void *)co);
+    luaL_addvalue(&b);
+    push_where(L, co);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
 }
 
 static const char *const code[] = {

@@ -260,11 +260,12 @@ int lw_lua_run(lua_State *L) {
   lua_settop(L, 1);
   if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {
     n = (int)lw_sched_waiting(S);
+    lw_push_waiters(L, S); /* before the clear forgets them */
     lw_sched_clear(S, L); /* the next run starts clean */
     lws_setexited(S, 0);
     if (rc == LW_EEXITED) return 0;
-    return luaL_error(L, "deadlock: %d thread%s waiting", n ? n : 1,
-                      n > 1 ? "s" : "");
+    return luaL_error(L, "deadlock: %d thread%s waiting%s", n ? n : 1,
+                      n > 1 ? "s" : "", lua_tostring(L, -1));
   }
   if (rc == LW_EMEM) {
     lua_pushliteral(L, "not enough memory");
@@ -278,8 +279,9 @@ int lw_lua_run(lua_State *L) {
     return lua_error(L);
   }
   n = (int)lw_sched_waiting(S);
-  return luaL_error(L, "deadlock: %d thread%s waiting", n ? n : 1,
-                    n > 1 ? "s" : "");
+  lw_push_waiters(L, S);
+  return luaL_error(L, "deadlock: %d thread%s waiting%s", n ? n : 1,
+                    n > 1 ? "s" : "", lua_tostring(L, -1));
 }
 
 static const luaL_Reg task_funcs[] = {
