@@ -87,6 +87,19 @@ describe("task.group", function()
     assert.are.same({ "cancelled", "cancelled" }, st)
   end)
 
+  it("a group and its ended children are collectable on every version", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    lw.run(function()
+      local g = task.group()
+      weak[g:spawn(function() end)] = true
+      weak[g:spawn(function() task.wait() end)] = true
+      weak[g] = true
+      g:wait()
+    end)
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak))
+  end)
+
   it("checks its arguments", function()
     lw.run(function()
       local g = task.group()

@@ -228,6 +228,18 @@ describe("task.channel", function()
     end)
   end)
 
+  it("a cancelled waiter and its channel are collectable on every version", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    lw.run(function()
+      local ch = task.channel()
+      local r = task.spawn(function() ch:recv() end)
+      weak[r], weak[ch] = true, true
+      task.cancel(r)
+    end)
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak))
+  end)
+
   it("a sender cancelled while queued sends nothing", function()
     lw.run(function()
       local ch = task.channel()
