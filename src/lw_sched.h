@@ -58,7 +58,9 @@ struct lw_sched {
   lw_end_fn onend;      /* lw_sched_onend */
   void *onend_ud;
   int exited, exitcode, stepping, closed;
-  int guards;           /* an end guard was ever set (lws_pushguard) */
+  size_t guards;        /* threads with end guards (lws_pushguard; may
+                           count some the GC took: then the end path
+                           only looks for them in vain) */
   lua_State *main;      /* lw.run's main task, awaited by run */
   lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE */
   lua_State *runco;     /* the task resume_rec runs (innermost) ... */

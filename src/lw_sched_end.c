@@ -194,11 +194,19 @@ static int l_guard(lua_State *L) {
     lua_pushvalue(L, 1);
     lua_pushvalue(L, -2);
     lua_rawset(L, 4);
+    if (S != NULL && !LWS_GONE(S)) S->guards++;
   }
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   lua_rawset(L, -3);
-  if (S != NULL && !LWS_GONE(S)) S->guards = 1;
+  lua_pushnil(L);
+  if (lua_next(L, -2)) return 0;
+  /* the thread's last guard went: so does its list, and with the count
+     back to 0 the end path is as cheap as before any guard */
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  lua_rawset(L, 4);
+  if (S != NULL && !LWS_GONE(S) && S->guards > 0) S->guards--;
   return 0;
 }
 
@@ -218,6 +226,7 @@ static void run_guard(lw_sched *S, lua_State *co, lua_State *W) {
       lws_push_thread(W, co);
       lua_pushnil(W);
       lua_rawset(W, -4); /* detached: a guard that sets another makes a new list */
+      if (S->guards > 0) S->guards--;
       lua_pushnil(W);
       while (lua_next(W, -2)) { /* guards, key, fn */
         lws_push_thread(W, co);
