@@ -102,7 +102,9 @@ static int t_cancel(lua_State *L) {
   return 0;
 }
 
-static int await_common(lua_State *L, const char *fname, int isany) {
+/* the threads at 1..n, checked; timeout < 0: none */
+static int await_common(lua_State *L, const char *fname, int isany,
+                        double timeout) {
   lw_sched *S = sched(L);
   int i, n = lua_gettop(L);
   if (n == 0)
@@ -113,15 +115,81 @@ static int await_common(lua_State *L, const char *fname, int isany) {
       return lw_errorat(L, LW_TASK_LEVEL,
                         "bad argument #%d to '%s' (thread expected, got %s)", i,
                         fname, luaL_typename(L, i));
-  return lw_sched_await(S, L, 1, n, isany);
+  return lw_sched_await_for(S, L, 1, n, isany, timeout);
+}
+
+/* a timeout in seconds at arg (nil or false: none, -1; false because
+   task.await(coroutine.running()) passes 5.2+'s ismain); NaN and
+   negatives time out at once, infinity never */
+static double opt_timeout(lua_State *L, int arg, const char *fname) {
+  if (lua_isnoneornil(L, arg) ||
+      (lua_type(L, arg) == LUA_TBOOLEAN && !lua_toboolean(L, arg)))
+    return -1;
+  if (lua_type(L, arg) != LUA_TNUMBER)
+    return lw_errorat(L, LW_TASK_LEVEL,
+                      "bad argument #%d to '%s' (number expected, got %s)", arg,
+                      fname, luaL_typename(L, arg));
+  {
+    double sec = (double)lua_tonumber(L, arg);
+    return sec >= 0 ? sec : 0; /* not -1, "none": NaN and negatives time out at once */
+  }
 }
 
 static int t_await(lua_State *L) {
+  double timeout = opt_timeout(L, 2, "await");
   lua_settop(L, lua_gettop(L) > 0 ? 1 : 0);
-  return await_common(L, "await", 0);
+  return await_common(L, "await", 0, timeout);
 }
 
-static int t_any(lua_State *L) { return await_common(L, "any", 1); }
+/* the timeout field of the options table at arg */
+static double opts_timeout(lua_State *L, int arg) {
+  double sec;
+  lua_getfield(L, arg, "timeout");
+  if (lua_isnil(L, -1)) sec = -1;
+  else if (lua_type(L, -1) != LUA_TNUMBER)
+    return lw_errorat(L, LW_TASK_LEVEL,
+                      "bad argument #%d to 'any' (timeout: number expected, got %s)",
+                      arg, luaL_typename(L, -1));
+  else {
+    sec = (double)lua_tonumber(L, -1);
+    if (!(sec >= 0)) sec = 0;
+  }
+  lua_pop(L, 1);
+  return sec;
+}
+
+/* task.any(co1, co2, ..., opts?) or task.any(list, opts?): opts is
+   {timeout = sec} */
+static int t_any(lua_State *L) {
+  double timeout = -1;
+  int n = lua_gettop(L), i, len;
+  if (n >= 1 && lua_istable(L, 1)) {
+    if (n >= 2 && !lua_isnil(L, 2)) {
+      if (!lua_istable(L, 2))
+        return lw_errorat(L, LW_TASK_LEVEL,
+                          "bad argument #2 to 'any' (table expected, got %s)",
+                          luaL_typename(L, 2));
+      timeout = opts_timeout(L, 2);
+    }
+    lua_settop(L, 1);
+    len = (int)lw_rawlen(L, 1);
+    if (len == 0)
+      return lw_errorat(L, LW_TASK_LEVEL, "bad argument #1 to 'any' (empty list)");
+    luaL_checkstack(L, len, "task.any: too many threads");
+    for (i = 1; i <= len; i++) {
+      lua_rawgeti(L, 1, i);
+      if (lua_type(L, -1) != LUA_TTHREAD)
+        return lw_errorat(L, LW_TASK_LEVEL,
+                          "bad argument #1 to 'any' (list item %d: thread expected, got %s)",
+                          i, luaL_typename(L, -1));
+    }
+    lua_remove(L, 1);
+  } else if (n >= 2 && lua_istable(L, n)) {
+    timeout = opts_timeout(L, n);
+    lua_settop(L, n - 1);
+  }
+  return await_common(L, "any", 1, timeout);
+}
 
 static int t_exit(lua_State *L) {
   lw_sched *S = sched(L);
@@ -145,6 +213,18 @@ static int t_exit(lua_State *L) {
   }
   lua_settop(L, 0);
   return lw_sched_exit(S, L, code);
+}
+
+/* task.onerror(fn): fn(co, err, report) receives the errors of tasks
+   nobody awaited, instead of the default report; nil restores it */
+static int t_onerror(lua_State *L) {
+  (void)sched(L);
+  if (!lua_isnoneornil(L, 1) && !lua_isfunction(L, 1))
+    return luaL_error(L, "bad argument #1 to 'onerror' (function or nil expected, got %s)",
+                      luaL_typename(L, 1));
+  lua_settop(L, 1);
+  lws_setonerror(L);
+  return 0;
 }
 
 static int t_clock(lua_State *L) {
@@ -180,11 +260,12 @@ int lw_lua_run(lua_State *L) {
   lua_settop(L, 1);
   if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {
     n = (int)lw_sched_waiting(S);
+    lw_push_waiters(L, S); /* before the clear forgets them */
     lw_sched_clear(S, L); /* the next run starts clean */
     lws_setexited(S, 0);
     if (rc == LW_EEXITED) return 0;
-    return luaL_error(L, "deadlock: %d thread%s waiting", n ? n : 1,
-                      n > 1 ? "s" : "");
+    return luaL_error(L, "deadlock: %d thread%s waiting%s", n ? n : 1,
+                      n > 1 ? "s" : "", lua_tostring(L, -1));
   }
   if (rc == LW_EMEM) {
     lua_pushliteral(L, "not enough memory");
@@ -198,8 +279,9 @@ int lw_lua_run(lua_State *L) {
     return lua_error(L);
   }
   n = (int)lw_sched_waiting(S);
-  return luaL_error(L, "deadlock: %d thread%s waiting", n ? n : 1,
-                    n > 1 ? "s" : "");
+  lw_push_waiters(L, S);
+  return luaL_error(L, "deadlock: %d thread%s waiting%s", n ? n : 1,
+                    n > 1 ? "s" : "", lua_tostring(L, -1));
 }
 
 static const luaL_Reg task_funcs[] = {
@@ -207,6 +289,7 @@ static const luaL_Reg task_funcs[] = {
   {"wait", t_wait},   {"cancel", t_cancel}, {"await", t_await},
   {"any", t_any},     {"exit", t_exit},     {"clock", t_clock},
   {"wrap", lw_task_wrap},
+  {"onerror", t_onerror},
   {NULL, NULL}
 };
 
@@ -246,6 +329,63 @@ static void wrap_suspending(lua_State *L, int t) {
 }
 #endif
 
+/* task.all(list, sec?), on task.any: each round waits for the first of
+   the threads not yet ended, so that every one of them is awaited all
+   along (a failure is heard, not reported), and one deadline bounds the
+   whole wait.  Rounds cost O(threads left) each: O(n^2) registrations
+   at worst, for lists that end one by one. */
+static void add_all(lua_State *L, int t) {
+  static const char code[] =
+    "local t = ...\n"
+    "local any, clock, select, type = t.any, t.clock, select, type\n"
+    "function t.all(list, sec)\n"
+    "  if type(list) ~= 'table' then\n"
+    "    error(\"bad argument #1 to 'all' (table expected, got \" .. type(list) .. ')', 2)\n"
+    "  end\n"
+    "  if sec ~= nil and type(sec) ~= 'number' then\n"
+    "    error(\"bad argument #2 to 'all' (number expected, got \" .. type(sec) .. ')', 2)\n"
+    "  end\n"
+    "  local n, out, left, k = #list, {}, {}, 0\n"
+    "  for i = 1, n do\n"
+    "    local co = list[i]\n"
+    "    if type(co) ~= 'thread' then\n"
+    "      error(\"bad argument #1 to 'all' (list item \" .. i ..\n"
+    "            ': thread expected, got ' .. type(co) .. ')', 2)\n"
+    "    end\n"
+    "    if left[co] == nil then left[co] = {}; k = k + 1 end\n"
+    "    local at = left[co]\n"
+    "    at[#at + 1] = i\n"
+    "  end\n"
+    "  local deadline\n"
+    "  if sec ~= sec then deadline = clock()\n" /* NaN: at once, as await */
+    "  elseif sec and sec < 2147483648 then deadline = clock() + sec end\n"
+    "  local opts = {}\n"
+    "  local function took(co, ...)\n"
+    "    if co == nil then return false end\n"
+    "    local at = left[co]\n"
+    "    left[co] = nil\n"
+    "    k = k - 1\n"
+    "    for j = 1, #at do out[at[j]] = { n = select('#', ...), ... } end\n"
+    "    return true\n"
+    "  end\n"
+    "  while k > 0 do\n"
+    "    local ws, m = {}, 0\n"
+    "    for co in pairs(left) do m = m + 1; ws[m] = co end\n"
+    "    if deadline then\n"
+    "      local d = deadline - clock()\n"
+    "      opts.timeout = d > 0 and d or 0\n"
+    "    end\n"
+    "    if not took(any(ws, opts)) then return nil, 'timeout' end\n"
+    "  end\n"
+    "  return out\n"
+    "end\n";
+  t = lw_absindex(L, t);
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.task") != 0)
+    lua_error(L);
+  lua_pushvalue(L, t);
+  lua_call(L, 1, 0);
+}
+
 int luaopen_luaweave_task(lua_State *L) {
   lw_sched_check(L);
   lua_createtable(L, 0, 9);
@@ -255,5 +395,11 @@ int luaopen_luaweave_task(lua_State *L) {
 #if LW_SUSPEND_WRAPPED
   wrap_suspending(L, -1);
 #endif
+  add_all(L, -1);
+  lua_newtable(L); /* what the Lua sides share */
+  lw_sync_open(L, -2, -1);
+  lw_group_open(L, -2, -1);
+  lw_info_open(L, -2, -1);
+  lua_pop(L, 1);
   return 1;
 }

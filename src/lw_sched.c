@@ -279,7 +279,9 @@ int lw_sched_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
 static lw_rec *ent_live(lw_sched *S, const lw_ent *e) {
   lw_rec *r = lw_store_find(S->s, e->co);
   if (r != NULL && r->ticket == e->ticket &&
-      (r->task == T_READY || r->task == T_WAIT || r->task == T_ASYNC))
+      (e->kind == K_TIMEOUT ? r->task == T_AWAIT
+                            : (r->task == T_READY || r->task == T_WAIT ||
+                               r->task == T_ASYNC)))
     return r;
   return NULL;
 }
@@ -396,6 +398,23 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
       for (i = 2; i <= n; i++) lua_rawgeti(T, top + 1, i + 1);
       if (!lua_checkstack(co, n)) lws_raise_mem(T);
       lua_xmove(T, co, n);
+      break;
+    case K_TIMEOUT: /* {co, targets...} -> nil, "timeout" */
+      luaL_checkstack(T, 8, "timeout");
+      if (!lua_checkstack(co, 2)) lws_raise_mem(T);
+      lua_pushnil(T);
+      lua_pushliteral(T, "timeout"); /* may raise: co still awaits */
+      if ((r = lw_store_refind(S->s, co, r, gen)) == NULL) {
+        lua_settop(T, top);
+        return 0;
+      }
+      /* from here nothing allocates: co's registrations go stale, and
+         go, before it runs */
+      lws_task_put(S, r, T_READY);
+      gen = S->s->map.gen;
+      lws_unregister(S, T, top + 1, 2);
+      lua_xmove(T, co, 2);
+      n = 2;
       break;
   }
   /* keep the anchored value (co, or a pack holding it) on T while co

@@ -58,6 +58,9 @@ struct lw_sched {
   lw_end_fn onend;      /* lw_sched_onend */
   void *onend_ud;
   int exited, exitcode, stepping, closed;
+  size_t guards;        /* threads with end guards (lws_pushguard; may
+                           count some the GC took: then the end path
+                           only looks for them in vain) */
   lua_State *main;      /* lw.run's main task, awaited by run */
   lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE */
   lua_State *runco;     /* the task resume_rec runs (innermost) ... */
@@ -128,6 +131,11 @@ extern const char LW_SUSPEND_MARK;
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds);
 /* isany: task.any (the thread that ended comes first, also of one) */
 int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany);
+/* the same with a timeout in seconds (< 0: none): when it passes first,
+   the task is resumed with nil, "timeout", its registrations are removed
+   from the targets' waiter lists, and the targets keep running */
+int lw_sched_await_for(lw_sched *S, lua_State *L, int first, int last,
+                       int isany, double timeout);
 int lw_sched_exit(lw_sched *S, lua_State *L, int code);
 
 /* replace the error object on L's top by a printable message: a string
@@ -154,10 +162,12 @@ int lw_sched_check_invariants(lw_sched *S);
 
 
 /* entry kinds: what a task is resumed with */
-enum { K_START, K_ARGS, K_FARGS, K_WAIT, K_AWAITED, K_ASYNC };
+enum { K_START, K_ARGS, K_FARGS, K_WAIT, K_AWAITED, K_ASYNC, K_TIMEOUT };
 /* K_START: a function's first run, its arguments on the thread;
    K_FARGS: the same, its arguments in a pack; K_ARGS: a thread resumed
-   with a pack of arguments */
+   with a pack of arguments; K_TIMEOUT: an await's deadline, live while
+   its task still awaits with the entry's ticket, anchoring {task,
+   targets...} */
 
 /* task states, in the record's task field (0: not a task) */
 enum { T_READY = 1, T_RUNNING, T_WAIT, T_AWAIT, T_ASYNC };
@@ -203,6 +213,22 @@ void lws_refused(lw_sched *S, lua_State *co, lua_State *W);
 void lws_report_msg(lw_sched *S, lua_State *co, const char *msg);
 void lws_handled(lw_sched *S, lua_State *co, lua_State *W); /* awaited */
 void lws_flush_errors(lw_sched *S, lua_State *W); /* at a step's end */
+void lws_setonerror(lua_State *L); /* task.onerror: pops fn or nil */
+/* push guard(co, key, fn|nil): fn(co) is called, once, when co ends by
+   any path (cancel included) while set (one fn per key); the synchronization primitives hand
+   back what a waiter was given but never took.  Needs the scheduler's
+   box on top, which it pops */
+void lws_pushguard(lua_State *L);
+
+/* lw_lua_sync.c: task.channel/event/semaphore into the table at t, and
+   the loader of the task library's Lua code */
+void lw_sync_open(lua_State *L, int t, int shared);
+void lw_lua_chunk(lua_State *L, const char *const *pieces, int nargs);
+/* lw_lua_group.c: task.group into the table at t */
+void lw_group_open(lua_State *L, int t, int shared);
+/* lw_lua_info.c: task.info and task.list */
+void lw_info_open(lua_State *L, int t, int shared);
+void lw_push_waiters(lua_State *L, lw_sched *S); /* for deadlock errors */
 void lws_sweep(lw_sched *S, lua_State *W); /* wake awaiters of ended threads */
 
 /* lw_sched_await.c */
@@ -211,6 +237,7 @@ void lws_new_hold_table(lua_State *L);
 void lws_any_hold(lw_sched *S, lua_State *T, lua_State *co, int d);
 int lws_awaited(lw_sched *S, lua_State *co);
 int lws_isover(lw_sched *S, lua_State *co);
+void lws_unregister(lw_sched *S, lua_State *T, int pack, int first);
 
 /* lw_sched_spawn.c */
 void lws_drop_start_args(lua_State *co); /* a pending start's arguments go */

@@ -189,8 +189,70 @@ int lws_isover(lw_sched *S, lua_State *co) {
   return st == LW_RETURNED || st == LW_FAILED || st == LW_CANCELLED;
 }
 
-int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany) {
+/* The threads at pack[first..] of the table at index pack on T no
+   longer have a live registration of the waiter (its ticket moved on: a
+   timeout): compact their waiter lists now, and drop those left empty,
+   so that a timed-out wait leaves nothing behind for a target that runs
+   on.  Never allocates; T needs room for 5. */
+void lws_unregister(lw_sched *S, lua_State *T, int pack, int first) {
+  int i, n, top = lua_gettop(T);
+  pack = lw_absindex(T, pack);
+  n = (int)lw_rawlen(T, pack);
+  for (i = first; i <= n && S->wlists > 0; i++) {
+    lua_rawgeti(T, pack, i);
+    push_wlist(S, T, lua_tothread(T, -1)); /* target, wref, list */
+    if (lua_istable(T, -1) && compact(S, T) == 0) {
+      lua_pop(T, 1);
+      lua_pushvalue(T, -2);
+      lua_pushnil(T);
+      lua_rawset(T, -3); /* clears a field: never allocates */
+      S->wlists--;
+    }
+    lua_settop(T, top);
+  }
+}
+
+/* arm the deadline of the await that the running task L has just
+   registered with ticket: a timer entry anchoring {L, targets...}.  On
+   failure (memory) L runs on: its registrations go stale, and the error
+   is raised in L */
+static void arm_timeout(lw_sched *S, lua_State *L, int first, int last,
+                        unsigned ticket, double timeout) {
+  lw_ent e;
+  lw_rec *r;
   int i;
+  double now = lw_sched_now(S);
+  lua_createtable(L, last - first + 2, 0);
+  lua_pushthread(L);
+  lua_rawseti(L, -2, 1);
+  for (i = first; i <= last; i++) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, -2, i - first + 2);
+  }
+  e.ref = lws_anchor(S, L); /* pops the pack */
+  e.co = L;
+  e.ticket = ticket;
+  e.kind = K_TIMEOUT;
+  e.t0 = now;
+  timeout = lws_sane_seconds(timeout);
+  if (lws_tpush(S, now + timeout, &e, timeout == 0) != LW_OK) {
+    lws_anchor_free(S, L, e.ref);
+    if ((r = lw_store_find(S->s, L)) != NULL && r->task == T_AWAIT) {
+      lws_task_put(S, r, T_RUNNING);
+      S->wsweep = 1;
+    }
+    lws_raise_mem(L);
+  }
+}
+
+int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany) {
+  return lw_sched_await_for(S, L, first, last, isany, -1);
+}
+
+int lw_sched_await_for(lw_sched *S, lua_State *L, int first, int last,
+                       int isany, double timeout) {
+  int i;
+  unsigned ticket;
   lw_rec *r;
   for (i = first; i <= last; i++) {
     lua_State *co = lua_tothread(L, i);
@@ -219,8 +281,8 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany) {
                       "task.await: not in a task (cannot yield here)");
   if ((r = lws_running_rec(S, L)) == NULL) lws_raise_mem(L);
   lws_task_put(S, r, T_AWAIT);
+  ticket = r->ticket;
   {
-    unsigned ticket = r->ticket;
     lua_rawgeti(L, LUA_REGISTRYINDEX, S->wref);
     for (i = first; i <= last; i++) {
       int n;
@@ -260,6 +322,10 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany) {
       return lw_result(S->s, lua_tothread(L, i), L) + isany;
     }
   }
+  /* a deadline past task.wait's range (infinity) is no deadline: sane
+     seconds would make it 0 */
+  if (timeout >= 0 && timeout <= 2147483647.0)
+    arm_timeout(S, L, first, last, ticket, timeout);
   return lws_suspend(L);
 }
 

@@ -61,6 +61,46 @@ static void deliver(lw_sched *S, lua_State *co, const char *msg) {
   else fprintf(stderr, "luaweave: %s\n", msg);
 }
 
+/* task.onerror's handler lives in the registry under this address: it
+   outlives lw_sched_clear, as the C callback does */
+static const char ONERROR_KEY = 'O';
+
+void lws_setonerror(lua_State *L) { /* pops a function or nil */
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &ONERROR_KEY);
+}
+
+/* deliver co's report (on W's top, popped) to task.onerror's handler as
+   fn(co, err, report), or else as deliver does.  The handler runs
+   protected: if it raises, its error is delivered instead, so that an
+   error is never lost.  May raise a memory error. */
+static void deliver_top(lw_sched *S, lua_State *co, lua_State *W) {
+  int top = lua_gettop(W), n;
+  luaL_checkstack(W, 8, "report");
+  lw_rawgetp(W, LUA_REGISTRYINDEX, &ONERROR_KEY);
+  if (!lua_isfunction(W, -1)) {
+    deliver(S, co, lua_tostring(W, top));
+    lua_settop(W, top - 1);
+    return;
+  }
+  lws_push_thread(W, co);
+  /* the error object itself while co's result still holds it (else the
+     report's message: co was untracked meanwhile) */
+  n = lw_result(S->s, co, W);
+  if (n == 2 && !lua_toboolean(W, -2)) {
+    lua_remove(W, -2);
+  } else {
+    if (n > 0) lua_pop(W, n);
+    lua_pushvalue(W, top);
+  }
+  lua_pushvalue(W, top);
+  if (lua_pcall(W, 3, 0, 0) != LUA_OK) {
+    lw_sched_errmsg(W);
+    lua_pushfstring(W, "task.onerror: %s", lua_tostring(W, -1));
+    deliver(S, co, lua_tostring(W, -1));
+  }
+  lua_settop(W, top - 1);
+}
+
 /* ------------------------------------------------------------------ */
 /* the end path                                                        */
 
@@ -115,16 +155,98 @@ void lws_flush_errors(lw_sched *S, lua_State *W) {
     lua_rawset(W, -4);                   /* [co] = nil */
     lua_pushnil(W);
     lua_rawseti(W, -3, (int)i);
-    if (co != NULL && lua_type(W, -1) == LUA_TSTRING)
-      deliver(S, co, lua_tostring(W, -1));
-    lua_pop(W, 2);
+    if (co != NULL && lua_type(W, -1) == LUA_TSTRING) {
+      deliver_top(S, co, W);
+      lua_pop(W, 1);
+    } else {
+      lua_pop(W, 2);
+    }
   }
+}
+
+/* ------------------------------------------------------------------ */
+/* end guards                                                          */
+
+/* guard functions by thread: GUARD[co] = {[key] = fn}, in a registry
+   table with weak keys (a thread nobody holds cannot end by a path that
+   would call its guards) */
+static const char GUARD_KEY = 'G';
+
+/* guard(co, key, fn|nil) */
+static int l_guard(lua_State *L) {
+  lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  luaL_checkany(L, 2);
+  lua_settop(L, 3);
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lws_new_hold_table(L); /* weak keys */
+    lua_pushvalue(L, -1);
+    lw_rawsetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
+  }
+  lua_pushvalue(L, 1);
+  lua_rawget(L, 4);
+  if (!lua_istable(L, -1)) {
+    if (lua_isnil(L, 3)) return 0;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 4);
+    if (S != NULL && !LWS_GONE(S)) S->guards++;
+  }
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_rawset(L, -3);
+  lua_pushnil(L);
+  if (lua_next(L, -2)) return 0;
+  /* the thread's last guard went: so does its list, and with the count
+     back to 0 the end path is as cheap as before any guard */
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  lua_rawset(L, 4);
+  if (S != NULL && !LWS_GONE(S) && S->guards > 0) S->guards--;
+  return 0;
+}
+
+void lws_pushguard(lua_State *L) { lua_pushcclosure(L, l_guard, 1); }
+
+/* co ended: call its guards, each once, protected (a guard's error is
+   reported as co's).  W is the running thread; may raise a memory
+   error */
+static void run_guard(lw_sched *S, lua_State *co, lua_State *W) {
+  int top = lua_gettop(W);
+  luaL_checkstack(W, 8, "guard");
+  lw_rawgetp(W, LUA_REGISTRYINDEX, &GUARD_KEY);
+  if (lua_istable(W, -1)) {
+    lws_push_thread(W, co);
+    lua_rawget(W, -2);
+    if (lua_istable(W, -1)) {
+      lws_push_thread(W, co);
+      lua_pushnil(W);
+      lua_rawset(W, -4); /* detached: a guard that sets another makes a new list */
+      if (S->guards > 0) S->guards--;
+      lua_pushnil(W);
+      while (lua_next(W, -2)) { /* guards, key, fn */
+        lws_push_thread(W, co);
+        if (lua_pcall(W, 1, 0, 0) != LUA_OK) {
+          lw_sched_errmsg(W);
+          deliver(S, co, lua_tostring(W, -1));
+          lua_pop(W, 1);
+        }
+      }
+    }
+  }
+  lua_settop(W, top);
 }
 
 /* co's end is recorded; report: a task the scheduler ran (or cancelled)
    that failed is reported unless awaited by the end of the step */
 static void end_now(lw_sched *S, lua_State *co, lua_State *W, int report_it) {
-  int woke = lws_wake(S, co, W), st;
+  int woke, st;
+  if (S->guards) run_guard(S, co, W);
+  woke = lws_wake(S, co, W);
   if (report_it && co != S->main &&
       lw_status(S->s, co) == LW_FAILED) {
     if (woke) lws_handled(S, co, W);
@@ -164,7 +286,7 @@ void lws_onend(void *ud, lua_State *co, lua_State *L) {
     lws_task_end(S, co, r);
   }
   a.report = co == S->runco || co == S->cancelling;
-  if (S->wlists == 0 && S->onend == NULL && S->npend == 0 &&
+  if (S->wlists == 0 && S->onend == NULL && S->npend == 0 && !S->guards &&
       !(a.report && lw_status(S->s, co) == LW_FAILED))
     return; /* nobody to tell: the common case costs this test */
   if (a.report && L != NULL) {

@@ -1,0 +1,99 @@
+-- task.info(co) and task.list(): what a task waits on, since when, until
+-- when, its group, and where.
+local lw = require "luaweave"
+local task = require "luaweave.task"
+
+local function has(list, x)
+  for i = 1, #list do if list[i] == x then return true end end
+  return false
+end
+
+describe("task.info", function()
+  it("says what each task waits on", function()
+    lw.run(function()
+      local p = coroutine.create(function() coroutine.yield() end)
+      coroutine.resume(p)
+      local t0 = task.clock()
+      local timer = task.spawn(function() task.wait(30) end)
+      local awaiting = task.spawn(function() task.await(timer, 20) end)
+      local awaiting2 = task.spawn(function() task.await(timer) end)
+      local ch = task.channel()
+      local inch = task.spawn(function() ch:recv(10) end)
+      local ev = task.event()
+      local inev = task.spawn(function() ev:wait() end)
+      local sem = task.semaphore(0)
+      local insem = task.spawn(function() sem:acquire() end)
+      local plain = task.spawn(function() coroutine.yield() end)
+      local ready = task.defer(function() end)
+      local g = task.group()
+      local kid = g:spawn(function() task.wait(30) end)
+
+      local i = task.info(timer)
+      assert.are.equal("timer", i.waiting)
+      assert.are.equal("yielded", i.status)
+      assert.is_true(i.since >= t0 and i.deadline >= i.since + 30)
+      assert.matches("stack traceback:", i.traceback)
+      i = task.info(awaiting)
+      assert.are.equal("await", i.waiting)
+      assert.is_true(i.deadline >= i.since + 20)
+      assert.are.equal("await", task.info(awaiting2).waiting)
+      assert.is_nil(task.info(awaiting2).deadline)
+      i = task.info(inch)
+      assert.are.equal("channel", i.waiting)
+      assert.is_true(i.deadline >= i.since + 10)
+      assert.are.equal("event", task.info(inev).waiting)
+      assert.are.equal("semaphore", task.info(insem).waiting)
+      assert.are.equal("yield", task.info(plain).waiting)
+      assert.are.equal("ready", task.info(ready).waiting)
+      assert.are.equal("running", task.info(coroutine.running()).waiting)
+      assert.are.equal(g, task.info(kid).group)
+      assert.is_nil(task.info(timer).group)
+
+      local all = task.list()
+      for _, co in ipairs({ timer, awaiting, awaiting2, inch, inev, insem, ready, kid }) do
+        assert.is_true(has(all, co))
+      end
+      assert.is_false(has(all, p)) -- not a task
+
+      for _, co in ipairs({ timer, inch, inev, insem, plain, kid }) do task.cancel(co) end
+      assert.are.equal("cancelled", task.info(timer).status)
+      assert.is_nil(task.info(timer).waiting)
+      assert.is_false(has(task.list(), timer))
+    end)
+  end)
+
+  it("gives the deadline of the current wait, not of a stale earlier one", function()
+    lw.run(function()
+      -- a live timer in front keeps the stale one from being purged
+      local front = task.spawn(function() task.wait(2) end)
+      local x = task.defer(function() end)
+      local w = task.spawn(function() task.await(x, 5); task.wait(30) end)
+      task.wait() -- x ends, w is woken and waits 30: its await's deadline is stale
+      local i = task.info(w)
+      assert.are.equal("timer", i.waiting)
+      assert.is_true(i.deadline - i.since > 20)
+      task.cancel(w)
+      task.cancel(front)
+    end)
+  end)
+
+  it("the deadlock error of lw.run names the waiting tasks and where they wait", function()
+    local p = lw.track(coroutine.create(function() coroutine.yield() end))
+    lw.resume(p)
+    local a
+    local ok, err = pcall(lw.run, function()
+      a = task.spawn(function()
+        task.await(p) -- the line below names this one
+      end)
+      task.await(a)
+    end)
+    assert.is_false(ok)
+    assert.matches("deadlock: 2 threads waiting: ", err, 1, true)
+    assert.truthy(err:find(tostring(a) .. " awaits at " .. debug.getinfo(1, "S").short_src, 1, true), err)
+  end)
+
+  it("checks its argument", function()
+    assert.has_error(function() task.info(1) end,
+      "bad argument #1 to 'info' (thread expected, got number)")
+  end)
+end)

@@ -1,0 +1,258 @@
+-- task.semaphore, task.event, task.channel: order, timeouts, and waiters
+-- cancelled while queued or after being handed something.
+local lw = require "luaweave"
+local task = require "luaweave.task"
+
+local pack = function(...) return { n = select("#", ...), ... } end
+
+describe("task.semaphore", function()
+  it("semaphore(1) is a mutex, granted in FIFO order", function()
+    local log, inside, most = {}, 0, 0
+    lw.run(function()
+      local m = task.semaphore(1)
+      local ts = {}
+      for i = 1, 4 do
+        ts[i] = task.spawn(function()
+          assert.is_true(m:acquire())
+          inside = inside + 1
+          if inside > most then most = inside end
+          log[#log + 1] = i
+          task.wait()
+          inside = inside - 1
+          m:release()
+        end)
+      end
+      task.all(ts, 60) -- a hang guard
+      assert.are.equal(1, m:count())
+    end)
+    assert.are.equal(1, most)
+    assert.are.equal("1 2 3 4", table.concat(log, " "))
+  end)
+
+  it("a waiter cancelled while queued never gets the permit", function()
+    local log = {}
+    lw.run(function()
+      local m = task.semaphore(0)
+      local a = task.spawn(function() m:acquire(); log[#log + 1] = "a" end)
+      local b = task.spawn(function() m:acquire(); log[#log + 1] = "b" end)
+      task.cancel(a)
+      m:release()
+      task.await(b, 60)
+      assert.are.equal(0, m:count())
+      m:release()
+      assert.are.equal(1, m:count())
+    end)
+    assert.are.equal("b", table.concat(log, " "))
+  end)
+
+  it("a waiter handed the permit and cancelled before it runs passes it on", function()
+    local log = {}
+    lw.run(function()
+      local m = task.semaphore(0)
+      local a = task.spawn(function() m:acquire(); log[#log + 1] = "a" end)
+      local b = task.spawn(function() m:acquire(); log[#log + 1] = "b" end)
+      m:release()  -- a is handed the permit, deferred
+      task.cancel(a) -- before it runs: the permit goes to b
+      assert.are.same({ n = 1, true }, pack(task.await(b, 60)))
+      m:release()  -- nobody waits: counted
+      assert.are.equal(1, m:count())
+    end)
+    assert.are.equal("b", table.concat(log, " "))
+  end)
+
+  it("acquire(sec) times out, and a timed-out waiter takes no permit", function()
+    lw.run(function()
+      local m = task.semaphore(0)
+      assert.are.same({ n = 2, nil, "timeout" }, pack(m:acquire(0)))
+      m:release()
+      assert.are.equal(1, m:count())
+      assert.is_true(m:acquire(0))
+    end)
+  end)
+
+  it("checks its arguments, and refuses to wait outside a task", function()
+    assert.has_error(function() task.semaphore(-1) end,
+      "bad argument #1 to 'semaphore' (non-negative integer expected, got -1)")
+    assert.has_error(function() task.semaphore(1.5) end)
+    assert.has_error(function() task.semaphore(0):acquire() end,
+      "semaphore: not in a task (cannot yield here)")
+  end)
+end)
+
+describe("task.event", function()
+  it("wait suspends while clear; set wakes every waiter; clear resets", function()
+    local log = {}
+    lw.run(function()
+      local ev = task.event()
+      local ts = {}
+      for i = 1, 3 do
+        ts[i] = task.spawn(function() assert.is_true(ev:wait()); log[#log + 1] = i end)
+      end
+      assert.are.equal(0, #log)
+      ev:set()
+      assert.is_true(ev:isset())
+      task.all(ts, 60)
+      assert.is_true(ev:wait()) -- set: at once
+      ev:clear()
+      assert.are.same({ n = 2, nil, "timeout" }, pack(ev:wait(0)))
+    end)
+    assert.are.equal("1 2 3", table.concat(log, " "))
+  end)
+
+  it("a cancelled waiter is skipped", function()
+    local log = {}
+    lw.run(function()
+      local ev = task.event()
+      local a = task.spawn(function() ev:wait(); log[#log + 1] = "a" end)
+      local b = task.spawn(function() ev:wait(); log[#log + 1] = "b" end)
+      task.cancel(a)
+      ev:set()
+      task.await(b, 60)
+    end)
+    assert.are.equal("b", table.concat(log, " "))
+  end)
+end)
+
+describe("task.channel", function()
+  -- Lua 5.1 (not LuaJIT) cannot yield from a generic for's iterator
+  local for_yields = not (_VERSION == "Lua 5.1" and not jit)
+
+  it("an unbuffered channel hands each value from sender to receiver, in order", function()
+    local got = {}
+    lw.run(function()
+      local ch = task.channel()
+      local r = task.spawn(function()
+        if for_yields then
+          for v in ch do got[#got + 1] = v end
+        else
+          while true do
+            local v = ch:recv()
+            if v == nil then break end
+            got[#got + 1] = v
+          end
+        end
+        return "drained"
+      end)
+      for i = 1, 5 do assert.is_true(ch:send(i)) end
+      ch:close()
+      assert.are.same({ n = 2, true, "drained" }, pack(task.await(r, 60)))
+    end)
+    assert.are.equal("1 2 3 4 5", table.concat(got, " "))
+  end)
+
+  it("generic for: on 5.1 the receiver fails with Lua's yield error", function()
+    lw.run(function()
+      local ch = task.channel(1)
+      ch:send("x")
+      ch:close()
+      local r = task.spawn(function()
+        local got = {}
+        for v in ch do got[#got + 1] = v end
+        return table.concat(got)
+      end)
+      local ok, v = task.await(r, 60)
+      assert.is_true(ok)
+      assert.are.equal("x", v) -- buffered and closed: no yield at all
+      local ch2 = task.channel()
+      local r2 = task.spawn(function() for _ in ch2 do end return "end" end)
+      ch2:close()
+      local res = pack(task.await(r2, 60))
+      if for_yields then
+        assert.are.same({ n = 2, true, "end" }, res)
+      else
+        assert.is_false(res[1])
+        assert.matches("yield across", res[2])
+      end
+    end)
+  end)
+
+  it("a buffered channel: send suspends only while full", function()
+    local log = {}
+    lw.run(function()
+      local ch = task.channel(2)
+      local s = task.spawn(function()
+        for i = 1, 3 do ch:send(i); log[#log + 1] = "sent" .. i end
+      end)
+      assert.are.equal("sent1 sent2", table.concat(log, " "))
+      assert.are.equal(2, ch:len())
+      assert.are.equal(1, ch:recv())
+      task.await(s, 60)
+      assert.are.equal("sent1 sent2 sent3", table.concat(log, " "))
+      assert.are.equal(2, ch:recv())
+      assert.are.equal(3, ch:recv())
+      assert.are.same({ n = 2, nil, "timeout" }, pack(ch:recv(0)))
+    end)
+  end)
+
+  it("close: values buffered before it are still received, then nil, 'closed'", function()
+    lw.run(function()
+      local ch = task.channel(4)
+      ch:send("a")
+      ch:send("b")
+      ch:close()
+      assert.is_true(ch:isclosed())
+      assert.are.same({ n = 2, nil, "closed" }, pack(ch:send("c")))
+      assert.are.equal("a", ch:recv())
+      assert.are.equal("b", ch:recv())
+      assert.are.same({ n = 2, nil, "closed" }, pack(ch:recv()))
+    end)
+  end)
+
+  it("close wakes waiting receivers and senders with nil, 'closed'", function()
+    lw.run(function()
+      local ch = task.channel()
+      local r = task.spawn(function() return ch:recv() end)
+      local full = task.channel(0)
+      local s = task.spawn(function() return full:send(1) end)
+      ch:close()
+      full:close()
+      assert.are.same({ n = 3, true, nil, "closed" }, pack(task.await(r, 60)))
+      assert.are.same({ n = 3, true, nil, "closed" }, pack(task.await(s, 60)))
+    end)
+  end)
+
+  it("a value handed to a receiver cancelled before it runs goes to the next", function()
+    lw.run(function()
+      local ch = task.channel()
+      local a = task.spawn(function() return ch:recv() end)
+      local b = task.spawn(function() return ch:recv() end)
+      assert.is_true(ch:send("v")) -- a is handed "v", deferred
+      task.cancel(a)
+      assert.are.same({ n = 2, true, "v" }, pack(task.await(b, 60)))
+      -- and with nobody left waiting, it goes back to the buffer
+      local c = task.spawn(function() return ch:recv() end)
+      ch:send("w")
+      task.cancel(c)
+      assert.are.equal(1, ch:len())
+      assert.are.equal("w", ch:recv())
+    end)
+  end)
+
+  it("a cancelled waiter and its channel are collectable on every version", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    lw.run(function()
+      local ch = task.channel()
+      local r = task.spawn(function() ch:recv() end)
+      weak[r], weak[ch] = true, true
+      task.cancel(r)
+    end)
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak))
+  end)
+
+  it("a sender cancelled while queued sends nothing", function()
+    lw.run(function()
+      local ch = task.channel()
+      local s = task.spawn(function() ch:send("lost") end)
+      task.cancel(s)
+      assert.are.same({ n = 2, nil, "timeout" }, pack(ch:recv(0)))
+    end)
+  end)
+
+  it("checks its arguments", function()
+    assert.has_error(function() task.channel(-1) end,
+      "bad argument #1 to 'channel' (non-negative integer expected, got -1)")
+    assert.has_error(function() task.channel(2):send(nil) end,
+      "bad argument #1 to 'send' (value expected)")
+  end)
+end)

@@ -1,0 +1,129 @@
+/*
+** lw_lua_group.c — task.group(): a group owns the tasks started by its
+** spawn, defer and delay; g:wait(sec?) waits for all of them (the first
+** failure cancels the rest and is raised), g:cancel() cancels them, and
+** on Lua 5.4 `local g <close> = task.group()` cancels them when the block
+** ends.  The task that made a group owns it: an end guard of the owner
+** (lws_pushguard) cancels the group when the owner ends by any path, and
+** with it, through their own guards, the groups of its children.
+*/
+#include "lw_sched.h"
+#include "lw_compat.h"
+
+/* status(co): lw.status's name of co's status (a task is tracked) */
+static int l_status(lua_State *L) {
+  static const char *const names[] = {"untracked", "pending",  "yielded",
+                                      "returned",  "failed",   "cancelled"};
+  lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
+  lua_State *co = lua_tothread(L, 1);
+  int st = (co != NULL && S != NULL && !lws_gone(S)) ? lw_status(lws_store(S), co) : 0;
+  lua_pushstring(L, names[st >= 0 && st <= 5 ? st : 0]);
+  return 1;
+}
+
+static const char *const code[] = {
+    "local task, guard, status, shared = ...\n"
+    "local spawn, defer, delay, cancel, any, await = task.spawn, task.defer, task.delay, task.cancel, task.any, task.await\n"
+    "local clock = task.clock\n"
+    "local running, create = coroutine.running, coroutine.create\n"
+    "local setmetatable, select, type, error, tostring = setmetatable, select, type, error, tostring\n"
+    "local traceback = debug.traceback\n"
+    "-- weak both ways: before 5.2 a weak-key table holds its values strongly,\n"
+    "-- and g holds its children (g.kids)\n"
+    "local groupof = setmetatable({}, { __mode = \"kv\" })\n"
+    "shared.groupof = groupof\n"
+    "shared.status = status\n"
+    "local G = {}\n"
+    "G.__index = G\n"
+    "-- A group owns the tasks started by its spawn, defer and delay.  Its\n"
+    "-- owner is the task that made it: when the owner ends (cancelled, say),\n"
+    "-- an end guard cancels the group, and so, through their own guards, the\n"
+    "-- groups its children own.\n"
+    "function task.group()\n"
+    "  local owner, ismain = running()\n"
+    "  local g = setmetatable({ kids = {}, n = 0 }, G)\n"
+    "  if owner and not ismain then\n"
+    "    guard(owner, g, function() g:cancel() end)\n"
+    "    g.owner = owner\n"
+    "  end\n"
+    "  return g\n"
+    "end\n"
+    "local function child(g, f, fname, arg)\n"
+    "  local t = type(f)\n"
+    "  if t ~= \"function\" and t ~= \"thread\" then\n"
+    "    error(\"bad argument #\" .. arg .. \" to '\" .. fname .. \"' (function or thread expected, got \" .. t .. \")\", 3)\n"
+    "  end\n"
+    "  if g.cancelled then error(\"group:\" .. fname .. \": the group is cancelled\", 3) end\n"
+    "  local co = t == \"thread\" and f or create(f)\n"
+    "  g.n = g.n + 1\n"
+    "  g.kids[g.n] = co\n"
+    "  groupof[co] = g\n"
+    "  return co\n"
+    "end\n"
+    "function G:spawn(f, ...) return spawn(child(self, f, \"spawn\", 1), ...) end\n"
+    "function G:defer(f, ...) return defer(child(self, f, \"defer\", 1), ...) end\n"
+    "function G:delay(sec, f, ...) return delay(sec, child(self, f, \"delay\", 2), ...) end\n"
+    "function G:cancel()\n"
+    "  self.cancelled = true\n"
+    "  for i = 1, self.n do cancel(self.kids[i]) end\n"
+    "end\n"
+    "-- the first failure among the ended children, raised after the others\n"
+    "-- are cancelled: a string with the child's traceback, any other value as is\n"
+    "local function check(g)\n"
+    "  for i = 1, g.n do\n"
+    "    local co = g.kids[i]\n"
+    "    if status(co) == \"failed\" then\n"
+    "      local _, err = await(co)\n"
+    "      g:cancel()\n"
+    "      if type(err) == \"string\" then error(err .. \"\\n\" .. traceback(co), 0) end\n"
+    "      error(err, 0)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "function G:wait(sec)\n"
+    "  if sec ~= nil and type(sec) ~= \"number\" then\n"
+    "    error(\"bad argument #1 to 'wait' (number expected, got \" .. type(sec) .. \")\", 2)\n"
+    "  end\n"
+    "  local deadline\n"
+    "  if sec ~= sec then deadline = clock()\n"
+    "  elseif sec and sec < 2147483648 then deadline = clock() + sec end\n"
+    "  local opts = {}\n"
+    "  while true do\n"
+    "    check(self)\n"
+    "    local left, m = {}, 0\n"
+    "    for i = 1, self.n do\n"
+    "      local st = status(self.kids[i])\n"
+    "      if st ~= \"returned\" and st ~= \"cancelled\" and st ~= \"failed\" then\n"
+    "        m = m + 1\n"
+    "        left[m] = self.kids[i]\n"
+    "      end\n"
+    "    end\n"
+    "    if m == 0 then return true end\n"
+    "    if deadline then\n"
+    "      local d = deadline - clock()\n"
+    "      opts.timeout = d > 0 and d or 0\n"
+    "    end\n"
+    "    if any(left, opts) == nil then return nil, \"timeout\" end\n"
+    "  end\n"
+    "end\n"
+    "function G:children()\n"
+    "  local t = {}\n"
+    "  for i = 1, self.n do t[i] = self.kids[i] end\n"
+    "  return t\n"
+    "end\n"
+    "G.__close = function(g) g:cancel() end\n",
+  NULL
+};
+
+/* t: the task table; shared: the table the Lua sides share; may raise */
+void lw_group_open(lua_State *L, int t, int shared) {
+  t = lw_absindex(L, t);
+  shared = lw_absindex(L, shared);
+  lua_pushvalue(L, t);
+  lw_sched_pushbox(L);
+  lws_pushguard(L);
+  lw_sched_pushbox(L);
+  lua_pushcclosure(L, l_status, 1);
+  lua_pushvalue(L, shared);
+  lw_lua_chunk(L, code, 4);
+}

@@ -1,0 +1,161 @@
+/*
+** lw_lua_info.c — task.info(co) and task.list(): what a task waits on,
+** since when, until when, its group and where it is suspended.  The
+** scheduler's side (the task state, a timer's start and deadline, the
+** tasks it knows) is read here in C; the Lua side adds the waits of the
+** synchronization primitives and the groups (lw_lua_sync.c,
+** lw_lua_group.c), which share one table with it.
+*/
+#include "lw_sched.h"
+#include "lw_compat.h"
+
+#include <string.h>
+
+static lw_sched *box_sched(lua_State *L) {
+  lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
+  return (S != NULL && !lws_gone(S)) ? S : NULL;
+}
+
+/* the live timer of co's current suspension (ticket), or NULL: O(timers),
+   for introspection only */
+static const lw_timer *find_timer(lw_sched *S, lua_State *co, unsigned ticket) {
+  lw_timerq *q = &S->tq;
+  size_t i;
+  for (i = 0; i < q->hlen; i++)
+    if (q->heap[i].e.co == co && q->heap[i].e.ticket == ticket) return &q->heap[i];
+  for (i = 0; i < q->zlen; i++) {
+    const lw_timer *t = &q->zq[(q->zhead + i) & (q->zcap - 1)];
+    if (t->e.co == co && t->e.ticket == ticket) return t;
+  }
+  return NULL;
+}
+
+/* state(co) -> what the scheduler has co wait on ("ready", "running",
+   "timer", "await", "async") or nil, then since, deadline (or nil) */
+static int l_state(lua_State *L) {
+  static const char *const names[] = {NULL, "ready", "running", "timer",
+                                      "await", "async"};
+  lw_sched *S = box_sched(L);
+  lua_State *co = lua_tothread(L, 1);
+  lw_rec *r = (S != NULL && co != NULL) ? lws_task_rec(S, co) : NULL;
+  const lw_timer *t;
+  if (r == NULL || r->task > T_ASYNC) return 0;
+  lua_pushstring(L, names[r->task]);
+  if ((r->task == T_WAIT || r->task == T_AWAIT) &&
+      (t = find_timer(S, co, r->ticket)) != NULL) {
+    lua_pushnumber(L, (lua_Number)t->e.t0);
+    lua_pushnumber(L, (lua_Number)t->due);
+    return 3;
+  }
+  return 1;
+}
+
+/* tasks() -> the threads the scheduler has as tasks.  Each is anchored
+   (queued, timed, awaited, async) or running, so alive */
+static int l_tasks(lua_State *L) {
+  lw_sched *S = box_sched(L);
+  lw_slot *sl;
+  size_t i = 0;
+  int n = 0;
+  lua_newtable(L);
+  if (S == NULL) return 1;
+  while ((sl = lw_map_next(&lws_store(S)->map, &i)) != NULL) {
+    if (sl->rec.task == 0) continue;
+    lws_push_thread(L, (lua_State *)sl->key);
+    lua_rawseti(L, -2, ++n); /* may allocate: the map stays, i is good */
+  }
+  return 1;
+}
+
+/* push where co is suspended: the first Lua frame's "source:line" past
+   the task library's own Lua code (its wrappers), or "?" */
+static void push_where(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  int level;
+  for (level = 0; lua_getstack(co, level, &ar); level++) {
+    if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0 &&
+        strcmp(ar.source, "=luaweave.task") != 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "?");
+}
+
+/* push ": thread: 0x... awaits at src:line; ..." for (up to 10 of) the
+   tasks that await, for the deadlock error; "" when none.  May raise */
+void lw_push_waiters(lua_State *L, lw_sched *S) {
+  lw_slot *sl;
+  size_t i = 0;
+  int n = 0;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  while (n < 10 && (sl = lw_map_next(&lws_store(S)->map, &i)) != NULL) {
+    lua_State *co = (lua_State *)sl->key;
+    if (sl->rec.task != T_AWAIT) continue;
+    /* as tostring(co) names it */
+    lua_pushfstring(L, "%sthread: %p awaits at ", n++ ? "; " : ": ", (void *)co);
+    luaL_addvalue(&b);
+    push_where(L, co);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+}
+
+static const char *const code[] = {
+    "local task, shared, state, tasks = ...\n"
+    "local type, error, pairs = type, error, pairs\n"
+    "local traceback = debug.traceback\n"
+    "local running = coroutine.running\n"
+    "-- task.info(co): a table {status, waiting, since, deadline, group,\n"
+    "-- traceback}; waiting says what co waits on: \"timer\", \"await\", \"async\",\n"
+    "-- \"channel\", \"event\", \"semaphore\", \"yield\" (a plain coroutine.yield),\n"
+    "-- \"ready\" (queued to run), \"running\", or nil once it has ended\n"
+    "function task.info(co)\n"
+    "  if type(co) ~= \"thread\" then\n"
+    "    error(\"bad argument #1 to 'info' (thread expected, got \" .. type(co) .. \")\", 2)\n"
+    "  end\n"
+    "  local st = shared.status(co)\n"
+    "  local e = shared.waiting[co]\n"
+    "  local w, since, deadline\n"
+    "  if e and e.state == \"queued\" then\n"
+    "    w, since, deadline = e.what, e.since, e.deadline\n"
+    "  else\n"
+    "    w, since, deadline = state(co)\n"
+    "  end\n"
+    "  if w == nil and (st == \"yielded\" or st == \"pending\" or st == \"untracked\") and\n"
+    "     coroutine.status(co) == \"suspended\" then\n"
+    "    w = \"yield\"\n"
+    "  end\n"
+    "  if co == running() then w = \"running\" end\n"
+    "  return { status = st, waiting = w, since = since, deadline = deadline,\n"
+    "           group = shared.groupof[co], traceback = traceback(co) }\n"
+    "end\n"
+    "-- task.list(): the live tasks (scheduled, waiting or running) and the\n"
+    "-- threads waiting in a channel, an event or a semaphore\n"
+    "function task.list()\n"
+    "  local out, seen = tasks(), {}\n"
+    "  for i = 1, #out do seen[out[i]] = true end\n"
+    "  for co, e in pairs(shared.waiting) do\n"
+    "    if not seen[co] and e.state == \"queued\" then\n"
+    "      out[#out + 1] = co\n"
+    "      seen[co] = true\n"
+    "    end\n"
+    "  end\n"
+    "  return out\n"
+    "end\n",
+  NULL
+};
+
+/* t: the task table, shared: the table the Lua sides share; may raise */
+void lw_info_open(lua_State *L, int t, int shared) {
+  t = lw_absindex(L, t);
+  shared = lw_absindex(L, shared);
+  lua_pushvalue(L, t);
+  lua_pushvalue(L, shared);
+  lw_sched_pushbox(L);
+  lua_pushcclosure(L, l_state, 1);
+  lw_sched_pushbox(L);
+  lua_pushcclosure(L, l_tasks, 1);
+  lw_lua_chunk(L, code, 4);
+}
