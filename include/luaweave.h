@@ -519,7 +519,9 @@ LW_API struct uv_loop_s *lw_sched_loop(lw_sched *S);
 /* The Lua modules: require "luaweave", require "luaweave.task". */
 LW_API int luaopen_luaweave(lua_State *L);
 LW_API int luaopen_luaweave_task(lua_State *L);
-/* Register both in package.preload, so that scripts require them from the
+/* require "luaweave.net" (also lw.net): TCP streams (docs/io.md) */
+LW_API int luaopen_luaweave_net(lua_State *L);
+/* Register them in package.preload, so that scripts require them from the
    host's copy of the library.  Needs the package library; may raise a
    Lua memory error. */
 LW_API void lw_preload(lua_State *L);

@@ -334,6 +334,8 @@ void lw_preload(lua_State *L) {
   lua_setfield(L, -2, "luaweave");
   lua_pushcfunction(L, luaopen_luaweave_task);
   lua_setfield(L, -2, "luaweave.task");
+  lua_pushcfunction(L, luaopen_luaweave_net);
+  lua_setfield(L, -2, "luaweave.net");
   lua_pop(L, 2);
 }
 
@@ -358,6 +360,8 @@ int luaopen_luaweave(lua_State *L) {
   lua_setfield(L, -2, "uninstall");
   lw_fs_open(L);
   lua_setfield(L, -2, "fs");
+  luaopen_luaweave_net(L);
+  lua_setfield(L, -2, "net");
   lua_pushliteral(L, LW_VERSION);
   lua_setfield(L, -2, "version");
   return 1;
