@@ -280,6 +280,31 @@ describe("luaweave.net", function()
     end)
   end
 
+  it("serves and connects over a Unix domain socket", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local got, port
+    lw.run(function()
+      local srv = assert(net.unix_listen(path, function(s)
+        s:write("<", s:readline(), ">\n")
+        s:close()
+      end))
+      port = pack(srv:port())
+      local c = assert(net.unix_connect(path))
+      c:write("unix\n")
+      got = c:readline()
+      c:close()
+      srv:close()
+    end)
+    os.remove(path)
+    assert.are.equal("<unix>", got)
+    assert.are.equal("EINVAL", port[3]) -- no port to a Unix socket
+    local r
+    lw.run(function() r = pack(net.unix_connect(path)) end)
+    assert.is_nil(r[1])
+    assert.are.equal("ENOENT", r[3])
+  end)
+
   it("lua_close with a server, a reader and a connect in flight exits clean", function()
     local out, status = child([[
 lw.run(function()

@@ -71,6 +71,8 @@ struct lw_stream {
 /* a stream on a new TCP handle of loop, or NULL with *err set (a
    libuv error).  Raises no Lua error. */
 lw_stream *lw_stream_tcp(uv_loop_t *loop, int *err);
+/* the same on a new pipe handle (Unix domain sockets) */
+lw_stream *lw_stream_pipe(uv_loop_t *loop, int *err);
 /* wrap st in a new userdata on L's top (the metatable made on first
    use).  On a raise st is left alone (the caller still owns it); on
    return the userdata owns it. May raise a Lua memory error. */

@@ -45,7 +45,7 @@ typedef struct conn {
   lw_async *op;
   uv_loop_t *loop;
   lw_stream *st;   /* while connecting */
-  int resolving, cancelled, attached;
+  int resolving, cancelled, attached, unix_;
 } conn;
 
 static void conn_finish(conn *c, int err) {
@@ -74,7 +74,7 @@ static void on_connect(uv_connect_t *req, int status) {
     conn_finish(c, status < 0 ? status : UV_ECANCELED);
     return;
   }
-  uv_tcp_nodelay(&c->st->u.tcp, 1);
+  if (!c->unix_) uv_tcp_nodelay(&c->st->u.tcp, 1);
   lw_async_complete(c->op, push_conn, c);
   if (!c->attached) lw_stream_close(c->st); /* discarded, or no memory */
   free(c);
@@ -130,6 +130,30 @@ static int net_connect(lua_State *L) {
   c->resolving = 1;
   if ((e = uv_getaddrinfo(loop, &c->gai, on_resolved, host, service, &hints)) != 0)
     conn_finish(c, e);
+  return lw_async_yield(L, op);
+}
+
+/* unix_connect(path) -> stream | nil, msg, code */
+static int net_unix_connect(lua_State *L) {
+  const char *path = lw_io_checkstring(L, 1, 1, "unix_connect", NULL);
+  uv_loop_t *loop = lw_io_loop(L);
+  lw_async *op = lw_async_begin(L);
+  conn *c = (conn *)calloc(1, sizeof *c);
+  int e;
+  if (c != NULL && (c->st = lw_stream_pipe(loop, &e)) == NULL) {
+    free(c);
+    c = NULL;
+  }
+  if (c == NULL) {
+    lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)UV_ENOMEM);
+    return lw_async_yield(L, op);
+  }
+  c->op = op;
+  c->loop = loop;
+  c->unix_ = 1;
+  c->creq.data = c;
+  lw_async_oncancel(op, conn_cancel, c);
+  uv_pipe_connect(&c->creq, &c->st->u.pipe, path, on_connect);
   return lw_async_yield(L, op);
 }
 
@@ -207,7 +231,8 @@ typedef struct server_box {
 } server_box;
 
 struct server {
-  uv_tcp_t tcp;
+  union { uv_handle_t h; uv_stream_t s; uv_tcp_t tcp; uv_pipe_t pipe; } u;
+  int unix_;         /* a Unix domain socket server */
   lw_sched *S;
   int href;
   lw_async *op;      /* the acceptor task's wait */
@@ -226,7 +251,7 @@ static void srv_close(server *srv) {
   srv->closing = 1;
   if (srv->box != NULL) srv->box->srv = NULL;
   srv->box = NULL;
-  uv_close((uv_handle_t *)&srv->tcp, on_srv_closed);
+  uv_close(&srv->u.h, on_srv_closed);
 }
 
 static void srv_cancel(void *ud) { srv_close((server *)ud); }
@@ -254,12 +279,14 @@ static void on_connection(uv_stream_t *server_stream, int status) {
   accepting a;
   int e, top;
   if (status < 0 || T == NULL || srv->closing) return;
-  if ((a.st = lw_stream_tcp(server_stream->loop, &e)) == NULL) return;
+  a.st = srv->unix_ ? lw_stream_pipe(server_stream->loop, &e)
+                    : lw_stream_tcp(server_stream->loop, &e);
+  if (a.st == NULL) return;
   if (uv_accept(server_stream, &a.st->u.s) != 0) {
     lw_stream_close(a.st);
     return;
   }
-  uv_tcp_nodelay(&a.st->u.tcp, 1);
+  if (!srv->unix_) uv_tcp_nodelay(&a.st->u.tcp, 1);
   a.srv = srv;
   a.attached = 0;
   top = lua_gettop(T);
@@ -307,11 +334,63 @@ static int srv_l_port(lua_State *L) {
   struct sockaddr_storage ss;
   int len = (int)sizeof ss;
   if (b->srv == NULL) return lw_io_fail(L, UV_EBADF);
-  if (uv_tcp_getsockname(&b->srv->tcp, (struct sockaddr *)&ss, &len) != 0)
+  if (b->srv->unix_) return lw_io_fail(L, UV_EINVAL);
+  if (uv_tcp_getsockname(&b->srv->u.tcp, (struct sockaddr *)&ss, &len) != 0)
     return lw_io_fail(L, UV_EINVAL);
   lua_pushinteger(L, ntohs(ss.ss_family == AF_INET6
                                ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                : ((struct sockaddr_in *)&ss)->sin_port));
+  return 1;
+}
+
+/* the server box, bound (addr, or path for a Unix socket) and listening,
+   its acceptor task deferred; the handler at hidx.  May raise (memory,
+   before any handle exists). */
+static int start_server(lua_State *L, uv_loop_t *loop, int hidx, int unix_,
+                        const struct sockaddr *addr, const char *path) {
+  server_box *b;
+  server *srv;
+  int e;
+  b = (server_box *)lua_newuserdata(L, sizeof *b); /* first: may raise */
+  b->srv = NULL;
+  b->href = LUA_NOREF;
+  if (luaL_newmetatable(L, SERVER_MT)) {
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, srv_l_close);
+    lua_setfield(L, -2, "close");
+    lua_pushcfunction(L, srv_l_port);
+    lua_setfield(L, -2, "port");
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, srv_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, hidx);
+  b->href = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, LUA_REGISTRYINDEX, ACCEPTOR_KEY);
+  lua_pushvalue(L, -2); /* the acceptor and its argument, ready to defer */
+  if ((srv = (server *)calloc(1, sizeof *srv)) == NULL) return lw_io_fail(L, UV_ENOMEM);
+  e = unix_ ? uv_pipe_init(loop, &srv->u.pipe, 0) : uv_tcp_init(loop, &srv->u.tcp);
+  if (e != 0) {
+    free(srv);
+    return lw_io_fail(L, e);
+  }
+  srv->u.h.data = srv;
+  srv->unix_ = unix_;
+  srv->S = lw_sched_get(L);
+  srv->href = b->href;
+  srv->box = b;
+  b->srv = srv;
+  e = unix_ ? uv_pipe_bind(&srv->u.pipe, path) : uv_tcp_bind(&srv->u.tcp, addr, 0);
+  if (e != 0 || (e = uv_listen(&srv->u.s, 511, on_connection)) != 0) {
+    srv_close(srv);
+    return lw_io_fail(L, e);
+  }
+  if (lw_sched_defer(srv->S, L, 1) != LW_OK) {
+    srv_close(srv);
+    return lw_io_fail(L, UV_EINVAL);
+  }
+  lua_pop(L, 1); /* the acceptor's thread */
   return 1;
 }
 
@@ -321,8 +400,6 @@ static int net_listen(lua_State *L) {
   int port = check_port(L, 2, "listen"), e;
   uv_loop_t *loop;
   struct sockaddr_storage ss;
-  server_box *b;
-  server *srv;
   if (lua_type(L, 3) != LUA_TFUNCTION) lw_io_argerror(L, 3, "listen", "function expected");
   loop = lw_io_loop(L);
   if (!numeric(host, port, &ss)) {
@@ -339,45 +416,14 @@ static int net_listen(lua_State *L) {
     if (ss.ss_family == AF_INET6) ((struct sockaddr_in6 *)&ss)->sin6_port = htons((unsigned short)port);
     else ((struct sockaddr_in *)&ss)->sin_port = htons((unsigned short)port);
   }
-  b = (server_box *)lua_newuserdata(L, sizeof *b); /* first: may raise */
-  b->srv = NULL;
-  b->href = LUA_NOREF;
-  if (luaL_newmetatable(L, SERVER_MT)) {
-    lua_createtable(L, 0, 2);
-    lua_pushcfunction(L, srv_l_close);
-    lua_setfield(L, -2, "close");
-    lua_pushcfunction(L, srv_l_port);
-    lua_setfield(L, -2, "port");
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, srv_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  lua_pushvalue(L, 3);
-  b->href = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_getfield(L, LUA_REGISTRYINDEX, ACCEPTOR_KEY);
-  lua_pushvalue(L, -2); /* the acceptor and its argument, ready to defer */
-  if ((srv = (server *)calloc(1, sizeof *srv)) == NULL) return lw_io_fail(L, UV_ENOMEM);
-  if ((e = uv_tcp_init(loop, &srv->tcp)) != 0) {
-    free(srv);
-    return lw_io_fail(L, e);
-  }
-  srv->tcp.data = srv;
-  srv->S = lw_sched_get(L);
-  srv->href = b->href;
-  srv->box = b;
-  b->srv = srv;
-  if ((e = uv_tcp_bind(&srv->tcp, (const struct sockaddr *)&ss, 0)) != 0 ||
-      (e = uv_listen((uv_stream_t *)&srv->tcp, 511, on_connection)) != 0) {
-    srv_close(srv);
-    return lw_io_fail(L, e);
-  }
-  if (lw_sched_defer(srv->S, L, 1) != LW_OK) {
-    srv_close(srv);
-    return lw_io_fail(L, UV_EINVAL);
-  }
-  lua_pop(L, 1); /* the acceptor's thread */
-  return 1;
+  return start_server(L, loop, 3, 0, (const struct sockaddr *)&ss, NULL);
+}
+
+/* unix_listen(path, handler) -> server | nil, msg, code */
+static int net_unix_listen(lua_State *L) {
+  const char *path = lw_io_checkstring(L, 1, 1, "unix_listen", NULL);
+  if (lua_type(L, 2) != LUA_TFUNCTION) lw_io_argerror(L, 2, "unix_listen", "function expected");
+  return start_server(L, lw_io_loop(L), 2, 1, NULL, path);
 }
 
 int luaopen_luaweave_net(lua_State *L) {
@@ -390,5 +436,9 @@ int luaopen_luaweave_net(lua_State *L) {
   lua_setfield(L, -2, "listen");
   lw_async_wrap(L, net_resolve);
   lua_setfield(L, -2, "resolve");
+  lw_async_wrap(L, net_unix_connect);
+  lua_setfield(L, -2, "unix_connect");
+  lw_async_wrap(L, net_unix_listen);
+  lua_setfield(L, -2, "unix_listen");
   return 1;
 }

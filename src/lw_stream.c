@@ -50,19 +50,23 @@ void lw_stream_close(lw_stream *st) {
 /* a task waiting on st was cancelled, or its state is closing */
 static void on_cancel(void *ud) { lw_stream_close((lw_stream *)ud); }
 
-lw_stream *lw_stream_tcp(uv_loop_t *loop, int *err) {
+static lw_stream *stream_new(uv_loop_t *loop, int *err, int pipe) {
   lw_stream *st = (lw_stream *)calloc(1, sizeof *st);
   if (st == NULL) {
     *err = UV_ENOMEM;
     return NULL;
   }
-  if ((*err = uv_tcp_init(loop, &st->u.tcp)) != 0) {
+  *err = pipe ? uv_pipe_init(loop, &st->u.pipe, 0) : uv_tcp_init(loop, &st->u.tcp);
+  if (*err != 0) {
     free(st);
     return NULL;
   }
   st->u.h.data = st;
   return st;
 }
+
+lw_stream *lw_stream_tcp(uv_loop_t *loop, int *err) { return stream_new(loop, err, 0); }
+lw_stream *lw_stream_pipe(uv_loop_t *loop, int *err) { return stream_new(loop, err, 1); }
 
 static int can_answer(const lw_stream *st) {
   size_t avail = st->len - st->off;
