@@ -28,9 +28,10 @@ local function child(code)
 end
 
 describe("luaweave.net", function()
-  it("is also lw.net", function()
-    assert.are.equal("function", type(lw.net.connect))
-    assert.are.equal("function", type(lw.net.listen))
+  it("is a module of its own, also in package.preload after lw_preload", function()
+    assert.are.equal("function", type(net.connect))
+    assert.are.equal("function", type(net.unix_listen))
+    assert.is_nil(lw.net) -- requiring luaweave does not load it
   end)
 
   it("echoes lines, reads counts, and sees the end of the stream", function()

@@ -360,8 +360,6 @@ int luaopen_luaweave(lua_State *L) {
   lua_setfield(L, -2, "uninstall");
   lw_fs_open(L);
   lua_setfield(L, -2, "fs");
-  luaopen_luaweave_net(L);
-  lua_setfield(L, -2, "net");
   lua_pushliteral(L, LW_VERSION);
   lua_setfield(L, -2, "version");
   return 1;
