@@ -475,6 +475,24 @@ LW_API int lw_async_complete(lw_async *op, lw_push_fn push, void *ud);
    unprotected task ends failed, and its awaiters see that error).
    Answers as the completion functions. */
 LW_API int lw_async_drop(lw_async *op);
+/*
+** Learn that nobody waits for the outcome any more: fn(ud) runs once
+** when op's task leaves its wait without a completion (task.cancel or
+** lw_sched_cancel, an early wake by lw.resume or task.spawn, or its Lua
+** state closing), and never after op was completed or dropped.  It runs
+** inside the scheduler's own bookkeeping: it must not call Lua or
+** luaweave (a completion included); it starts the teardown (uv_close
+** the handle, uv_cancel the request).  op stays live: complete or drop
+** it as usual from the libuv callback that follows (the outcome is
+** discarded; after lua_close the completion answers LW_ESTALE).  At
+** lua_close, hooks run after the tokens went stale and before the
+** driver finishes its loop, so a handle closed by a hook is closed
+** before lua_close returns on luaweave's own loop.  Registered after
+** the task already left the wait, fn runs at once.  One hook per
+** token: LW_OK, LW_EBUSY (op has one), LW_ESTALE (not a live token),
+** LW_EINVAL (NULL op or fn).  Raises no Lua error.
+*/
+LW_API int lw_async_oncancel(lw_async *op, void (*fn)(void *ud), void *ud);
 /* The scheduler of a live token, or NULL (stale or NULL token).  Raises
    no Lua error. */
 LW_API lw_sched *lw_async_sched(lw_async *op);
@@ -501,7 +519,9 @@ LW_API struct uv_loop_s *lw_sched_loop(lw_sched *S);
 /* The Lua modules: require "luaweave", require "luaweave.task". */
 LW_API int luaopen_luaweave(lua_State *L);
 LW_API int luaopen_luaweave_task(lua_State *L);
-/* Register both in package.preload, so that scripts require them from the
+/* require "luaweave.net" (also lw.net): TCP streams (docs/io.md) */
+LW_API int luaopen_luaweave_net(lua_State *L);
+/* Register them in package.preload, so that scripts require them from the
    host's copy of the library.  Needs the package library; may raise a
    Lua memory error. */
 LW_API void lw_preload(lua_State *L);

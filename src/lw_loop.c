@@ -48,6 +48,9 @@ static uint64_t to_ms(double sec) {
 
 static void noop_timer(uv_timer_t *t) { (void)t; }
 static void noop_idle(uv_idle_t *h) { (void)h; }
+/* uv_run(ONCE) runs a timer already due before it polls: without the
+   stop, the poll then blocks on open sockets past the deadline */
+static void own_due(uv_timer_t *t) { uv_stop(t->loop); }
 
 static void poll_own(void *ud) {
   driver *d = (driver *)ud;
@@ -186,7 +189,7 @@ int lw_sched_run(lw_sched *S) {
       uv_run(loop, UV_RUN_NOWAIT);
     } else if (lw_sched_ntimers(S) > 0) {
       uv_ref((uv_handle_t *)&d->own_timer);
-      uv_timer_start(&d->own_timer, noop_timer, to_ms(lw_sched_next(S)), 0);
+      uv_timer_start(&d->own_timer, own_due, to_ms(lw_sched_next(S)), 0);
       uv_run(loop, UV_RUN_ONCE);
       uv_timer_stop(&d->own_timer);
       uv_unref((uv_handle_t *)&d->own_timer);

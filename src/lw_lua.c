@@ -334,6 +334,8 @@ void lw_preload(lua_State *L) {
   lua_setfield(L, -2, "luaweave");
   lua_pushcfunction(L, luaopen_luaweave_task);
   lua_setfield(L, -2, "luaweave.task");
+  lua_pushcfunction(L, luaopen_luaweave_net);
+  lua_setfield(L, -2, "luaweave.net");
   lua_pop(L, 2);
 }
 

@@ -154,6 +154,7 @@ lw_rec *lws_task_rec(lw_sched *S, lua_State *co) {
 
 /* give the record r (current) a task state and a fresh ticket */
 void lws_task_put(lw_sched *S, lw_rec *r, int state) {
+  if (r->task == T_ASYNC) lws_async_left(S, r->ticket); /* woken early */
   if (r->task == T_AWAIT) S->nwaiting--;
   else if (r->task == 0) lw_store_tasks_add(S->s, 1);
   r->task = (unsigned)state;
@@ -181,6 +182,7 @@ lw_rec *lws_running_rec(lw_sched *S, lua_State *L) {
 /* r (current) is no task any more; the record goes if the store has none */
 void lws_task_end(lw_sched *S, lua_State *co, lw_rec *r) {
   if (r->task == 0) return;
+  if (r->task == T_ASYNC) lws_async_left(S, r->ticket); /* cancelled */
   if (r->task == T_AWAIT) S->nwaiting--;
   r->task = 0;
   r->cancel = 0;

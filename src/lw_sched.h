@@ -249,5 +249,6 @@ int lws_pool_check(lw_sched *S);
 /* lw_sched_async.c */
 int lws_complete_protected(lua_State *T);
 void lws_async_orphan(lw_sched *S); /* S's tokens go stale (lua_close) */
+void lws_async_left(lw_sched *S, unsigned ticket); /* lw_async_oncancel */
 
 #endif

@@ -37,12 +37,16 @@ typedef struct tok {
   unsigned ticket;
   int ref;          /* anchors co while the operation is outstanding */
   size_t next;      /* free: the next free slot + 1, or 0 */
+  void (*cfn)(void *ud); /* lw_async_oncancel's hook, or NULL */
+  void *cud;
+  int hooked;       /* a hook was registered (it may have run) */
 } tok;
 
 static struct {
   tok *v;
   size_t cap, live, free; /* free: first free slot + 1, or 0 */
   uintptr_t serial;
+  size_t hooks;           /* live tokens with a cancel hook */
 } toks;
 
 static uv_once_t toks_once = UV_ONCE_INIT;
@@ -70,6 +74,8 @@ static tok *tok_find(lw_async *op) {
 
 /* free a slot; the table goes with the last one; under the lock */
 static void tok_free(tok *t) {
+  if (t->cfn != NULL) toks.hooks--;
+  t->cfn = NULL;
   t->serial = 0;
   t->next = toks.free;
   toks.free = (size_t)(t - toks.v) + 1;
@@ -109,6 +115,9 @@ static lw_async *tok_new(lw_sched *S, lua_State *co, int ref) {
   t->co = co;
   t->ticket = 0;
   t->ref = ref;
+  t->cfn = NULL;
+  t->cud = NULL;
+  t->hooked = 0;
   u = (t->serial << SLOT_BITS) | (uintptr_t)(t - toks.v + 1);
   toks_unlock();
   return (lw_async *)u;
@@ -126,14 +135,82 @@ static int tok_take(lw_async *op, tok *out) {
   return t != NULL;
 }
 
+/* The tokens go stale first, then their hooks run (outside the lock: a
+   hook may complete a token, which now answers LW_ESTALE), so that a
+   module tears its handles down before the driver closes the loop. */
 void lws_async_orphan(lw_sched *S) {
   size_t i;
   if (S->nasync == 0) return;
   toks_lock();
-  for (i = 0; i < toks.cap && toks.v != NULL; i++)
-    if (toks.v[i].serial != 0 && toks.v[i].S == S) tok_free(&toks.v[i]);
+  for (i = 0; i < toks.cap && toks.v != NULL; i++) {
+    tok *t = &toks.v[i];
+    if (t->serial != 0 && t->S == S) {
+      void (*fn)(void *) = t->cfn;
+      void *ud = t->cud;
+      tok_free(t);
+      if (fn != NULL) {
+        toks_unlock();
+        fn(ud);
+        toks_lock();
+      }
+    }
+  }
   toks_unlock();
   S->nasync = 0;
+}
+
+/* The task of a live token left T_ASYNC with the given ticket without a
+   completion (cancelled, woken early, dropped): run the token's hook,
+   once.  Never allocates; the hook must not run Lua (lw_sched.c calls
+   this from the middle of its own bookkeeping). */
+void lws_async_left(lw_sched *S, unsigned ticket) {
+  void (*fn)(void *) = NULL;
+  void *ud = NULL;
+  size_t i;
+  toks_lock();
+  for (i = 0; toks.hooks > 0 && i < toks.cap; i++) {
+    tok *t = &toks.v[i];
+    if (t->serial != 0 && t->S == S && t->ticket == ticket && t->cfn != NULL) {
+      fn = t->cfn;
+      ud = t->cud;
+      t->cfn = NULL;
+      toks.hooks--;
+      break;
+    }
+  }
+  toks_unlock();
+  if (fn != NULL) fn(ud);
+}
+
+int lw_async_oncancel(lw_async *op, void (*fn)(void *ud), void *ud) {
+  lw_sched *S = NULL;
+  lua_State *co = NULL;
+  unsigned ticket = 0;
+  lw_rec *r;
+  tok *t;
+  int rc = LW_OK;
+  if (op == NULL || fn == NULL) return LW_EINVAL;
+  toks_lock();
+  if ((t = tok_find(op)) == NULL) {
+    rc = LW_ESTALE;
+  } else if (t->hooked) {
+    rc = LW_EBUSY;
+  } else {
+    S = t->S;
+    co = t->co;
+    ticket = t->ticket;
+    t->cfn = fn;
+    t->cud = ud;
+    t->hooked = 1;
+    toks.hooks++;
+  }
+  toks_unlock();
+  if (rc != LW_OK) return rc;
+  /* registered after its task left the wait: that was the cancel */
+  r = LWS_GONE(S) ? NULL : lws_task_rec(S, co);
+  if (r == NULL || r->ticket != ticket || r->task != T_ASYNC)
+    lws_async_left(S, ticket);
+  return LW_OK;
 }
 
 /* ------------------------------------------------------------------ */

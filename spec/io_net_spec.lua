@@ -1,0 +1,324 @@
+-- luaweave.net and streams: TCP over loopback only, every test ends by itself.
+local lw = require "luaweave"
+local task = require "luaweave.task"
+local net = require "luaweave.net"
+
+local pack = function(...) return { n = select("#", ...), ... } end
+local function full_gc() collectgarbage(); collectgarbage() end
+
+-- a server on an ephemeral port; handler(stream) per connection
+local function serve(handler)
+  local srv = assert(net.listen("127.0.0.1", 0, handler))
+  return srv, srv:port()
+end
+
+-- run Lua code in a child interpreter; its output and exit status
+local function child(code)
+  local lua = os.getenv("LUAWEAVE_LUA") or "lua5.4"
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write("local lw = require 'luaweave'\nlocal task = require 'luaweave.task'\n",
+    "local net = require 'luaweave.net'\n", code)
+  f:close()
+  local p = assert(io.popen("timeout 60 " .. lua .. " " .. path .. " 2>&1; echo \"exit=$?\""))
+  local out = p:read("*a")
+  p:close()
+  os.remove(path)
+  return out, tonumber(out:match("exit=(%d+)%s*$"))
+end
+
+describe("luaweave.net", function()
+  it("is a module of its own, also in package.preload after lw_preload", function()
+    assert.are.equal("function", type(net.connect))
+    assert.are.equal("function", type(net.unix_listen))
+    assert.is_nil(lw.net) -- requiring luaweave does not load it
+  end)
+
+  it("echoes lines, reads counts, and sees the end of the stream", function()
+    local got = {}
+    lw.run(function()
+      local srv, port = serve(function(s)
+        local line = s:readline()
+        while line do
+          assert(s:write("<", line, ">\n"))
+          line = s:readline()
+        end
+        s:close()
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      assert.is_true(c:write("one\ntwo\n", 3, "\n"))
+      got[1] = c:readline()
+      got[2] = c:read(3)
+      got[3] = c:read(2)
+      assert.is_true(c:shutdown())
+      got[4] = c:readall()
+      got[5] = c:read()
+      got[6] = c:readline()
+      c:close()
+      srv:close()
+    end)
+    assert.are.same({ "<one>", "<tw", "o>", "\n<3>\n" }, got)
+  end)
+
+  it("answers a refused connection with nil, message, code", function()
+    local r
+    lw.run(function()
+      local srv, port = serve(function(s) s:close() end)
+      srv:close()
+      task.wait(0)
+      r = pack(net.connect("127.0.0.1", port))
+    end)
+    assert.are.equal(3, r.n)
+    assert.is_nil(r[1])
+    assert.are.equal("string", type(r[2]))
+    assert.are.equal("ECONNREFUSED", r[3])
+  end)
+
+  it("resolves names, and connects by name", function()
+    local addrs, line
+    lw.run(function()
+      addrs = assert(net.resolve("localhost"))
+      local srv, port = serve(function(s) s:write("hi\n"); s:close() end)
+      local c = net.connect("localhost", port)
+      if c then line = c:readline(); c:close() end
+      srv:close()
+    end)
+    local loop = false
+    for _, a in ipairs(addrs) do loop = loop or a == "127.0.0.1" or a == "::1" end
+    assert.is_true(loop)
+    assert.are.equal("hi", line)
+  end)
+
+  it("raises bad argument at the caller's line", function()
+    local msgs = {}
+    lw.run(function()
+      msgs[1] = select(2, pcall(net.connect, {}, 80))
+      msgs[2] = select(2, pcall(function() net.connect("127.0.0.1", 70000) end))
+      msgs[3] = select(2, pcall(function() net.listen("127.0.0.1", 0, 5) end))
+      local srv, port = serve(function(s) s:close() end)
+      local c = assert(net.connect("127.0.0.1", port))
+      msgs[4] = select(2, pcall(function() c:write({}) end))
+      msgs[5] = select(2, pcall(function() c:read("x") end))
+      c:close()
+      msgs[6] = select(2, pcall(function() c:read() end))
+      srv:close()
+    end)
+    assert.matches("bad argument #1 to 'connect' %(string expected%)", msgs[1])
+    assert.matches("io_net_spec.lua:%d+: bad argument #2 to 'connect' %(port out of range%)", msgs[2])
+    assert.matches("io_net_spec.lua:%d+: bad argument #3 to 'listen' %(function expected%)", msgs[3])
+    assert.matches("io_net_spec.lua:%d+: bad argument #1 to 'write' %(string expected%)", msgs[4])
+    assert.matches("io_net_spec.lua:%d+: bad argument #1 to 'read' %(number expected%)", msgs[5])
+    assert.matches("io_net_spec.lua:%d+: attempt to use a closed stream", msgs[6])
+  end)
+
+  it("gives a reader whose peer vanishes what came, then nil", function()
+    local r = {}
+    lw.run(function()
+      local srv, port = serve(function(s)
+        s:read(1) -- the client's byte, then more arrives unread: a reset
+        s:write("partial")
+        task.wait(0)
+        s:close()
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      c:write("x")
+      c:write(string.rep("y", 1000))
+      r[1] = c:read(100)
+      r[2] = pack(c:read(100))
+      c:close()
+      srv:close()
+    end)
+    -- the bytes sent before the reset may be lost with it
+    assert.is_true(r[1] == "partial" or r[1] == nil)
+    assert.is_nil(r[2][1])
+    if r[2].n == 3 then assert.are.equal("ECONNRESET", r[2][3]) end
+  end)
+
+  it("cancelling a task blocked in read closes the stream; the peer sees the end", function()
+    local seen, after, st
+    lw.run(function()
+      local done = false
+      local srv, port = serve(function(s)
+        seen = pack(s:read())
+        done = true
+        s:close()
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      local reader = task.spawn(function() c:read(); error("never") end)
+      task.wait(0)
+      task.cancel(reader)
+      after = pack(pcall(c.write, c, "late"))
+      while not done do task.wait(0) end
+      st = lw.status(reader)
+      srv:close()
+    end)
+    assert.are.equal(1, seen.n) -- nil: end of stream
+    assert.is_nil(seen[1])
+    assert.is_false(after[1])
+    assert.matches("closed stream", after[2])
+    assert.are.equal("cancelled", st)
+  end)
+
+  it("cancelling a task blocked in connect ends it and leaks nothing", function()
+    local st
+    lw.run(function()
+      local srv, port = serve(function(s) s:close() end)
+      local t = task.spawn(function() net.connect("127.0.0.1", port); error("never") end)
+      task.cancel(t)
+      local r = task.spawn(function() return net.resolve("localhost") end)
+      task.cancel(r)
+      st = lw.status(t) .. " " .. lw.status(r)
+      srv:close()
+    end)
+    assert.are.equal("cancelled cancelled", st) -- and lw.run returned
+  end)
+
+  it("suspends a writer while its peer does not read (back-pressure)", function()
+    local chunk = string.rep("z", 65536)
+    local writes, received, total = 0, 0, 0
+    lw.run(function()
+      local go = false
+      local srv, port = serve(function(s)
+        while not go do task.wait(0) end
+        local data = s:read(65536)
+        while data do received = received + #data; data = s:read(65536) end
+        s:close()
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      local writer = task.spawn(function()
+        for _ = 1, 512 do assert(c:write(chunk)); writes = writes + 1 end
+        c:shutdown()
+      end)
+      for _ = 1, 50 do task.wait(0) end
+      total = writes
+      go = true
+      task.await(writer)
+      while received < 512 * 65536 do task.wait(0) end
+      c:close()
+      srv:close()
+    end)
+    -- 32 MiB cannot all be queued while nobody reads: the writer waited
+    assert.is_true(total < 512)
+    assert.are.equal(512, writes)
+    assert.are.equal(512 * 65536, received)
+  end)
+
+  it("a busy stream answers a second reader with EBUSY", function()
+    local r
+    lw.run(function()
+      local release = false
+      local srv, port = serve(function(s)
+        while not release do task.wait(0) end
+        s:write("a\n"); s:close()
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      local first = task.spawn(function() return c:readline() end)
+      r = pack(c:readline())
+      release = true
+      task.await(first)
+      c:close()
+      srv:close()
+    end)
+    assert.is_nil(r[1])
+    assert.are.equal("EBUSY", r[3])
+  end)
+
+  it("closes a stream that is collected", function()
+    local seen, rounds
+    lw.run(function()
+      local done, peer = false, nil
+      local srv, port = serve(function(s) peer = s; seen = pack(s:read()); done = true end)
+      local function drop() assert(net.connect("127.0.0.1", port)) end
+      drop()
+      rounds = 0
+      while not done and rounds < 500 do -- a hang guard only
+        full_gc()
+        task.wait(0.01)
+        rounds = rounds + 1
+      end
+      if not done and peer then peer:close() end -- fail, not hang
+      srv:close()
+    end)
+    assert.is_table(seen, "the peer saw the end")
+    assert.are.equal(1, seen.n)
+    assert.is_nil(seen[1])
+  end)
+
+  it("keeps lw.run serving until server:close, one task per connection", function()
+    local handled = {}
+    lw.run(function()
+      local srv, port
+      local n = 0
+      srv, port = serve(function(s)
+        n = n + 1
+        local line = s:readline() -- before the index: tasks interleave
+        handled[#handled + 1] = line
+        s:close()
+        if n == 3 then srv:close() end
+      end)
+      for i = 1, 3 do
+        task.spawn(function()
+          local c = assert(net.connect("127.0.0.1", port))
+          c:write("c" .. i .. "\n")
+        end)
+      end
+    end)
+    table.sort(handled)
+    assert.are.same({ "c1", "c2", "c3" }, handled)
+  end)
+
+  if _VERSION ~= "Lua 5.1" or jit then
+    it("iterates over lines (not on 5.1: a for iterator cannot yield)", function()
+      local lines = {}
+      lw.run(function()
+        local srv, port = serve(function(s) s:write("a\nb\nc"); s:close() end)
+        local c = assert(net.connect("127.0.0.1", port))
+        for l in c:lines() do lines[#lines + 1] = l end
+        c:close()
+        srv:close()
+      end)
+      assert.are.same({ "a", "b", "c" }, lines)
+    end)
+  end
+
+  it("serves and connects over a Unix domain socket", function()
+    local path = os.tmpname()
+    os.remove(path)
+    local got, port
+    lw.run(function()
+      local srv = assert(net.unix_listen(path, function(s)
+        s:write("<", s:readline(), ">\n")
+        s:close()
+      end))
+      port = pack(srv:port())
+      local c = assert(net.unix_connect(path))
+      c:write("unix\n")
+      got = c:readline()
+      c:close()
+      srv:close()
+    end)
+    os.remove(path)
+    assert.are.equal("<unix>", got)
+    assert.are.equal("EINVAL", port[3]) -- no port to a Unix socket
+    local r
+    lw.run(function() r = pack(net.unix_connect(path)) end)
+    assert.is_nil(r[1])
+    assert.are.equal("ENOENT", r[3])
+  end)
+
+  it("lua_close with a server, a reader and a connect in flight exits clean", function()
+    local out, status = child([[
+lw.run(function()
+  local srv = assert(net.listen("127.0.0.1", 0, function(s) s:read() end))
+  local c = assert(net.connect("127.0.0.1", srv:port()))
+  task.spawn(function() c:read() end)
+  task.spawn(function() net.connect("127.0.0.1", srv:port()) end)
+  task.spawn(function() net.resolve("localhost") end)
+  task.exit(0)
+end)
+print("closing")
+]])
+    assert.are.equal(0, status)
+    assert.matches("closing", out)
+  end)
+end)

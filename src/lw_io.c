@@ -1,0 +1,68 @@
+/*
+** lw_io.c — the helpers the I/O modules share (see lw_io.h): errors in
+** the style of Lua's io library, argument errors where the script made
+** them, and the loop of the running scheduler.
+*/
+#include "lw_io.h"
+#include "lw_compat.h"
+
+#include <stdint.h>
+
+/* May raise a Lua memory error. */
+int lw_io_fail(lua_State *L, int uverr) {
+  lua_pushnil(L);
+  lua_pushstring(L, uv_strerror(uverr));
+  lua_pushstring(L, uv_err_name(uverr));
+  return 3;
+}
+
+/* Runs protected (lw_async_complete). */
+int lw_io_pushfail(lua_State *L, void *ud) {
+  return lw_io_fail(L, (int)(intptr_t)ud);
+}
+
+/* Runs protected (lw_async_complete). */
+int lw_io_pushtrue(lua_State *L, void *ud) {
+  (void)ud;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Level 2: the functions are called through lw_async_wrap's Lua
+   wrapper (level 1), from the script (level 2).  Raises always. */
+int lw_io_argerror(lua_State *L, int arg, const char *fname, const char *msg) {
+  return lw_errorat(L, 2, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+}
+
+/* May raise (an argument error, or a memory error converting a number) */
+const char *lw_io_checkstring(lua_State *L, int idx, int arg, const char *fname,
+                              size_t *len) {
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
+    lw_io_argerror(L, arg, fname, "string expected");
+  s = lua_tolstring(L, idx, len);
+  return s;
+}
+
+/* May raise (no scheduler or loop: memory, or the state is closing) */
+uv_loop_t *lw_io_loop(lua_State *L) {
+  lw_sched *S = lw_sched_open(L);
+  uv_loop_t *loop = S ? lw_sched_loop(S) : NULL;
+  if (loop == NULL) luaL_error(L, "no event loop (not enough memory, or the Lua state is closing)");
+  return loop;
+}
+
+/* the userdata self (argument 1) of metatable tname, or an error at
+   level.  Raises. */
+void *lw_io_checkself(lua_State *L, const char *tname, const char *what,
+                      const char *fname, int level) {
+  void *p = lua_touserdata(L, 1);
+  int ok = 0;
+  if (p != NULL && lua_getmetatable(L, 1)) {
+    luaL_getmetatable(L, tname);
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  if (!ok) lw_errorat(L, level, "calling '%s' on bad self (%s expected)", fname, what);
+  return p;
+}

@@ -1,0 +1,84 @@
+/*
+** lw_io.h — what the I/O modules (lw_stream.c, lw_net.c) share: the
+** error triple, argument errors at the caller's line, the loop, and the
+** stream object.  They are written on the public async C API only
+** (luaweave.h), like lw_fs.c.
+**
+** Lifetimes.  A libuv handle lives in malloc'ed memory, never in a Lua
+** userdata: its close callback runs after the userdata may be gone
+** (collected, or lua_close).  The userdata (a box) points at it; closing
+** detaches the two, so that either side can go first.  A handle is
+** active only while an async operation of a task waits on it, and every
+** such operation registers a cancel hook (lw_async_oncancel) that closes
+** the handle: so at lua_close every active handle is closed before the
+** driver finishes its loop, and a cancelled task leaks nothing.
+*/
+#ifndef LW_IO_H
+#define LW_IO_H
+
+#include "luaweave.h"
+#include <lauxlib.h>
+#include <uv.h>
+
+/* push nil, message, code (libuv's error name): 3.  May raise a Lua
+   memory error. */
+int lw_io_fail(lua_State *L, int uverr);
+/* lw_push_fn for lw_async_complete: ud is (intptr_t) a libuv error */
+int lw_io_pushfail(lua_State *L, void *ud);
+/* lw_push_fn: one true */
+int lw_io_pushtrue(lua_State *L, void *ud);
+/* raise "bad argument #arg to 'fname' (msg)" positioned at the line that
+   called the (lw_async_wrap'ed) function. Raises always. */
+int lw_io_argerror(lua_State *L, int arg, const char *fname, const char *msg);
+/* the string at idx, or an argument error */
+const char *lw_io_checkstring(lua_State *L, int idx, int arg, const char *fname,
+                              size_t *len);
+/* the userdata self (argument 1) of metatable tname, or "calling
+   'fname' on bad self (what expected)" at level.  Raises. */
+void *lw_io_checkself(lua_State *L, const char *tname, const char *what,
+                      const char *fname, int level);
+/* the scheduler's loop; raises when there is none (no memory, closing) */
+uv_loop_t *lw_io_loop(lua_State *L);
+
+/* ------------------------------------------------------------------ */
+/* streams (lw_stream.c)                                               */
+
+typedef struct lw_stream lw_stream;
+typedef struct lw_stream_box { lw_stream *st; } lw_stream_box;
+
+struct lw_stream {
+  union {
+    uv_handle_t h;
+    uv_stream_t s;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } u;
+  lw_stream_box *box;  /* the Lua side, or NULL */
+  int closing;         /* uv_close was called */
+  int reading;         /* uv_read_start is on */
+  int eof;             /* the peer finished sending */
+  int rerr, werr;      /* sticky libuv errors of reads and writes */
+  char *buf;           /* read buffer: unread bytes are buf[off .. len) */
+  size_t off, len, cap;
+  lw_async *rop;       /* the waiting reader, or NULL */
+  int rmode;           /* what it waits for (lw_stream.c) */
+  size_t rwant;
+  lw_async *wop;       /* the writer waiting for the queue to drain */
+  lw_async *sop;       /* a shutdown under way */
+  uv_shutdown_t sreq;
+};
+
+/* a stream on a new TCP handle of loop, or NULL with *err set (a
+   libuv error).  Raises no Lua error. */
+lw_stream *lw_stream_tcp(uv_loop_t *loop, int *err);
+/* the same on a new pipe handle (Unix domain sockets) */
+lw_stream *lw_stream_pipe(uv_loop_t *loop, int *err);
+/* wrap st in a new userdata on L's top (the metatable made on first
+   use).  On a raise st is left alone (the caller still owns it); on
+   return the userdata owns it. May raise a Lua memory error. */
+void lw_stream_push(lua_State *L, lw_stream *st);
+/* close st (once): its waiting operations end with ECANCELED, its
+   memory goes in the close callback.  Calls no Lua. */
+void lw_stream_close(lw_stream *st);
+
+#endif
