@@ -163,15 +163,19 @@ describe("mutant store-return-untracked:", function()
         else setmetatable({}, { __gc = f }) end
       end
       local weak = setmetatable({}, { __mode = "v" })
+      local junk
       lw.run(function()
         collectgarbage("setpause", 0)
-        for i = 1, 3000 do
+        for i = 1, 6000 do
           collectgarbage("setstepmul", 100 + (i % 10) * 100)
+          -- shifts the collector's debt: the filing meets each phase of a
+          -- cycle, whatever the heap's layout
+          junk = string.rep("x", 16 + (i * 7) % 200)
           returning = false
           local co = coroutine.create(function()
             local v = {}
             weak[1] = v
-            for _ = 1, 4 do arm() end
+            for _ = 1, 1 + i % 4 do arm() end
             returning = true
             return v, i
           end)
