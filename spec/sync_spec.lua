@@ -256,3 +256,52 @@ describe("task.channel", function()
       "bad argument #1 to 'send' (value expected)")
   end)
 end)
+
+describe("timed-out waits", function()
+  -- a heartbeat recv(t) on a quiet channel, a stop event never set, a
+  -- semaphore nobody releases: 10,000 timed-out waits each must leave the
+  -- heap and the tracked threads where they were (each used to keep its
+  -- entry, its thread and its timer's thread until a wake reached it)
+  it("leave nothing behind on a channel, an event or a semaphore", function()
+    local grew, tracked
+    lw.run(function()
+      local ch, ev, sem = task.channel(), task.event(), task.semaphore(0)
+      for _ = 1, 100 do ch:recv(0); ev:wait(0); sem:acquire(0) end
+      collectgarbage(); collectgarbage()
+      local kb, n = collectgarbage("count"), lw.count()
+      for _ = 1, 10000 do
+        assert(select(2, ch:recv(0)) == "timeout")
+        assert(select(2, ev:wait(0)) == "timeout")
+        assert(select(2, sem:acquire(0)) == "timeout")
+      end
+      collectgarbage(); collectgarbage()
+      grew, tracked = collectgarbage("count") - kb, lw.count() - n
+      -- and the primitives still work
+      task.spawn(function() ch:send("late") end)
+      assert.are.equal("late", ch:recv(1))
+      sem:release()
+      assert.is_true(sem:acquire(1))
+    end)
+    assert.are.equal(0, tracked)
+    assert.is_true(grew < 64, ("%.0f KB still allocated"):format(grew))
+  end)
+
+  it("do not keep the thread that waited while the primitive lives", function()
+    local weak = setmetatable({}, { __mode = "k" })
+    local left
+    lw.run(function()
+      local ch, ev, sem = task.channel(), task.event(), task.semaphore(0)
+      for _ = 1, 3 do
+        weak[task.spawn(function() ch:recv(0) end)] = true
+        weak[task.spawn(function() ev:wait(0) end)] = true
+        weak[task.spawn(function() sem:acquire(0) end)] = true
+      end
+      task.wait(); task.wait(); task.wait()
+      collectgarbage(); collectgarbage()
+      left = 0
+      for _ in pairs(weak) do left = left + 1 end
+      assert(ch and ev and sem) -- alive until here
+    end)
+    assert.are.equal(0, left)
+  end)
+end)
