@@ -146,6 +146,31 @@ print("not reached")
     assert.are_not.equal(0, rc)
   end)
 
+  -- lua_close with a wrapped uv.fs_stat in flight: the callback is
+  -- finalized first, then luv's loop finalizer runs the request and calls
+  -- it (on 5.1/LuaJIT after luaweave.so would have been unloaded)
+  local pending = "local uv = require 'luv'\nlocal task = require 'luaweave.task'\n"
+    .. "local stat = task.wrap(uv.fs_stat, 2)\n"
+    .. "task.spawn(function() print('got', stat('.')) end)\n"
+
+  it("a wrapped request pending when the state closes: its late callback does nothing", function()
+    local out = child(pending .. "print('main ends')\n")
+    assert.are.equal("main ends\nexit=0\n", out)
+  end)
+
+  it("the same when lw.run ended with task.exit", function()
+    local out = child(pending:gsub("\ntask%.spawn", "\nlocal lw = require 'luaweave'\n"
+      .. "lw.run(function()\ntask.spawn", 1)
+      .. "task.exit(3)\nend)\nprint('script ends')\n")
+    assert.are.equal("script ends\nexit=0\n", out)
+  end)
+
+  it("the CLI: task.exit(3) with a wrapped request pending exits 3", function()
+    local out = cli("local uv = require 'luv'\nlocal stat = task.wrap(uv.fs_stat, 2)\n"
+      .. "task.spawn(function() print('got', stat('.')) end)\ntask.exit(3)\n")
+    assert.are.equal("exit=3\n", out)
+  end)
+
   it("a task cancelled while awaiting a wrapped luv call is not resumed", function()
     local out = child([[
 local uv = require 'luv'

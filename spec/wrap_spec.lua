@@ -26,6 +26,26 @@ describe("task.wrap", function()
     assert.are.equal("function", type(seen[3]))
   end)
 
+  it("takes up to 250 arguments: the stack grows to hold them, missing ones nil", function()
+    local unpack = table.unpack or unpack
+    for _, argc in ipairs({ 33, 40, 250 }) do
+      local got, all = nil, nil
+      local f = task.wrap(function(...)
+        local cb = select(argc, ...)
+        cb(select("#", ...), (select(argc - 1, ...)), ...)
+      end, argc)
+      lw.run(function() got = pack(f("first")) end)
+      assert.are.equal(argc + 2, got.n)
+      assert.are.equal(argc, got[1]); assert.is_nil(got[2]); assert.are.equal("first", got[3])
+      lw.run(function()
+        local args = {}
+        for i = 1, argc - 1 do args[i] = i end
+        all = pack(f(unpack(args)))
+      end)
+      assert.are.equal(argc - 1, all[2])
+    end
+  end)
+
   it("does not suspend when the callback runs before fn returns", function()
     local log = {}
     lw.run(function()

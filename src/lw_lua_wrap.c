@@ -9,9 +9,14 @@
 **           parks its values in a table; the task never suspends;
 **   ASYNC   the task is suspended on the token: a call completes it;
 **   DONE    called: any further call raises "called more than once";
-**   (GC)    collected while ASYNC: the token is completed with an error,
+**   GONE    collected (while ASYNC the token is completed with an error,
 **           so a callback that will never run fails its task instead of
-**           leaving it (and a scheduler counting it) waiting forever.
+**           leaving it, and a scheduler counting it, waiting forever).
+** A collected callback can still be called: lua_close runs every
+** finalizer before freeing anything, and luv's loop finalizer runs the
+** requests still in flight, calling their callbacks after ours ran.  Its
+** task and scheduler may be gone by then, so a GONE call is a silent
+** no-op, never an error (luv would exit the process on one).
 ** A call after the task was cancelled consumes the token and the values
 ** are discarded (lw_async_complete's contract): no resume, no leak.
 ** The token is taken only after fn returned, so an error raised by fn
@@ -20,7 +25,7 @@
 #include "lw_sched.h"
 #include "lw_compat.h"
 
-enum { CB_BEFORE, CB_ASYNC, CB_DONE };
+enum { CB_BEFORE, CB_ASYNC, CB_DONE, CB_GONE };
 
 typedef struct wcb {
   int state;
@@ -53,10 +58,11 @@ static int push_collected(lua_State *T, void *ud) {
    no Lua error (the completion runs its push protected). */
 static int wcb_gc(lua_State *L) {
   wcb *c = (wcb *)lua_touserdata(L, 1);
-  if (c != NULL && c->state == CB_ASYNC) {
-    c->state = CB_DONE;
-    lw_async_complete(c->op, push_collected, NULL);
-  }
+  int was;
+  if (c == NULL) return 0;
+  was = c->state;
+  c->state = CB_GONE;
+  if (was == CB_ASYNC) lw_async_complete(c->op, push_collected, NULL);
   return 0;
 }
 
@@ -66,6 +72,7 @@ static int wcb_gc(lua_State *L) {
 static int wrap_callback(lua_State *L) {
   wcb *c = (wcb *)lua_touserdata(L, lua_upvalueindex(1));
   int i, n = lua_gettop(L);
+  if (c->state == CB_GONE) return 0;
   if (c->state == CB_DONE)
     return luaL_error(L, "task.wrap: callback called more than once");
   if (c->state == CB_BEFORE) {
@@ -96,6 +103,8 @@ static int wrap_call(lua_State *L) {
   wcb *c;
   if (!lw_yieldable(L))
     return luaL_error(L, "task.wrap: wrapped function called outside a task");
+  /* the arguments, the callback and its two upvalues */
+  luaL_checkstack(L, argc + 4, "task.wrap: too many arguments");
   lua_settop(L, argc + 1);         /* fn, argc, a1 .. a(argc-1) */
   lua_remove(L, 2);
   c = (wcb *)lua_newuserdata(L, sizeof *c);

@@ -25,10 +25,17 @@
 ** the scheduler's handles must be closing before it runs.  A finalizer
 ** made at attach time, after luv's loop userdata, runs before that one
 ** (finalizers run in the reverse order of their objects) and detaches.
+** loop_gc then runs the requests still in flight (a uv.fs_stat whose
+** task.wrap callback was already finalized calls it: a no-op, see
+** lw_lua_wrap.c), but on Lua 5.1 and LuaJIT luaweave.so has been
+** unloaded by then (C libraries go in the reverse order of loading), so
+** attaching pins the library in memory until the process exits.
 */
+#define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
 #include "lw_luv.h"
 #include "lw_compat.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 
 typedef int (*luv_pcall_fn)(lua_State *L, int nargs, int nresults, int flags);
@@ -145,6 +152,15 @@ static int detach_gc(lua_State *L) {
   return 0;
 }
 
+/* keep the shared object holding this code loaded for good: luv may call
+   its functions from its loop finalizer, after lua_close unloaded it.
+   Nothing to do when luaweave is linked into the program (the CLI) */
+static void pin_library(void) {
+  Dl_info info;
+  if (dladdr(CTX_KEY, &info) != 0 && info.dli_fname != NULL)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 /* attach the state's scheduler to luv's loop, if luv is loaded and it is
    not attached yet.  May raise. */
 static int attach_now(lua_State *L) {
@@ -155,6 +171,7 @@ static int attach_now(lua_State *L) {
   e = lws_attach_shared(S, c->loop);
   if (e == LW_EMEM) lws_raise_mem(L);
   if (e != LW_OK) return 0; /* attached already (to luv's or a host's loop) */
+  pin_library();
   *(luv_ctx **)lua_newuserdata(L, sizeof(luv_ctx *)) = c;
   if (luaL_newmetatable(L, DETACH_META)) {
     lua_pushcfunction(L, detach_gc);
