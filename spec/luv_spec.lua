@@ -131,6 +131,24 @@ print("host alive")
     assert.are.equal("on the main chunk thread: false\nexit=0\n", out)
   end)
 
+  it("lw.run inside a luv callback under uv.run says why it cannot run", function()
+    local out = child([[
+local uv = require 'luv'
+local lw = require 'luaweave'
+local task = require 'luaweave.task'
+local log = {}
+local t = uv.new_timer()
+t:start(1, 0, function()
+  t:close()
+  print(pcall(lw.run, function() task.wait(0.01); log[#log + 1] = "f ended" end))
+end)
+uv.run()
+print(table.concat(log, ","))
+]])
+    assert.are.equal("false\trun: the event loop is running already and libuv cannot run"
+      .. " it inside itself (f goes on as a task)\nf ended\nexit=0\n", out)
+  end)
+
   it("luv's own handler is back once lw.run returns", function()
     local out, rc = child([[
 local lw = require 'luaweave'
