@@ -24,6 +24,9 @@
 */
 #include "lw_sched.h"
 #include "lw_compat.h"
+#include "lw_luv.h"
+
+#include <string.h>
 
 enum { CB_BEFORE, CB_ASYNC, CB_DONE, CB_GONE };
 
@@ -96,13 +99,28 @@ static int wrap_callback(lua_State *L) {
   }
 }
 
+int lws_error_at_caller(lua_State *L, const char *msg) {
+  lua_Debug ar;
+  int level;
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar)) break;
+    if (ar.currentline <= 0) continue; /* C, or a tail call's trace */
+    if (strncmp(ar.source, "=luaweave", 9) == 0 || strcmp(ar.source, "=task.wrap") == 0)
+      continue;
+    lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+    return lua_error(L);
+  }
+  lua_pushstring(L, msg);
+  return lua_error(L);
+}
+
 /* W(fn, argc, ...), wrapped by lw_async_wrap: the body of every wrapped
    function.  May raise (fn's errors, memory, outside a task). */
 static int wrap_call(lua_State *L) {
   int argc = (int)lua_tointeger(L, 2), n, i;
   wcb *c;
   if (!lw_yieldable(L))
-    return luaL_error(L, "task.wrap: wrapped function called outside a task");
+    return lws_error_at_caller(L, "task.wrap: wrapped function called outside a task");
   /* the arguments, the callback and its two upvalues */
   luaL_checkstack(L, argc + 4, "task.wrap: too many arguments");
   lua_settop(L, argc + 1);         /* fn, argc, a1 .. a(argc-1) */
@@ -137,7 +155,10 @@ int lw_task_wrap(lua_State *L) {
     "local W, fn, argc = ...\n"
     "return function(...) return W(fn, argc, ...) end\n";
   lua_Number argc;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isfunction(L, 1)) { /* or callable: a table with __call, say */
+    if (!luaL_getmetafield(L, 1, "__call")) luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pop(L, 1);
+  }
   argc = luaL_checknumber(L, 2);
   if (!(argc >= 1 && argc <= 250 && argc == (lua_Number)(int)argc))
     return luaL_argerror(L, 2, "an integer from 1 to 250 expected");
