@@ -131,6 +131,87 @@ print("host alive")
     assert.are.equal("on the main chunk thread: false\nexit=0\n", out)
   end)
 
+  -- a luv-style script's uv.run() inside a task while lw.run or the CLI
+  -- runs the loop: the task waits until the loop has nothing else to do
+  local inner_run = [[
+local bg = task.spawn(function() for i = 1, 3 do task.wait(0.001); print("bg " .. i) end end)
+local e, st = stat("/"); print("stat: " .. st.type)
+local t = uv.new_timer(); t:start(5, 0, function() t:close(); print("timer") end)
+print("uv.run -> " .. tostring(uv.run()), lw.status(bg))
+]]
+  local function lines_then(out, last)
+    local got = {}
+    for l in out:gmatch("[^\n]+") do got[#got + 1] = l end
+    assert.are.equal(last, table.concat(got, "\n", #got - 1))
+    local rest = {}
+    for i = 1, #got - 2 do rest[#rest + 1] = got[i] end
+    table.sort(rest)
+    assert.are.equal("bg 1, bg 2, bg 3, stat: directory, timer", table.concat(rest, ", "))
+  end
+
+  it("the CLI: uv.run() in the main chunk runs the loop, the tasks with it", function()
+    local out = cli("local uv = require 'luv'\nlocal lw = require 'luaweave'\n"
+      .. "local stat = task.wrap(uv.fs_stat, 2)\n" .. inner_run)
+    lines_then(out, "uv.run -> false\treturned\nexit=0")
+  end)
+
+  it("uv.run() in a task under lw.run waits for the loop and the other tasks", function()
+    local out = child("local uv = require 'luv'\nlocal lw = require 'luaweave'\n"
+      .. "local task = require 'luaweave.task'\nlocal stat = task.wrap(uv.fs_stat, 2)\n"
+      .. "lw.run(function()\n" .. inner_run .. "end)\n")
+    lines_then(out, "uv.run -> false\treturned\nexit=0")
+  end)
+
+  it("uv.run('once') and ('nowait') in a task under lw.run let one turn pass", function()
+    local out = child([[
+local uv = require 'luv'
+local lw = require 'luaweave'
+local task = require 'luaweave.task'
+lw.run(function()
+  task.wait() -- (before its first suspension, uv.run is luv's own: see neovim.md)
+  local fired = false
+  local t = uv.new_timer()
+  t:start(0, 0, function() t:close(); fired = true end)
+  while not fired do assert(type(uv.run("nowait")) == "boolean") end
+  t = uv.new_timer()
+  t:start(1, 0, function() t:close() end)
+  print("once", uv.run("once"), uv.run("once"), uv.run("nowait"))
+  print(pcall(uv.run, "sometimes"))
+end)
+]])
+    assert.matches("^once\ttrue\tfalse\tfalse\nfalse\t[^\n]*:13: bad argument #1 to 'run'"
+      .. " %(invalid option 'sometimes'%)\nexit=0\n$", out)
+    -- a nested uv_run would have returned at once: "once" waited a turn
+    -- for the 1 ms timer, then the loop was empty
+  end)
+
+  it("uv.run() in a task that the script's own uv.run runs raises, nothing spins", function()
+    local out = child("local uv = require 'luv'\nlocal task = require 'luaweave.task'\n"
+      .. "task.spawn(function() for i = 1, 3 do task.wait(0.001) end print('other done') end)\n"
+      .. "task.spawn(function() task.wait(0.001); print(pcall(uv.run)) end)\nuv.run()\n")
+    assert.matches("^false\t[^\n]*:4: uv.run: called from a task that the running loop is running "
+      .. "%(uv.run or the host's loop%): it runs already; wait with task.wait or task.await "
+      .. "instead\nother done\nexit=0\n$", out)
+  end)
+
+  it("lw.run inside a luv callback under uv.run says why it cannot run", function()
+    local out = child([[
+local uv = require 'luv'
+local lw = require 'luaweave'
+local task = require 'luaweave.task'
+local log = {}
+local t = uv.new_timer()
+t:start(1, 0, function()
+  t:close()
+  print(pcall(lw.run, function() task.wait(0.01); log[#log + 1] = "f ended" end))
+end)
+uv.run()
+print(table.concat(log, ","))
+]])
+    assert.are.equal("false\trun: the event loop is running already and libuv cannot run"
+      .. " it inside itself (f goes on as a task)\nf ended\nexit=0\n", out)
+  end)
+
   it("luv's own handler is back once lw.run returns", function()
     local out, rc = child([[
 local lw = require 'luaweave'
@@ -144,6 +225,31 @@ print("not reached")
     assert.matches("after run", out, 1, true)
     assert.is_nil(out:find("not reached", 1, true))
     assert.are_not.equal(0, rc)
+  end)
+
+  -- lua_close with a wrapped uv.fs_stat in flight: the callback is
+  -- finalized first, then luv's loop finalizer runs the request and calls
+  -- it (on 5.1/LuaJIT after luaweave.so would have been unloaded)
+  local pending = "local uv = require 'luv'\nlocal task = require 'luaweave.task'\n"
+    .. "local stat = task.wrap(uv.fs_stat, 2)\n"
+    .. "task.spawn(function() print('got', stat('.')) end)\n"
+
+  it("a wrapped request pending when the state closes: its late callback does nothing", function()
+    local out = child(pending .. "print('main ends')\n")
+    assert.are.equal("main ends\nexit=0\n", out)
+  end)
+
+  it("the same when lw.run ended with task.exit", function()
+    local out = child(pending:gsub("\ntask%.spawn", "\nlocal lw = require 'luaweave'\n"
+      .. "lw.run(function()\ntask.spawn", 1)
+      .. "task.exit(3)\nend)\nprint('script ends')\n")
+    assert.are.equal("script ends\nexit=0\n", out)
+  end)
+
+  it("the CLI: task.exit(3) with a wrapped request pending exits 3", function()
+    local out = cli("local uv = require 'luv'\nlocal stat = task.wrap(uv.fs_stat, 2)\n"
+      .. "task.spawn(function() print('got', stat('.')) end)\ntask.exit(3)\n")
+    assert.are.equal("exit=3\n", out)
   end)
 
   it("a task cancelled while awaiting a wrapped luv call is not resumed", function()

@@ -26,6 +26,26 @@ describe("task.wrap", function()
     assert.are.equal("function", type(seen[3]))
   end)
 
+  it("takes up to 250 arguments: the stack grows to hold them, missing ones nil", function()
+    local unpack = table.unpack or unpack
+    for _, argc in ipairs({ 33, 40, 250 }) do
+      local got, all = nil, nil
+      local f = task.wrap(function(...)
+        local cb = select(argc, ...)
+        cb(select("#", ...), (select(argc - 1, ...)), ...)
+      end, argc)
+      lw.run(function() got = pack(f("first")) end)
+      assert.are.equal(argc + 2, got.n)
+      assert.are.equal(argc, got[1]); assert.is_nil(got[2]); assert.are.equal("first", got[3])
+      lw.run(function()
+        local args = {}
+        for i = 1, argc - 1 do args[i] = i end
+        all = pack(f(unpack(args)))
+      end)
+      assert.are.equal(argc - 1, all[2])
+    end
+  end)
+
   it("does not suspend when the callback runs before fn returns", function()
     local log = {}
     lw.run(function()
@@ -128,10 +148,20 @@ describe("task.wrap", function()
     local out = p:read("*a")
     p:close()
     os.remove(path)
-    assert.matches("false\t[^\n]*task.wrap: wrapped function called outside a task", out)
+    assert.matches("false\t[^\n]*:2: task.wrap: wrapped function called outside a task", out)
+    assert.is_nil(out:find("luaweave.async", 1, true))
+  end)
+
+  it("takes a callable table as fn", function()
+    local got
+    local callable = setmetatable({}, { __call = function(self, x, cb) cb(self, x) end })
+    lw.run(function() got = pack(task.wrap(callable, 2)("x")) end)
+    assert.are.same({ n = 2, callable, "x" }, got)
   end)
 
   it("checks its arguments", function()
+    assert.has_error(function() task.wrap({}, 1) end)
+    assert.has_error(function() task.wrap(setmetatable({}, { __index = {} }), 1) end)
     assert.has_error(function() task.wrap(1, 1) end)
     assert.has_error(function() task.wrap(print, 0) end)
     assert.has_error(function() task.wrap(print, 1.5) end)

@@ -30,12 +30,22 @@ typedef struct attachment {
   int shared;           /* luv's loop (lws_attach_shared) */
 } attachment;
 
+/* a task suspended in uv.run while run_shared runs luv's loop */
+typedef struct run_waiter {
+  lw_async *op;
+  int once;             /* "once"/"nowait": until one turn has passed */
+  unsigned long turn;   /* the loop turn it began in */
+} run_waiter;
+
 typedef struct driver {
   uv_loop_t own;
   int own_ok;
   uv_timer_t own_timer;
   attachment *att;
   int running;
+  run_waiter *wait;     /* tasks in uv.run (lws_run_wait) */
+  size_t nwait, capwait;
+  unsigned long turn;   /* turns of luv's loop run_shared has run */
 } driver;
 
 static driver *get_driver(lw_sched *S);
@@ -66,6 +76,7 @@ static void close_own(lw_sched *S) {
     uv_run(&d->own, UV_RUN_DEFAULT); /* finish closes and stray requests */
     uv_loop_close(&d->own);
   }
+  free(d->wait);
   free(d);
   S->driver = NULL;
 }
@@ -123,6 +134,56 @@ static int unstick(lw_sched *S) {
 
 static void rearm(lw_sched *S);
 
+static int push_alive(lua_State *L, void *ud) {
+  lua_pushboolean(L, uv_loop_alive((uv_loop_t *)ud));
+  return 1;
+}
+
+/* wake the tasks in uv.run whose run is over: "once" ones after a turn,
+   the others when the loop would end a plain uv_run (nothing but them
+   left: no task to run, no timer, no other async operation, no active
+   handle or request).  1 if any was woken. */
+static int settle_runs(lw_sched *S, driver *d, uv_loop_t *loop) {
+  size_t i, j = 0, n = d->nwait;
+  int idle = lws_queued(S) == 0 && lw_sched_ntimers(S) == 0 &&
+             lw_sched_async(S) == n && !uv_loop_alive(loop);
+  for (i = 0; i < n; i++) {
+    run_waiter *w = &d->wait[i];
+    if (idle || (w->once && w->turn != d->turn))
+      lw_async_complete(w->op, push_alive, loop); /* idle: false, as uv.run */
+    else
+      d->wait[j++] = *w;
+  }
+  d->nwait = j;
+  return j < n;
+}
+
+/* run_shared ends with tasks still in uv.run (exited, or no memory) */
+static void drop_runs(driver *d) {
+  while (d->nwait > 0) lw_async_drop(d->wait[--d->nwait].op);
+}
+
+int lws_driving_shared(lw_sched *S) {
+  driver *d = (driver *)S->driver;
+  return d != NULL && d->running && d->att != NULL;
+}
+
+int lws_run_wait(lw_sched *S, lw_async *op, int once) {
+  driver *d = (driver *)S->driver;
+  if (d->nwait == d->capwait) {
+    size_t cap = d->capwait ? d->capwait * 2 : 4;
+    run_waiter *v = (run_waiter *)realloc(d->wait, cap * sizeof *v);
+    if (v == NULL) return LW_EMEM;
+    d->wait = v;
+    d->capwait = cap;
+  }
+  d->wait[d->nwait].op = op;
+  d->wait[d->nwait].once = once;
+  d->wait[d->nwait].turn = d->turn;
+  d->nwait++;
+  return LW_OK;
+}
+
 /* lw_sched_run on luv's loop: a step, then one turn of the loop (luv's
    callbacks run there; the attachment's timer wakes it for the next
    deadline) while the scheduler has work */
@@ -141,6 +202,7 @@ static int run_shared(lw_sched *S, driver *d) {
     }
     rearm(S);
     if (lws_isexited(S)) break;
+    if (d->nwait > 0 && settle_runs(S, d, loop)) continue;
     if (lws_queued(S) == 0 && lw_sched_ntimers(S) == 0 && lw_sched_async(S) == 0) {
       /* one more turn before handing the loop back: handles that luv
          callbacks closed in the last one finish closing (luv frees a
@@ -153,9 +215,12 @@ static int run_shared(lw_sched *S, driver *d) {
     }
     flushed = 0;
     alive = uv_run(loop, lws_queued(S) > 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE);
-    if (!alive && lws_queued(S) == 0 && lw_sched_ntimers(S) == 0 && !unstick(S))
+    d->turn++;
+    if (!alive && lws_queued(S) == 0 && lw_sched_ntimers(S) == 0 &&
+        !(d->nwait > 0 && settle_runs(S, d, loop)) && !unstick(S))
       break;
   }
+  drop_runs(d);
   lw_luv_errors_end(&w);
   return rc;
 }

@@ -258,6 +258,9 @@ int lw_lua_run(lua_State *L) {
   lw_sync_running(L);
   lws_setmain(S, NULL);
   lua_settop(L, 1);
+  if (rc == LW_EBUSY) /* in a luv callback under uv.run, or a host's loop */
+    return luaL_error(L, "run: the event loop is running already and libuv "
+                      "cannot run it inside itself (f goes on as a task)");
   if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {
     n = (int)lw_sched_waiting(S);
     lw_push_waiters(L, S); /* before the clear forgets them */

@@ -9,9 +9,14 @@
 **           parks its values in a table; the task never suspends;
 **   ASYNC   the task is suspended on the token: a call completes it;
 **   DONE    called: any further call raises "called more than once";
-**   (GC)    collected while ASYNC: the token is completed with an error,
+**   GONE    collected (while ASYNC the token is completed with an error,
 **           so a callback that will never run fails its task instead of
-**           leaving it (and a scheduler counting it) waiting forever.
+**           leaving it, and a scheduler counting it, waiting forever).
+** A collected callback can still be called: lua_close runs every
+** finalizer before freeing anything, and luv's loop finalizer runs the
+** requests still in flight, calling their callbacks after ours ran.  Its
+** task and scheduler may be gone by then, so a GONE call is a silent
+** no-op, never an error (luv would exit the process on one).
 ** A call after the task was cancelled consumes the token and the values
 ** are discarded (lw_async_complete's contract): no resume, no leak.
 ** The token is taken only after fn returned, so an error raised by fn
@@ -19,8 +24,11 @@
 */
 #include "lw_sched.h"
 #include "lw_compat.h"
+#include "lw_luv.h"
 
-enum { CB_BEFORE, CB_ASYNC, CB_DONE };
+#include <string.h>
+
+enum { CB_BEFORE, CB_ASYNC, CB_DONE, CB_GONE };
 
 typedef struct wcb {
   int state;
@@ -53,10 +61,11 @@ static int push_collected(lua_State *T, void *ud) {
    no Lua error (the completion runs its push protected). */
 static int wcb_gc(lua_State *L) {
   wcb *c = (wcb *)lua_touserdata(L, 1);
-  if (c != NULL && c->state == CB_ASYNC) {
-    c->state = CB_DONE;
-    lw_async_complete(c->op, push_collected, NULL);
-  }
+  int was;
+  if (c == NULL) return 0;
+  was = c->state;
+  c->state = CB_GONE;
+  if (was == CB_ASYNC) lw_async_complete(c->op, push_collected, NULL);
   return 0;
 }
 
@@ -66,6 +75,7 @@ static int wcb_gc(lua_State *L) {
 static int wrap_callback(lua_State *L) {
   wcb *c = (wcb *)lua_touserdata(L, lua_upvalueindex(1));
   int i, n = lua_gettop(L);
+  if (c->state == CB_GONE) return 0;
   if (c->state == CB_DONE)
     return luaL_error(L, "task.wrap: callback called more than once");
   if (c->state == CB_BEFORE) {
@@ -89,13 +99,30 @@ static int wrap_callback(lua_State *L) {
   }
 }
 
+int lws_error_at_caller(lua_State *L, const char *msg) {
+  lua_Debug ar;
+  int level;
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar)) break;
+    if (ar.currentline <= 0) continue; /* C, or a tail call's trace */
+    if (strncmp(ar.source, "=luaweave", 9) == 0 || strcmp(ar.source, "=task.wrap") == 0)
+      continue;
+    lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
+    return lua_error(L);
+  }
+  lua_pushstring(L, msg);
+  return lua_error(L);
+}
+
 /* W(fn, argc, ...), wrapped by lw_async_wrap: the body of every wrapped
    function.  May raise (fn's errors, memory, outside a task). */
 static int wrap_call(lua_State *L) {
   int argc = (int)lua_tointeger(L, 2), n, i;
   wcb *c;
   if (!lw_yieldable(L))
-    return luaL_error(L, "task.wrap: wrapped function called outside a task");
+    return lws_error_at_caller(L, "task.wrap: wrapped function called outside a task");
+  /* the arguments, the callback and its two upvalues */
+  luaL_checkstack(L, argc + 4, "task.wrap: too many arguments");
   lua_settop(L, argc + 1);         /* fn, argc, a1 .. a(argc-1) */
   lua_remove(L, 2);
   c = (wcb *)lua_newuserdata(L, sizeof *c);
@@ -128,7 +155,10 @@ int lw_task_wrap(lua_State *L) {
     "local W, fn, argc = ...\n"
     "return function(...) return W(fn, argc, ...) end\n";
   lua_Number argc;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (!lua_isfunction(L, 1)) { /* or callable: a table with __call, say */
+    if (!luaL_getmetafield(L, 1, "__call")) luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pop(L, 1);
+  }
   argc = luaL_checknumber(L, 2);
   if (!(argc >= 1 && argc <= 250 && argc == (lua_Number)(int)argc))
     return luaL_argerror(L, 2, "an integer from 1 to 250 expected");

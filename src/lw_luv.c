@@ -25,11 +25,19 @@
 ** the scheduler's handles must be closing before it runs.  A finalizer
 ** made at attach time, after luv's loop userdata, runs before that one
 ** (finalizers run in the reverse order of their objects) and detaches.
+** loop_gc then runs the requests still in flight (a uv.fs_stat whose
+** task.wrap callback was already finalized calls it: a no-op, see
+** lw_lua_wrap.c), but on Lua 5.1 and LuaJIT luaweave.so has been
+** unloaded by then (C libraries go in the reverse order of loading), so
+** attaching pins the library in memory until the process exits.
 */
+#define _GNU_SOURCE /* dladdr, RTLD_NODELETE */
 #include "lw_luv.h"
 #include "lw_compat.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 
 typedef int (*luv_pcall_fn)(lua_State *L, int nargs, int nresults, int flags);
 
@@ -130,6 +138,73 @@ void lw_luv_errors_end(lw_luv_swap *w) {
 }
 
 /* ------------------------------------------------------------------ */
+/* uv.run from a task                                                  */
+
+/* R(orig, mode, ...), behind luv's uv.run once attached.  A task that
+   calls uv.run while lw.run (or the CLI) runs luv's loop would nest a
+   uv_run inside a scheduler step: the scheduler could not step again
+   until it returned, and its idle handle would keep that uv_run spinning
+   forever.  The task waits instead, while the loop and the other tasks go
+   on, and gets what uv.run would have returned.  A task that the loop
+   steps from its prepare handle (under the script's uv.run, or Neovim's
+   loop) would nest uv_run the same way: that raises.  Anywhere else it is
+   luv's own uv.run.  May raise (luv's errors, memory). */
+static int run_call(lua_State *L) {
+  lw_sched *S = lw_sched_get(L);
+  const char *mode;
+  lw_async *op;
+  if (S == NULL || lws_gone(S) || !lw_yieldable(L) ||
+      (!lws_driving_shared(S) && !lws_stepping(S))) {
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+  }
+  if (!lws_driving_shared(S))
+    return lws_error_at_caller(L, "uv.run: called from a task that the running "
+                      "loop is running (uv.run or the host's loop): it runs "
+                      "already; wait with task.wait or task.await instead");
+  mode = luaL_optstring(L, 2, "default");
+  if (strcmp(mode, "default") != 0 && strcmp(mode, "once") != 0 &&
+      strcmp(mode, "nowait") != 0)
+    return lws_error_at_caller(L, lua_pushfstring(L,
+                               "bad argument #1 to 'run' (invalid option '%s')", mode));
+  op = lw_async_begin(L);
+  if (lws_run_wait(S, op, mode[0] != 'd') != LW_OK) {
+    lw_async_drop(op);
+    lws_raise_mem(L);
+  }
+  lua_settop(L, 0);
+  return lw_async_yield(L, op);
+}
+
+static const char RUN_KEY[] = "luaweave.luv.run";
+
+/* put run_call behind luv.run, the module table at index idx (once).
+   May raise. */
+static void hook_run(lua_State *L, int idx) {
+  static const char code[] =
+    "local R, orig = ...\n"
+    "return function(...) return R(orig, ...) end\n";
+  idx = lw_absindex(L, idx);
+  if (!lua_istable(L, idx)) return;
+  lua_getfield(L, idx, "run");
+  lua_getfield(L, LUA_REGISTRYINDEX, RUN_KEY);
+  if (!lua_isfunction(L, -2) || lua_rawequal(L, -1, -2)) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pop(L, 1);
+  if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.luv.run") != 0)
+    lua_error(L);
+  lua_insert(L, -2);
+  lw_async_wrap(L, run_call);
+  lua_insert(L, -2);
+  lua_call(L, 2, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, RUN_KEY);
+  lua_setfield(L, idx, "run");
+}
+
+/* ------------------------------------------------------------------ */
 /* sharing                                                             */
 
 /* lua_close: detach, and let the closes finish now, while this library is
@@ -145,6 +220,15 @@ static int detach_gc(lua_State *L) {
   return 0;
 }
 
+/* keep the shared object holding this code loaded for good: luv may call
+   its functions from its loop finalizer, after lua_close unloaded it.
+   Nothing to do when luaweave is linked into the program (the CLI) */
+static void pin_library(void) {
+  Dl_info info;
+  if (dladdr(CTX_KEY, &info) != 0 && info.dli_fname != NULL)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 /* attach the state's scheduler to luv's loop, if luv is loaded and it is
    not attached yet.  May raise. */
 static int attach_now(lua_State *L) {
@@ -155,6 +239,7 @@ static int attach_now(lua_State *L) {
   e = lws_attach_shared(S, c->loop);
   if (e == LW_EMEM) lws_raise_mem(L);
   if (e != LW_OK) return 0; /* attached already (to luv's or a host's loop) */
+  pin_library();
   *(luv_ctx **)lua_newuserdata(L, sizeof(luv_ctx *)) = c;
   if (luaL_newmetatable(L, DETACH_META)) {
     lua_pushcfunction(L, detach_gc);
@@ -162,6 +247,31 @@ static int attach_now(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   luaL_ref(L, LUA_REGISTRYINDEX); /* lives until lua_close */
+  return 0;
+}
+
+/* attach_now, and uv.run hooked in package.loaded.luv.  May raise. */
+static int attach_loaded(lua_State *L) {
+  attach_now(L);
+  if (context(L) == NULL) return 0;
+  lua_getglobal(L, "package");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "loaded");
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "luv");
+      hook_run(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* the preload entry's attach(m): luv's module m just loaded.  May raise. */
+static int attach_module(lua_State *L) {
+  attach_now(L);
+  if (context(L) != NULL) hook_run(L, 1);
   return 0;
 }
 
@@ -180,17 +290,17 @@ void lw_luv_share(lua_State *L) {
     "    if type(f) == 'function' then\n"
     "      local m = f(name, extra)\n"
     "      if m == nil then m = pk.loaded[name] end\n"
-    "      attach()\n"
+    "      attach(m)\n"
     "      return m\n"
     "    elseif type(f) == 'string' then why[#why + 1] = f end\n"
     "  end\n"
     "  error(\"module '\" .. name .. \"' not found:\" .. table.concat(why), 2)\n"
     "end\n";
-  attach_now(L);
+  attach_loaded(L);
   if (context(L) != NULL) return;
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.luv") != 0)
     lua_error(L);
-  lua_pushcfunction(L, attach_now);
+  lua_pushcfunction(L, attach_module);
   lua_call(L, 1, 0);
 }
 
@@ -199,7 +309,7 @@ void lw_luv_share(lua_State *L) {
 /* for lw_sched_run: attach S to luv's loop if luv is loaded; LW_OK or
    LW_EMEM, raises no Lua error */
 static int share_protected(lua_State *L) {
-  return attach_now(L);
+  return attach_loaded(L);
 }
 
 int lw_luv_join(lw_sched *S) {

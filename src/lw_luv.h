@@ -38,4 +38,17 @@ void lw_luv_errors_end(lw_luv_swap *w);
    error. */
 int lws_attach_shared(lw_sched *S, uv_loop_t *loop);
 
+/* lw_loop.c: uv.run called from a task while lw_sched_run runs luv's
+   loop (lws_driving_shared answers 1 then) suspends the task on op until
+   the loop would end a uv_run of its own (once: until a turn has passed);
+   it resumes with what uv.run returns.  LW_OK or LW_EMEM; raise no Lua
+   error. */
+int lws_driving_shared(lw_sched *S);
+
+/* lw_lua_wrap.c: raise msg at the line of the nearest caller outside
+   luaweave's own Lua wrappers (where luaL_error would name a line of
+   them).  Raises. */
+int lws_error_at_caller(lua_State *L, const char *msg);
+int lws_run_wait(lw_sched *S, lw_async *op, int once);
+
 #endif

@@ -2,7 +2,8 @@
 # TAP: luaweave tasks inside Neovim (issue 17).  `nvim --headless -u NONE`
 # loads the LuaJIT build (build/jit/luaweave.so) and runs tasks on the
 # editor's loop: task.wait, a task.wrap'ped vim.loop.fs_stat and luv
-# timer, while a vim.defer_fn fires in between; an error in a task is
+# timer, while a vim.defer_fn fires in between; uv.run() in a task is
+# refused (the editor's loop runs it); an error in a task is
 # reported and the editor goes on; examples/neovim.lua runs.  Neovim
 # embeds LuaJIT: the suite runs in the jit pass (1..0 in the others).
 # Skipped, with the reason, only if nvim cannot be installed.
@@ -59,6 +60,9 @@ local main = task.spawn(function()
   local err, st = stat("/")
   say("stat " .. tostring(err) .. " " .. st.type)
   say(sleep(1))
+  -- the editor's loop runs this task: it cannot run that loop again
+  local _, why = pcall(uv.run)
+  say(tostring(why):match("uv%.run: called from a task that the running loop") and "uv.run refused" or tostring(why))
   task.wait(); task.wait()
   say("bad " .. lw.status(bad))
   vim.schedule(function() finish(0) end)
@@ -70,7 +74,7 @@ LUA_CPATH="build/jit/?.so;;" LW_OUT="$T/out" timeout 120 nvim --headless -u NONE
   -c "luafile $T/test.lua" >"$T/stdout" 2>"$T/stderr" </dev/null
 rc=$?
 got=$(cat "$T/out" 2>/dev/null)
-want="start, spawned yielded, defer_fn, waited, stat nil directory, slept, bad failed"
+want="start, spawned yielded, defer_fn, waited, stat nil directory, slept, uv.run refused, bad failed"
 check "nvim exits 0 after the tasks end (exit $rc)" [ $rc = 0 ]
 check "spawn returns to the editor; tasks wait, await wrapped fs_stat and a luv timer while defer_fn fires" \
   [ "$got" = "$want" ]
