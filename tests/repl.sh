@@ -9,7 +9,7 @@ V=${LUAWEAVE_V:-5.4}
 LW="$(cd "$B" 2>/dev/null && pwd)/luaweave"
 SOCK=lwrepl$$
 n=0 failed=0
-PLAN=14
+PLAN=16
 echo "1..$PLAN"
 if ! command -v tmux >/dev/null 2>&1; then
   i=0
@@ -64,13 +64,22 @@ wait_prompt() {
   done
   return 1
 }
-# wait_dead: 0 once luaweave has ended; its status in $dead_status
+# wait_dead: 0 once luaweave has ended and tmux has its status, in
+# $dead_status ("signal N" when a signal killed it).  tmux marks the
+# pane dead when the terminal closes and learns the status only when it
+# reaps the process, later on a loaded machine: pane_dead alone gives an
+# empty status then.
 wait_dead() {
   w=0
   while [ $w -lt 300 ]; do
-    set -- $(tm display-message -p -t "$S" '#{pane_dead} #{pane_dead_status}')
-    if [ "$1" = 1 ]; then
-      dead_status=$2
+    set -- $(tm display-message -p -t "$S" \
+      '#{pane_dead} s#{pane_dead_status} g#{pane_dead_signal}')
+    if [ "$1" = 1 ] && [ "$2" != s ]; then
+      dead_status=${2#s}
+      return 0
+    fi
+    if [ "$1" = 1 ] && [ "$3" != g ]; then
+      dead_status="signal ${3#g}"
       return 0
     fi
     sleep 0.1
@@ -88,6 +97,8 @@ ok() {
     failed=$((failed + 1))
     echo "not ok $n - $2"
     screen | grep -v '^ *$' | tail -15 | sed 's/^/#   /'
+    tm display-message -p -t "$S" \
+      '#   pane dead: [#{pane_dead}] status [#{pane_dead_status}] signal [#{pane_dead_signal}]'
   fi
 }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
@@ -114,6 +125,17 @@ line 'do error("oops") end'
 wait_for '^stdin:1: oops$'; ok $? "an error: its message (named stdin), and the prompt goes on"
 line 'print("after" .. "wards")'
 wait_for '^afterwards$'; ok $? "the next line runs after an error"
+# a paste of several lines, one a statement over three, typed while a
+# line runs (it waits until the paste is sent): every line runs, in order
+F=$(mktemp -u "${TMPDIR:-/tmp}/lwrepl.XXXXXX")
+line "print('pa' .. 'sting') while not io.open('$F') do task.wait(0.01) end"
+wait_for '^pasting$'
+keys -l "$(printf 'print("o" .. "ne")\rfor i = 2, 3 do\rprint("n" .. i)\rend\rprint("la" .. "st")\r')"
+: >"$F"
+wait_for '^last$' &&
+  [ "$(screen | grep -E '^(one|n2|n3|last)$' | tr '\n' ' ')" = "one n2 n3 last " ]
+ok $? "typeahead: lines pasted while a line runs all run, in order"
+rm -f "$F"
 line 'print("wait" .. "ing") task.wait(100)'
 wait_for '^waiting$'
 keys C-c
@@ -135,6 +157,14 @@ start
 wait_prompt
 keys C-d
 wait_dead && [ "$dead_status" = 0 ]; ok $? "Ctrl-D at the prompt ends luaweave, status 0"
+
+# a paste at the prompt that ends with Ctrl-D: its lines run, then it ends
+start
+wait_prompt
+keys -l "$(printf 'print("fi" .. "rst")\rprint("sec" .. "ond")\r\004')"
+wait_dead && [ "$dead_status" = 0 ] &&
+  [ "$(screen | grep -E '^(first|second)$' | tr '\n' ' ')" = "first second " ]
+ok $? "a paste that ends with Ctrl-D: every line runs, then status 0"
 
 start -i -e "'print(\"from -e\")'"
 wait_for '^from -e$' && wait_for '^>( |$)' && line 'task.exit(3)' && wait_dead && [ "$dead_status" = 3 ]
