@@ -135,11 +135,13 @@ static void bad_option(const char *a) {
 #endif
 
 /* arg as lua.c builds it: the script at 0 (with no script, the program
-   name), what follows it from 1, what comes before it below 0.  May
-   raise a memory error. */
+   name; LuaJIT's: nothing, every word below 0), what follows it from
+   1, what comes before it below 0.  May raise a memory error. */
 static void set_arg(lua_State *L, int argc, char **argv, int script) {
   int i;
+#ifndef LW_LUAJIT
   if (script == argc) script = 0;
+#endif
   lua_createtable(L, argc - script - 1 > 0 ? argc - script - 1 : 0, script + 1);
   for (i = 0; i < argc; i++) {
     lua_pushstring(L, argv[i]);
@@ -210,7 +212,13 @@ static int dolibrary(lw_cli *c, const char *spec) {
     return 0;
   }
   lua_settop(L, top + 3); /* name, true, the module */
+#if LUA_VERSION_NUM >= 502 && !defined(LW_LUAJIT)
   lua_setglobal(L, lua_tostring(L, top + 1));
+#else
+  /* lua.c of 5.1 and LuaJIT only require (a 5.1 module sets its own
+     global); with "g=mod", asked for, the global is set */
+  if (eq != NULL) lua_setglobal(L, lua_tostring(L, top + 1));
+#endif
   lua_settop(L, top);
   return 1;
 }

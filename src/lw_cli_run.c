@@ -32,42 +32,96 @@ void lw_cli_message(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* Turn the error object on L's top into the message lua.c of this Lua
+   version prints for it (its message handler and its report); 0, with
+   nothing pushed, when it prints nothing (5.1, 5.2 and LuaJIT: a nil
+   error).  *tb: a traceback follows.  May raise a memory error. */
+static int errobj_message(lua_State *L, int *tb) {
+  int t = lua_type(L, -1);
+  *tb = 1;
+  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+    lw_sched_errmsg(L);
+    return 1;
+  }
+#if LUA_VERSION_NUM >= 503 && !defined(LW_LUAJIT)
+  /* "(error object is a T value)" with a traceback; __tostring's alone */
+  if (luaL_getmetafield(L, -1, "__tostring")) {
+    lua_pop(L, 1);
+    *tb = 0;
+  }
+  lw_sched_errmsg(L);
+  return 1;
+#else
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  *tb = 0;
+# if LUA_VERSION_NUM == 502 || defined(LW_LUAJIT)
+  if (luaL_getmetafield(L, -1, "__tostring")) {
+    lua_pop(L, 1);
+    lw_sched_errmsg(L); /* protected: a failing __tostring gives "(error object..." */
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        strncmp(lua_tostring(L, -1), "(error object is a ", 19) != 0) {
+#  ifdef LW_LUAJIT
+      *tb = 1; /* LuaJIT's handler adds one to __tostring's message */
+#  endif
+      return 1;
+    }
+    lua_pop(L, 1);
+    lua_pushliteral(L, "(error object is not a string)");
+    return 1;
+  }
+# endif
+  lua_pop(L, 1);
+# if LUA_VERSION_NUM == 502 && !defined(LW_LUAJIT)
+  lua_pushliteral(L, "(no error message)");
+# else
+  lua_pushliteral(L, "(error object is not a string)");
+# endif
+  return 1;
+#endif
+}
+
 /* co failed: print its error as lua.c does (a message and a traceback;
-   an object with __tostring gives the message alone), after running its
-   to-be-closed variables (5.4; their errors replace the error).  May
-   raise a memory error. */
+   see errobj_message), after running its to-be-closed variables (5.4;
+   their errors replace the error).  May raise a memory error. */
 static void report(lw_cli *c, lua_State *co) {
   lua_State *L = c->L;
-  int t, tb = 1;
+  int tb, has;
   /* 24: luaL_traceback of 5.4.4 uses more than the slots it checks */
   luaL_checkstack(L, 24, "report");
   lw_result(lws_store(c->S), co, L); /* false, err */
   lua_remove(L, -2);
-  lua_pushvalue(L, -1); /* the error, to tell a __close's from it */
-  t = lua_type(L, -1);
-  if (t != LUA_TSTRING && t != LUA_TNUMBER &&
-      luaL_getmetafield(L, -1, "__tostring")) {
-    lua_pop(L, 1);
-    tb = 0;
-  }
-  lw_sched_errmsg(L);
-  if (tb) {
+  has = errobj_message(L, &tb);
+  if (!has) lua_pushnil(L);
+  else if (tb) {
     lw_traceback(L, co, lua_tostring(L, -1));
     lua_remove(L, -2);
   }
+#if LUA_VERSION_NUM >= 504
+  /* lua.c's __close gets what its message handler made of the error:
+     the message with its traceback.  The reset closes with the value
+     on the failed thread's top. */
+  if (lua_checkstack(co, 1)) {
+    lua_pushvalue(L, -1);
+    lua_xmove(L, co, 1);
+  }
+#endif
   /* a failed thread resets to its error, or to the error a __close
      raised while its variables closed, which replaces it */
   if (lw_co_reset(co, L) > LUA_YIELD) {
     lua_xmove(co, L, 1);
-    if (!lua_rawequal(L, -1, -3)) {
+    if (!lua_rawequal(L, -1, -2)) {
       lw_sched_errmsg(L);
       lua_replace(L, -2);
+      has = 1;
     } else {
       lua_pop(L, 1);
     }
   }
-  lw_cli_message(L);
-  lua_pop(L, 1);
+  if (has) lw_cli_message(L);
+  else lua_pop(L, 1);
 }
 
 /* "deadlock: n threads waiting", pushed */
