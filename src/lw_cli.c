@@ -212,13 +212,9 @@ static int dolibrary(lw_cli *c, const char *spec) {
     return 0;
   }
   lua_settop(L, top + 3); /* name, true, the module */
-#if LUA_VERSION_NUM >= 502 && !defined(LW_LUAJIT)
+  /* on every version, as lua.c of 5.2+ (5.1's and LuaJIT's only
+     require: docs/cli.md says why) */
   lua_setglobal(L, lua_tostring(L, top + 1));
-#else
-  /* lua.c of 5.1 and LuaJIT only require (a 5.1 module sets its own
-     global); with "g=mod", asked for, the global is set */
-  if (eq != NULL) lua_setglobal(L, lua_tostring(L, top + 1));
-#endif
   lua_settop(L, top);
   return 1;
 }

@@ -32,55 +32,20 @@ void lw_cli_message(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* Turn the error object on L's top into the message lua.c of this Lua
-   version prints for it (its message handler and its report); 0, with
-   nothing pushed, when it prints nothing (5.1, 5.2 and LuaJIT: a nil
-   error).  *tb: a traceback follows.  May raise a memory error. */
-static int errobj_message(lua_State *L, int *tb) {
+/* Turn the error object on L's top into its message, on every Lua
+   version as lua.c of 5.3 and 5.4 does (the wording of a task's error
+   report; docs/cli.md says why not 5.1's or 5.2's); *tb: a traceback
+   follows (none after a __tostring's message).  May raise a memory
+   error. */
+static void errobj_message(lua_State *L, int *tb) {
   int t = lua_type(L, -1);
   *tb = 1;
-  if (t == LUA_TSTRING || t == LUA_TNUMBER) {
-    lw_sched_errmsg(L);
-    return 1;
-  }
-#if LUA_VERSION_NUM >= 503 && !defined(LW_LUAJIT)
-  /* "(error object is a T value)" with a traceback; __tostring's alone */
-  if (luaL_getmetafield(L, -1, "__tostring")) {
+  if (t != LUA_TSTRING && t != LUA_TNUMBER &&
+      luaL_getmetafield(L, -1, "__tostring")) {
     lua_pop(L, 1);
     *tb = 0;
   }
   lw_sched_errmsg(L);
-  return 1;
-#else
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  *tb = 0;
-# if LUA_VERSION_NUM == 502 || defined(LW_LUAJIT)
-  if (luaL_getmetafield(L, -1, "__tostring")) {
-    lua_pop(L, 1);
-    lw_sched_errmsg(L); /* protected: a failing __tostring gives "(error object..." */
-    if (lua_type(L, -1) == LUA_TSTRING &&
-        strncmp(lua_tostring(L, -1), "(error object is a ", 19) != 0) {
-#  ifdef LW_LUAJIT
-      *tb = 1; /* LuaJIT's handler adds one to __tostring's message */
-#  endif
-      return 1;
-    }
-    lua_pop(L, 1);
-    lua_pushliteral(L, "(error object is not a string)");
-    return 1;
-  }
-# endif
-  lua_pop(L, 1);
-# if LUA_VERSION_NUM == 502 && !defined(LW_LUAJIT)
-  lua_pushliteral(L, "(no error message)");
-# else
-  lua_pushliteral(L, "(error object is not a string)");
-# endif
-  return 1;
-#endif
 }
 
 /* co failed: print its error as lua.c does (a message and a traceback;
@@ -88,14 +53,13 @@ static int errobj_message(lua_State *L, int *tb) {
    their errors replace the error).  May raise a memory error. */
 static void report(lw_cli *c, lua_State *co) {
   lua_State *L = c->L;
-  int tb, has;
+  int tb;
   /* 24: luaL_traceback of 5.4.4 uses more than the slots it checks */
   luaL_checkstack(L, 24, "report");
   lw_result(lws_store(c->S), co, L); /* false, err */
   lua_remove(L, -2);
-  has = errobj_message(L, &tb);
-  if (!has) lua_pushnil(L);
-  else if (tb) {
+  errobj_message(L, &tb);
+  if (tb) {
     lw_traceback(L, co, lua_tostring(L, -1));
     lua_remove(L, -2);
   }
@@ -115,13 +79,11 @@ static void report(lw_cli *c, lua_State *co) {
     if (!lua_rawequal(L, -1, -2)) {
       lw_sched_errmsg(L);
       lua_replace(L, -2);
-      has = 1;
     } else {
       lua_pop(L, 1);
     }
   }
-  if (has) lw_cli_message(L);
-  else lua_pop(L, 1);
+  lw_cli_message(L);
 }
 
 /* "deadlock: n threads waiting", pushed */

@@ -108,6 +108,8 @@ check "the first failing -e ends the run: later ones never run" 1 '^1$' '\(comma
 V=${LUAWEAVE_V:-5.4}
 case $V in
   5.1|5.2) ARG_INIT='^no arg$' ARG_E='^nil	nil$' ARG_I='^x$' ;;
+  # LuaJIT's arg with no script: every word below 0, nothing at 0
+  jit) ARG_INIT='^3\.2$' ARG_E='^0	print\(arg and #arg, arg and arg\[-1\]\)$' ARG_I='^100$' ;;
   *) ARG_INIT='^3\.2$' ARG_E='^2	nil$' ARG_I='^100$' ;;
 esac
 check "LUA_INIT runs first, with arg as lua $V has it" 0 "$ARG_INIT" "" -- \
