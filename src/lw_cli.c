@@ -323,6 +323,15 @@ typedef struct runargs {
   lw_cli c;
 } runargs;
 
+/* the prompt; at the end of its input the tasks started there run to
+   their end, as after a script (unless a task.exit ended it).  The
+   errors the prompt showed already do not make the status 1: as lua.c's
+   prompt, it ends with 0.  May raise a memory error. */
+static void repl(lw_cli *c) {
+  lw_cli_repl(c);
+  if (!lws_isexited(c->S)) lw_cli_drain(c, lw_sched_errors(c->S));
+}
+
 /* everything runs protected: a memory error anywhere is an exit 1 */
 static int pmain(lua_State *L) {
   runargs *r = (runargs *)lua_touserdata(L, 1);
@@ -353,16 +362,16 @@ static int pmain(lua_State *L) {
   } else if (!o->i && !o->e && !o->v) {
     if (isatty(0)) {
       lw_cli_version();
-      lw_cli_repl(c);
+      repl(c);
       return 0;
     }
     if (!dofile(c, NULL)) return 0;
   }
   if (o->i) {
-    lw_cli_repl(c);
+    repl(c);
     return 0;
   }
-  lw_cli_drain(c);
+  lw_cli_drain(c, 0);
   return 0;
 }
 

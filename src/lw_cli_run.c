@@ -179,7 +179,7 @@ int lw_cli_task(lw_cli *c, int nargs) {
   return LWC_STUCK;
 }
 
-void lw_cli_drain(lw_cli *c) {
+void lw_cli_drain(lw_cli *c, size_t errs) {
   int rc;
   lw_cli_sigint_on(c);
   rc = lw_sched_run(c->S);
@@ -198,7 +198,7 @@ void lw_cli_drain(lw_cli *c) {
     c->status = 1;
     return;
   }
-  if (lw_sched_errors(c->S) > 0) c->status = 1;
+  if (lw_sched_errors(c->S) > errs) c->status = 1;
 }
 
 /* ------------------------------------------------------------------ */
