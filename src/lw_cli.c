@@ -135,11 +135,13 @@ static void bad_option(const char *a) {
 #endif
 
 /* arg as lua.c builds it: the script at 0 (with no script, the program
-   name), what follows it from 1, what comes before it below 0.  May
-   raise a memory error. */
+   name; LuaJIT's: nothing, every word below 0), what follows it from
+   1, what comes before it below 0.  May raise a memory error. */
 static void set_arg(lua_State *L, int argc, char **argv, int script) {
   int i;
+#ifndef LW_LUAJIT
   if (script == argc) script = 0;
+#endif
   lua_createtable(L, argc - script - 1 > 0 ? argc - script - 1 : 0, script + 1);
   for (i = 0; i < argc; i++) {
     lua_pushstring(L, argv[i]);
@@ -210,6 +212,8 @@ static int dolibrary(lw_cli *c, const char *spec) {
     return 0;
   }
   lua_settop(L, top + 3); /* name, true, the module */
+  /* on every version, as lua.c of 5.2+ (5.1's and LuaJIT's only
+     require: docs/cli.md says why) */
   lua_setglobal(L, lua_tostring(L, top + 1));
   lua_settop(L, top);
   return 1;
@@ -319,6 +323,15 @@ typedef struct runargs {
   lw_cli c;
 } runargs;
 
+/* the prompt; at the end of its input the tasks started there run to
+   their end, as after a script (unless a task.exit ended it).  The
+   errors the prompt showed already do not make the status 1: as lua.c's
+   prompt, it ends with 0.  May raise a memory error. */
+static void repl(lw_cli *c) {
+  lw_cli_repl(c);
+  if (!lws_isexited(c->S)) lw_cli_drain(c, lw_sched_errors(c->S));
+}
+
 /* everything runs protected: a memory error anywhere is an exit 1 */
 static int pmain(lua_State *L) {
   runargs *r = (runargs *)lua_touserdata(L, 1);
@@ -349,16 +362,16 @@ static int pmain(lua_State *L) {
   } else if (!o->i && !o->e && !o->v) {
     if (isatty(0)) {
       lw_cli_version();
-      lw_cli_repl(c);
+      repl(c);
       return 0;
     }
     if (!dofile(c, NULL)) return 0;
   }
   if (o->i) {
-    lw_cli_repl(c);
+    repl(c);
     return 0;
   }
-  lw_cli_drain(c);
+  lw_cli_drain(c, 0);
   return 0;
 }
 

@@ -39,8 +39,9 @@ enum {
 int lw_cli_task(lw_cli *c, int nargs);
 
 /* After the last piece of work: run the other tasks to their end.  Sets
-   c->status. May raise a memory error. */
-void lw_cli_drain(lw_cli *c);
+   c->status: 1 after a deadlock, Ctrl-C, or more than errs task errors
+   reported in all.  May raise a memory error. */
+void lw_cli_drain(lw_cli *c, size_t errs);
 
 /* print "progname: msg" on stderr (the top of L, which it pops) */
 void lw_cli_message(lua_State *L);

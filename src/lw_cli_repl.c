@@ -283,6 +283,12 @@ static const char *push_prompt(lua_State *L, int first) {
   return lua_tostring(L, -1);
 }
 
+#if LUA_VERSION_NUM >= 503 && !defined(LW_LUAJIT)
+#define EXPR_FIRST 1
+#else
+#define EXPR_FIRST 0
+#endif
+
 /* a syntax error at the end of the input: the statement goes on */
 static int incomplete(lua_State *L, int st) {
   size_t n;
@@ -316,7 +322,9 @@ static int load_statement(lw_cli *c, input *in) {
   if (eq) lua_pushfstring(L, "return %s", line + 1);
   else lua_pushstring(L, line);
   free(line);
-  if (!eq) {
+  /* lua.c of 5.3+ tries a line as an expression first; 5.1's, 5.2's and
+     LuaJIT's print values only after '=' */
+  if (!eq && EXPR_FIRST) {
     size_t n;
     const char *s = lua_pushfstring(L, "return %s;", lua_tostring(L, -1));
     n = strlen(s);

@@ -32,34 +32,51 @@ void lw_cli_message(lua_State *L) {
   lua_pop(L, 1);
 }
 
+/* Turn the error object on L's top into its message, on every Lua
+   version as lua.c of 5.3 and 5.4 does (the wording of a task's error
+   report; docs/cli.md says why not 5.1's or 5.2's); *tb: a traceback
+   follows (none after a __tostring's message).  May raise a memory
+   error. */
+static void errobj_message(lua_State *L, int *tb) {
+  int t = lua_type(L, -1);
+  *tb = 1;
+  if (t != LUA_TSTRING && t != LUA_TNUMBER &&
+      luaL_getmetafield(L, -1, "__tostring")) {
+    lua_pop(L, 1);
+    *tb = 0;
+  }
+  lw_sched_errmsg(L);
+}
+
 /* co failed: print its error as lua.c does (a message and a traceback;
-   an object with __tostring gives the message alone), after running its
-   to-be-closed variables (5.4; their errors replace the error).  May
-   raise a memory error. */
+   see errobj_message), after running its to-be-closed variables (5.4;
+   their errors replace the error).  May raise a memory error. */
 static void report(lw_cli *c, lua_State *co) {
   lua_State *L = c->L;
-  int t, tb = 1;
+  int tb;
   /* 24: luaL_traceback of 5.4.4 uses more than the slots it checks */
   luaL_checkstack(L, 24, "report");
   lw_result(lws_store(c->S), co, L); /* false, err */
   lua_remove(L, -2);
-  lua_pushvalue(L, -1); /* the error, to tell a __close's from it */
-  t = lua_type(L, -1);
-  if (t != LUA_TSTRING && t != LUA_TNUMBER &&
-      luaL_getmetafield(L, -1, "__tostring")) {
-    lua_pop(L, 1);
-    tb = 0;
-  }
-  lw_sched_errmsg(L);
+  errobj_message(L, &tb);
   if (tb) {
     lw_traceback(L, co, lua_tostring(L, -1));
     lua_remove(L, -2);
   }
+#if LUA_VERSION_NUM >= 504
+  /* lua.c's __close gets what its message handler made of the error:
+     the message with its traceback.  The reset closes with the value
+     on the failed thread's top. */
+  if (lua_checkstack(co, 1)) {
+    lua_pushvalue(L, -1);
+    lua_xmove(L, co, 1);
+  }
+#endif
   /* a failed thread resets to its error, or to the error a __close
      raised while its variables closed, which replaces it */
   if (lw_co_reset(co, L) > LUA_YIELD) {
     lua_xmove(co, L, 1);
-    if (!lua_rawequal(L, -1, -3)) {
+    if (!lua_rawequal(L, -1, -2)) {
       lw_sched_errmsg(L);
       lua_replace(L, -2);
     } else {
@@ -67,7 +84,6 @@ static void report(lw_cli *c, lua_State *co) {
     }
   }
   lw_cli_message(L);
-  lua_pop(L, 1);
 }
 
 /* "deadlock: n threads waiting", pushed */
@@ -163,7 +179,7 @@ int lw_cli_task(lw_cli *c, int nargs) {
   return LWC_STUCK;
 }
 
-void lw_cli_drain(lw_cli *c) {
+void lw_cli_drain(lw_cli *c, size_t errs) {
   int rc;
   lw_cli_sigint_on(c);
   rc = lw_sched_run(c->S);
@@ -182,7 +198,7 @@ void lw_cli_drain(lw_cli *c) {
     c->status = 1;
     return;
   }
-  if (lw_sched_errors(c->S) > 0) c->status = 1;
+  if (lw_sched_errors(c->S) > errs) c->status = 1;
 }
 
 /* ------------------------------------------------------------------ */

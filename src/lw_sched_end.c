@@ -241,6 +241,28 @@ static void run_guard(lw_sched *S, lua_State *co, lua_State *W) {
   lua_settop(W, top);
 }
 
+/* A task that failed is over: its to-be-closed variables (5.4) run now,
+   with its error, as lua(1) closes a failed chunk's, once its report
+   (which needs its frames) is made.  Through the store's close, which
+   keeps the error (or the one a __close raised instead, which is also
+   reported) as the task's result; its end was told already, so the
+   store tells nobody again.  May raise a memory error. */
+static void close_failed(lw_sched *S, lua_State *co, lua_State *W) {
+  void (*onend)(void *, lua_State *, lua_State *);
+  int n, top = lua_gettop(W);
+  luaL_checkstack(W, 4, "close");
+  lua_pushvalue(co, -1); /* the error, to tell a __close's from it */
+  lua_xmove(co, W, 1);
+  onend = lw_store_setonend(S->s, NULL, NULL);
+  n = lw_close(S->s, co, W); /* false, err */
+  lw_store_setonend(S->s, onend, S);
+  if (n == 2 && !lua_rawequal(W, -1, top + 1)) {
+    lw_sched_errmsg(W);
+    lws_report_msg(S, co, lua_tostring(W, -1));
+  }
+  lua_settop(W, top);
+}
+
 /* co's end is recorded; report: a task the scheduler ran (or cancelled)
    that failed is reported unless awaited by the end of the step */
 static void end_now(lw_sched *S, lua_State *co, lua_State *W, int report_it) {
@@ -251,6 +273,9 @@ static void end_now(lw_sched *S, lua_State *co, lua_State *W, int report_it) {
       lw_status(S->s, co) == LW_FAILED) {
     if (woke) lws_handled(S, co, W);
     else pend_add(S, co, W);
+    if (lw_co_canreset() && lua_status(co) > LUA_YIELD &&
+        lua_gettop(co) > 0)
+      close_failed(S, co, W);
   }
   if (S->onend != NULL && (st = lw_status(S->s, co)) > 0)
     S->onend(S->onend_ud, co, st);

@@ -1,0 +1,2 @@
+local t = {}
+print(1 + t)

@@ -1,0 +1,3 @@
+local conf = nil
+local function port() return conf.port end
+print(port())

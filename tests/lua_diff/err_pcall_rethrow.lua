@@ -1,0 +1,3 @@
+local ok, e = pcall(error, "first")
+print(ok, e)
+error(e, 0)

@@ -1,0 +1,1 @@
+require "lwd_broken"

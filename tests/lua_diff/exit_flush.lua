@@ -1,0 +1,2 @@
+io.write("no newline, buffered")
+os.exit(0)

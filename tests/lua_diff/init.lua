@@ -1,0 +1,1 @@
+print("from LUA_INIT file", ...)

@@ -1,0 +1,2 @@
+print("loading lwd_mod", ...)
+return { name = "lwd_mod" }

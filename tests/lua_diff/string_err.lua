@@ -1,0 +1,2 @@
+local ok, e = pcall(string.format, "%d", "x")
+print(ok, e)

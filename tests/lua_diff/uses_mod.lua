@@ -1,0 +1,1 @@
+print(lwd_mod and lwd_mod.name, package.loaded.lwd_mod ~= nil)
