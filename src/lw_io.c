@@ -28,20 +28,17 @@ int lw_io_pushtrue(lua_State *L, void *ud) {
   return 1;
 }
 
-/* Level 2: the functions are called through lw_async_wrap's Lua
-   wrapper (level 1), from the script (level 2).  Raises always. */
-int lw_io_argerror(lua_State *L, int arg, const char *fname, const char *msg) {
-  return lw_errorat(L, 2, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+/* Raises always: positioned and named by lw_async_wrap when the
+   function is wrapped, by Lua itself otherwise. */
+int lw_io_argerror(lua_State *L, int arg, const char *msg) {
+  return luaL_argerror(L, arg, msg);
 }
 
 /* May raise (an argument error, or a memory error converting a number) */
-const char *lw_io_checkstring(lua_State *L, int idx, int arg, const char *fname,
-                              size_t *len) {
-  const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
-    lw_io_argerror(L, arg, fname, "string expected");
-  s = lua_tolstring(L, idx, len);
-  return s;
+const char *lw_io_checkstring(lua_State *L, int arg, size_t *len) {
+  if (lua_type(L, arg) != LUA_TSTRING && lua_type(L, arg) != LUA_TNUMBER)
+    lw_io_argerror(L, arg, "string expected");
+  return lua_tolstring(L, arg, len);
 }
 
 /* May raise (no scheduler or loop: memory, or the state is closing) */
@@ -52,10 +49,9 @@ uv_loop_t *lw_io_loop(lua_State *L) {
   return loop;
 }
 
-/* the userdata self (argument 1) of metatable tname, or an error at
-   level.  Raises. */
-void *lw_io_checkself(lua_State *L, const char *tname, const char *what,
-                      const char *fname, int level) {
+/* the userdata self (argument 1) of metatable tname, or an argument
+   error ("calling 'f' on bad self" when called as a method).  Raises. */
+void *lw_io_checkself(lua_State *L, const char *tname, const char *what) {
   void *p = lua_touserdata(L, 1);
   int ok = 0;
   if (p != NULL && lua_getmetatable(L, 1)) {
@@ -63,6 +59,8 @@ void *lw_io_checkself(lua_State *L, const char *tname, const char *what,
     ok = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
   }
-  if (!ok) lw_errorat(L, level, "calling '%s' on bad self (%s expected)", fname, what);
+  if (!ok)
+    lw_io_argerror(L, 1, lua_pushfstring(L, "%s expected, got %s", what,
+                                         luaL_typename(L, 1)));
   return p;
 }

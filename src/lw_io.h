@@ -1,6 +1,6 @@
 /*
 ** lw_io.h — what the I/O modules (lw_stream.c, lw_net.c) share: the
-** error triple, argument errors at the caller's line, the loop, and the
+** error triple, argument errors, the loop, and the
 ** stream object.  They are written on the public async C API only
 ** (luaweave.h), like lw_fs.c.
 **
@@ -27,16 +27,15 @@ int lw_io_fail(lua_State *L, int uverr);
 int lw_io_pushfail(lua_State *L, void *ud);
 /* lw_push_fn: one true */
 int lw_io_pushtrue(lua_State *L, void *ud);
-/* raise "bad argument #arg to 'fname' (msg)" positioned at the line that
-   called the (lw_async_wrap'ed) function. Raises always. */
-int lw_io_argerror(lua_State *L, int arg, const char *fname, const char *msg);
-/* the string at idx, or an argument error */
-const char *lw_io_checkstring(lua_State *L, int idx, int arg, const char *fname,
-                              size_t *len);
-/* the userdata self (argument 1) of metatable tname, or "calling
-   'fname' on bad self (what expected)" at level.  Raises. */
-void *lw_io_checkself(lua_State *L, const char *tname, const char *what,
-                      const char *fname, int level);
+/* raise "bad argument #arg to 'f' (msg)": arg is the stack index (a
+   method's self is 1); lw_async_wrap names the user's call and line as
+   Lua does for its own functions.  Raises always. */
+int lw_io_argerror(lua_State *L, int arg, const char *msg);
+/* the string (or number) at stack index arg, or an argument error */
+const char *lw_io_checkstring(lua_State *L, int arg, size_t *len);
+/* the userdata self (argument 1) of metatable tname, or an argument
+   error (what: the type expected).  Raises. */
+void *lw_io_checkself(lua_State *L, const char *tname, const char *what);
 /* the scheduler's loop; raises when there is none (no memory, closing) */
 uv_loop_t *lw_io_loop(lua_State *L);
 
