@@ -336,6 +336,8 @@ void lw_preload(lua_State *L) {
   lua_setfield(L, -2, "luaweave.task");
   lua_pushcfunction(L, luaopen_luaweave_net);
   lua_setfield(L, -2, "luaweave.net");
+  lua_pushcfunction(L, luaopen_luaweave_process);
+  lua_setfield(L, -2, "luaweave.process");
   lua_pop(L, 2);
 }
 
