@@ -6,26 +6,13 @@ local process = require "luaweave.process"
 
 local function tmpname() local p = os.tmpname(); os.remove(p); return p end
 
--- run Lua code in a child interpreter (a hang guard: timeout); its output
+local helper = require "spec.io_helper"
 local function child(code)
-  local lua = os.getenv("LUAWEAVE_LUA") or "lua5.4"
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write("local lw = require 'luaweave'\nlocal task = require 'luaweave.task'\n",
-    "local process = require 'luaweave.process'\n", code)
-  f:close()
-  local p = assert(io.popen("timeout 60 " .. lua .. " " .. path .. " 2>&1; echo \"exit=$?\""))
-  local out = p:read("*a")
-  p:close()
-  os.remove(path)
-  return out, tonumber(out:match("exit=(%d+)%s*$"))
+  return helper.child("local lw = require 'luaweave'\nlocal task = require 'luaweave.task'\n" ..
+  "local process = require 'luaweave.process'\n", code)
 end
 
--- is a process of this pid still there (zombies included)?
-local function alive(pid)
-  local ok = os.execute("kill -0 " .. pid .. " 2>/dev/null")
-  return ok == true or ok == 0
-end
+local alive = helper.alive
 
 describe("luaweave.process", function()
   it("exec returns the exit code, stdout and stderr", function()

@@ -471,9 +471,10 @@ static int async_finish(lua_State *L) {
 static int internal_frame(lua_State *L, int level) {
   lua_Debug ar;
   if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "S", &ar)) return 0;
+  /* task.wrap's closure tail-calls the wrapper: no frame of its own,
+     but 5.1 keeps a "(tail call)" level in its place */
   return strcmp(ar.source, INNER_CHUNK) == 0 ||
-         strcmp(ar.source, "=task.wrap") == 0 ||
-         strcmp(ar.source, "=(tail call)") == 0; /* 5.1's lost frames */
+         strcmp(ar.source, "=(tail call)") == 0;
 }
 
 /* the length of "luaweave.async:N: " at the start of s, or 0 */
