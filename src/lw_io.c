@@ -6,7 +6,9 @@
 #include "lw_io.h"
 #include "lw_compat.h"
 
+#include <signal.h>
 #include <stdint.h>
+#include <string.h>
 
 /* May raise a Lua memory error. */
 int lw_io_fail(lua_State *L, int uverr) {
@@ -63,4 +65,39 @@ void *lw_io_checkself(lua_State *L, const char *tname, const char *what) {
     lw_io_argerror(L, 1, lua_pushfstring(L, "%s expected, got %s", what,
                                          luaL_typename(L, 1)));
   return p;
+}
+
+static const struct { const char *n; int s; } sigs[] = {
+  {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+  {"TERM", SIGTERM}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},
+  {"ALRM", SIGALRM}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP},
+  {"TSTP", SIGTSTP}, {"WINCH", SIGWINCH}, {"ABRT", SIGABRT}, {"SEGV", SIGSEGV},
+  {NULL, 0}};
+
+/* Raises no Lua error. */
+int lw_io_signum(lua_State *L, int idx, int dflt) {
+  const char *s;
+  int i;
+  if (lua_isnoneornil(L, idx)) return dflt;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, idx);
+    return n >= 1 && n < 65 && n == (lua_Number)(int)n ? (int)n : -1;
+  }
+  if (lua_type(L, idx) != LUA_TSTRING) return -1;
+  s = lua_tostring(L, idx);
+  if (strncmp(s, "SIG", 3) == 0) s += 3;
+  for (i = 0; sigs[i].n != NULL; i++)
+    if (strcmp(sigs[i].n, s) == 0) return sigs[i].s;
+  return -1;
+}
+
+/* May raise a memory error. */
+void lw_io_pushsig(lua_State *L, int sig) {
+  int i;
+  for (i = 0; sigs[i].n != NULL; i++)
+    if (sigs[i].s == sig) {
+      lua_pushstring(L, sigs[i].n);
+      return;
+    }
+  lua_pushinteger(L, sig);
 }

@@ -51,6 +51,7 @@ struct lw_stream {
     uv_stream_t s;
     uv_tcp_t tcp;
     uv_pipe_t pipe;
+    uv_tty_t tty;
   } u;
   lw_stream_box *box;  /* the Lua side, or NULL */
   int closing;         /* uv_close was called */
@@ -72,6 +73,10 @@ struct lw_stream {
 lw_stream *lw_stream_tcp(uv_loop_t *loop, int *err);
 /* the same on a new pipe handle (Unix domain sockets) */
 lw_stream *lw_stream_pipe(uv_loop_t *loop, int *err);
+/* the same on a duplicate of fd (a tty or a pipe/socket: stdio), or NULL
+   with *err set (UV_EINVAL for a file, which libuv cannot poll).  Raises
+   no Lua error. */
+lw_stream *lw_stream_fd(uv_loop_t *loop, int fd, int *err);
 /* wrap st in a new userdata on L's top (the metatable made on first
    use).  On a raise st is left alone (the caller still owns it); on
    return the userdata owns it. May raise a Lua memory error. */
@@ -79,5 +84,15 @@ void lw_stream_push(lua_State *L, lw_stream *st);
 /* close st (once): its waiting operations end with ECANCELED, its
    memory goes in the close callback.  Calls no Lua. */
 void lw_stream_close(lw_stream *st);
+
+/* ------------------------------------------------------------------ */
+/* signals (lw_io.c): luaweave.process, luaweave.signal               */
+
+/* a signal by name ("INT", "SIGINT") or number at idx, or -1; dflt when
+   none is given */
+int lw_io_signum(lua_State *L, int idx, int dflt);
+/* push the name of sig ("TERM"), or its number when it has none here.
+   May raise a memory error. */
+void lw_io_pushsig(lua_State *L, int sig);
 
 #endif

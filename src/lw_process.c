@@ -133,41 +133,6 @@ static void pipe_slot(spawnargs *a, int i, uv_stream_t *s) {
   a->io[i].data.stream = s;
 }
 
-/* a signal by name ("TERM", "SIGTERM") or number; -1 if unknown */
-static int signum(lua_State *L, int idx) {
-  static const struct { const char *n; int s; } sigs[] = {
-    {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-    {"TERM", SIGTERM}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},
-    {"ALRM", SIGALRM}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP},
-    {"TSTP", SIGTSTP}, {"WINCH", SIGWINCH}, {"ABRT", SIGABRT}, {NULL, 0}};
-  const char *s;
-  int i;
-  if (lua_isnoneornil(L, idx)) return SIGTERM;
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    lua_Number n = lua_tonumber(L, idx);
-    return n >= 0 && n < 65 && n == (lua_Number)(int)n ? (int)n : -1;
-  }
-  if ((s = lua_tostring(L, idx)) == NULL) return -1;
-  if (strncmp(s, "SIG", 3) == 0) s += 3;
-  for (i = 0; sigs[i].n != NULL; i++)
-    if (strcmp(sigs[i].n, s) == 0) return sigs[i].s;
-  return -1;
-}
-
-static void push_signame(lua_State *L, int sig) {
-  static const struct { int s; const char *n; } names[] = {
-    {SIGHUP, "HUP"}, {SIGINT, "INT"}, {SIGQUIT, "QUIT"}, {SIGKILL, "KILL"},
-    {SIGTERM, "TERM"}, {SIGUSR1, "USR1"}, {SIGUSR2, "USR2"}, {SIGPIPE, "PIPE"},
-    {SIGALRM, "ALRM"}, {SIGABRT, "ABRT"}, {SIGSEGV, "SEGV"}, {0, NULL}};
-  int i;
-  for (i = 0; names[i].n != NULL; i++)
-    if (names[i].s == sig) {
-      lua_pushstring(L, names[i].n);
-      return;
-    }
-  lua_pushinteger(L, sig);
-}
-
 /* ------------------------------------------------------------------ */
 /* spawn, wait, kill                                                   */
 
@@ -190,7 +155,7 @@ typedef struct proc_box {
 static int push_exit(lua_State *L, void *ud) {
   proc *p = (proc *)ud;
   lua_pushinteger(L, (lua_Integer)p->code);
-  if (p->sig) push_signame(L, p->sig);
+  if (p->sig) lw_io_pushsig(L, p->sig);
   else lua_pushnil(L);
   return 2;
 }
@@ -260,7 +225,7 @@ static int p_wait(lua_State *L) {
 /* p:kill([sig]) -> true | nil, msg, code */
 static int p_kill(lua_State *L) {
   proc_box *b = check_proc(L);
-  int sig = signum(L, 2), e;
+  int sig = lw_io_signum(L, 2, SIGTERM), e;
   if (sig < 0) return lw_io_argerror(L, 2, "signal name or number expected");
   if (b->p == NULL) return luaL_error(L, "attempt to use a closed process");
   if (b->p->exited) return lw_io_fail(L, UV_ESRCH);
@@ -421,7 +386,7 @@ static int push_exec(lua_State *L, void *ud) {
   lua_pushinteger(L, (lua_Integer)x->code);
   lua_pushlstring(L, x->out[0].p ? x->out[0].p : "", x->out[0].len);
   lua_pushlstring(L, x->out[1].p ? x->out[1].p : "", x->out[1].len);
-  if (x->sig) push_signame(L, x->sig);
+  if (x->sig) lw_io_pushsig(L, x->sig);
   else lua_pushnil(L);
   return 4;
 }

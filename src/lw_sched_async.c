@@ -471,9 +471,11 @@ static int async_finish(lua_State *L) {
 static int internal_frame(lua_State *L, int level) {
   lua_Debug ar;
   if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "S", &ar)) return 0;
-  /* task.wrap's closure tail-calls the wrapper: no frame of its own,
-     but 5.1 keeps a "(tail call)" level in its place */
-  return strcmp(ar.source, INNER_CHUNK) == 0 ||
+  /* luaweave's Lua chunks are all "=luaweave.*" (a module's Lua part
+     that calls a wrapped function is skipped too); task.wrap's closure
+     tail-calls the wrapper: no frame of its own, but 5.1 keeps a
+     "(tail call)" level in its place */
+  return strncmp(ar.source, "=luaweave.", 10) == 0 ||
          strcmp(ar.source, "=(tail call)") == 0;
 }
 

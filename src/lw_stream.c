@@ -15,9 +15,11 @@
 #include "lw_io.h"
 #include "lw_compat.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STREAM_MT "luaweave.stream"
 #define HIGH_WATER ((size_t)1 << 20)
@@ -66,6 +68,44 @@ static lw_stream *stream_new(uv_loop_t *loop, int *err, int pipe) {
 }
 
 lw_stream *lw_stream_tcp(uv_loop_t *loop, int *err) { return stream_new(loop, err, 0); }
+
+/* A duplicate, so that closing the stream leaves fd (0, 1, 2) open for
+   Lua's io library.  A tty is reopened by libuv (its own file
+   description, so fd stays blocking); a pipe shares O_NONBLOCK with fd. */
+lw_stream *lw_stream_fd(uv_loop_t *loop, int fd, int *err) {
+  uv_handle_type t = uv_guess_handle(fd);
+  lw_stream *st;
+  int dup_fd;
+  if (t != UV_TTY && t != UV_NAMED_PIPE && t != UV_TCP) {
+    *err = t == UV_UNKNOWN_HANDLE ? UV_EBADF : UV_EINVAL;
+    return NULL;
+  }
+  if ((st = (lw_stream *)calloc(1, sizeof *st)) == NULL) {
+    *err = UV_ENOMEM;
+    return NULL;
+  }
+  if ((dup_fd = dup(fd)) < 0) {
+    *err = uv_translate_sys_error(errno);
+    free(st);
+    return NULL;
+  }
+  if (t == UV_TTY) {
+    *err = uv_tty_init(loop, &st->u.tty, dup_fd, 0);
+  } else if ((*err = uv_pipe_init(loop, &st->u.pipe, 0)) == 0 &&
+             (*err = uv_pipe_open(&st->u.pipe, dup_fd)) != 0) {
+    st->u.h.data = st;
+    lw_stream_close(st); /* initialised: closed by libuv, freed in on_closed */
+    close(dup_fd);
+    return NULL;
+  }
+  if (*err != 0) {
+    close(dup_fd);
+    free(st);
+    return NULL;
+  }
+  st->u.h.data = st;
+  return st;
+}
 lw_stream *lw_stream_pipe(uv_loop_t *loop, int *err) { return stream_new(loop, err, 1); }
 
 static int can_answer(const lw_stream *st) {
