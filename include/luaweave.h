@@ -531,6 +531,8 @@ LW_API int luaopen_luaweave_process(lua_State *L);
 /* require "luaweave.stdio", "luaweave.signal" (docs/io.md) */
 LW_API int luaopen_luaweave_stdio(lua_State *L);
 LW_API int luaopen_luaweave_signal(lua_State *L);
+/* require "luaweave.fs": lw.fs and the rest of the file system (docs/io.md) */
+LW_API int luaopen_luaweave_fs(lua_State *L);
 /* Register them in package.preload, so that scripts require them from the
    host's copy of the library.  Needs the package library; may raise a
    Lua memory error. */

@@ -342,6 +342,8 @@ void lw_preload(lua_State *L) {
   lua_setfield(L, -2, "luaweave.stdio");
   lua_pushcfunction(L, luaopen_luaweave_signal);
   lua_setfield(L, -2, "luaweave.signal");
+  lua_pushcfunction(L, luaopen_luaweave_fs);
+  lua_setfield(L, -2, "luaweave.fs");
   lua_pop(L, 2);
 }
 

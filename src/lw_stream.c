@@ -69,9 +69,10 @@ static lw_stream *stream_new(uv_loop_t *loop, int *err, int pipe) {
 
 lw_stream *lw_stream_tcp(uv_loop_t *loop, int *err) { return stream_new(loop, err, 0); }
 
-/* A duplicate, so that closing the stream leaves fd (0, 1, 2) open for
-   Lua's io library.  A tty is reopened by libuv (its own file
-   description, so fd stays blocking); a pipe shares O_NONBLOCK with fd. */
+/* On a duplicate: libuv reopens a tty onto the descriptor it is given
+   (a file description of its own, made non-blocking), which must not be
+   fd 0, still read by Lua's io library.  A pipe shares O_NONBLOCK with
+   fd.  (libuv never closes descriptors 0-2 itself.) */
 lw_stream *lw_stream_fd(uv_loop_t *loop, int fd, int *err) {
   uv_handle_type t = uv_guess_handle(fd);
   lw_stream *st;
