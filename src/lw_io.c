@@ -101,3 +101,26 @@ void lw_io_pushsig(lua_State *L, int sig) {
     }
   lua_pushinteger(L, sig);
 }
+
+/* May raise an argument error. */
+int lw_io_checkport(lua_State *L, int idx) {
+  lua_Number n;
+  if (lua_type(L, idx) != LUA_TNUMBER) lw_io_argerror(L, idx, "number expected");
+  n = lua_tonumber(L, idx);
+  if (!(n >= 0 && n <= 65535) || n != (lua_Number)(int)n)
+    lw_io_argerror(L, idx, "port out of range");
+  return (int)n;
+}
+
+/* Raises no Lua error. */
+int lw_io_numeric(const char *host, int port, struct sockaddr_storage *ss) {
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 1;
+  return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0;
+}
+
+/* May raise an argument error. */
+void lw_io_checkaddr(lua_State *L, int idx, struct sockaddr_storage *ss) {
+  const char *host = lw_io_checkstring(L, idx, NULL);
+  int port = lw_io_checkport(L, idx + 1);
+  if (!lw_io_numeric(host, port, ss)) lw_io_argerror(L, idx, "numeric address expected");
+}

@@ -36,6 +36,14 @@ const char *lw_io_checkstring(lua_State *L, int arg, size_t *len);
 /* the userdata self (argument 1) of metatable tname, or an argument
    error (what: the type expected).  Raises. */
 void *lw_io_checkself(lua_State *L, const char *tname, const char *what);
+/* the port (0 .. 65535) at stack index idx, or an argument error */
+int lw_io_checkport(lua_State *L, int idx);
+/* a numeric IPv4 or IPv6 address: 1 and *ss filled; else 0.  Raises no
+   Lua error. */
+int lw_io_numeric(const char *host, int port, struct sockaddr_storage *ss);
+/* a numeric address at idx and its port at idx + 1, in *ss, or an
+   argument error */
+void lw_io_checkaddr(lua_State *L, int idx, struct sockaddr_storage *ss);
 /* the scheduler's loop; raises when there is none (no memory, closing) */
 uv_loop_t *lw_io_loop(lua_State *L);
 
@@ -84,6 +92,10 @@ void lw_stream_push(lua_State *L, lw_stream *st);
 /* close st (once): its waiting operations end with ECANCELED, its
    memory goes in the close callback.  Calls no Lua. */
 void lw_stream_close(lw_stream *st);
+
+/* net.udp() (lw_udp.c): a new UDP socket, or nil, msg, code.  May raise
+   a memory error. */
+int lw_udp_new(lua_State *L);
 
 /* ------------------------------------------------------------------ */
 /* signals (lw_io.c): luaweave.process, luaweave.signal               */

@@ -1,5 +1,6 @@
 /*
-** lw_net.c — luaweave.net: TCP connect and listen, name resolution.
+** lw_net.c — luaweave.net: TCP connect and listen, name resolution (UDP
+** sockets: lw_udp.c).
 **
 ** connect resolves (numeric addresses skip getaddrinfo) and connects
 ** with one async operation in two stages; a cancel uv_cancels the
@@ -19,22 +20,6 @@
 
 #define SERVER_MT "luaweave.server"
 #define ACCEPTOR_KEY "luaweave.net.acceptor"
-
-/* the port at idx (0 .. 65535), or an argument error */
-static int check_port(lua_State *L, int idx) {
-  lua_Number n;
-  if (lua_type(L, idx) != LUA_TNUMBER) lw_io_argerror(L, idx, "number expected");
-  n = lua_tonumber(L, idx);
-  if (!(n >= 0 && n <= 65535) || n != (lua_Number)(int)n)
-    lw_io_argerror(L, idx, "port out of range");
-  return (int)n;
-}
-
-/* a numeric IPv4 or IPv6 address: 1 and *ss filled */
-static int numeric(const char *host, int port, struct sockaddr_storage *ss) {
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 1;
-  return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* connect                                                             */
@@ -104,7 +89,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 /* connect(host, port) -> stream | nil, msg, code */
 static int net_connect(lua_State *L) {
   const char *host = lw_io_checkstring(L, 1, NULL);
-  int port = check_port(L, 2), e;
+  int port = lw_io_checkport(L, 2), e;
   uv_loop_t *loop = lw_io_loop(L);
   struct sockaddr_storage ss;
   struct addrinfo hints;
@@ -118,7 +103,7 @@ static int net_connect(lua_State *L) {
   c->op = op;
   c->loop = loop;
   lw_async_oncancel(op, conn_cancel, c);
-  if (numeric(host, port, &ss)) {
+  if (lw_io_numeric(host, port, &ss)) {
     start_connect(c, (const struct sockaddr *)&ss);
     return lw_async_yield(L, op);
   }
@@ -397,12 +382,12 @@ static int start_server(lua_State *L, uv_loop_t *loop, int hidx, int unix_,
 /* listen(host, port, handler) -> server | nil, msg, code */
 static int net_listen(lua_State *L) {
   const char *host = lw_io_checkstring(L, 1, NULL);
-  int port = check_port(L, 2), e;
+  int port = lw_io_checkport(L, 2), e;
   uv_loop_t *loop;
   struct sockaddr_storage ss;
   if (lua_type(L, 3) != LUA_TFUNCTION) lw_io_argerror(L, 3, "function expected");
   loop = lw_io_loop(L);
-  if (!numeric(host, port, &ss)) {
+  if (!lw_io_numeric(host, port, &ss)) {
     /* a name: looked up here, once (blocking: listen is made at start) */
     uv_getaddrinfo_t req;
     struct addrinfo hints;
@@ -440,5 +425,7 @@ int luaopen_luaweave_net(lua_State *L) {
   lua_setfield(L, -2, "unix_connect");
   lw_async_wrap(L, net_unix_listen);
   lua_setfield(L, -2, "unix_listen");
+  lua_pushcfunction(L, lw_udp_new);
+  lua_setfield(L, -2, "udp");
   return 1;
 }
