@@ -35,7 +35,8 @@ LIB_SRC := src/lw_compat.c src/lw_error.c src/lw_map.c src/lw_store.c \
   src/lw_sched_pool.c src/lw_sched_life.c \
   src/lw_loop.c src/lw_lua.c src/lw_lua_task.c src/lw_lua_wrap.c src/lw_luv.c \
   src/lw_lua_sync.c src/lw_lua_group.c src/lw_lua_info.c src/lw_fs.c \
-  src/lw_io.c src/lw_stream.c src/lw_net.c
+  src/lw_io.c src/lw_stream.c src/lw_net.c src/lw_process.c \
+  src/lw_stdio.c src/lw_signal.c src/lw_fs_ops.c src/lw_udp.c
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 HDRS := $(wildcard include/*.h src/*.h)
 

@@ -37,6 +37,8 @@ build = {
         "src/lw_loop.c", "src/lw_lua.c", "src/lw_lua_task.c", "src/lw_lua_wrap.c", "src/lw_luv.c",
         "src/lw_lua_sync.c", "src/lw_lua_group.c", "src/lw_lua_info.c",
         "src/lw_fs.c", "src/lw_io.c", "src/lw_stream.c", "src/lw_net.c",
+        "src/lw_process.c", "src/lw_stdio.c", "src/lw_signal.c",
+        "src/lw_fs_ops.c", "src/lw_udp.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "include", "src", "$(UV_INCDIR)" },

@@ -439,7 +439,12 @@ typedef struct lw_async lw_async;
 LW_API lw_async *lw_async_begin(lua_State *L);
 LW_API int lw_async_yield(lua_State *L, lw_async *op);
 /* push f (a lua_CFunction that may call lw_async_yield) wrapped so that
-   a rejection raises in the task.  May raise a Lua memory error. */
+   a rejection raises in the task.  What f itself raises with luaL_error
+   or luaL_argerror names the line that called the wrapper and the name
+   it was called by (a method's self not counted), as Lua's own
+   functions' errors do; errors f passes on are left alone.  On LuaJIT
+   it needs the base library (pcall, coroutine).  May raise a Lua memory
+   error. */
 LW_API void lw_async_wrap(lua_State *L, lua_CFunction f);
 /*
 ** Completion.  All of these raise no Lua error, consume a live token and
@@ -521,6 +526,13 @@ LW_API int luaopen_luaweave(lua_State *L);
 LW_API int luaopen_luaweave_task(lua_State *L);
 /* require "luaweave.net" (also lw.net): TCP streams (docs/io.md) */
 LW_API int luaopen_luaweave_net(lua_State *L);
+/* require "luaweave.process": subprocesses (docs/io.md) */
+LW_API int luaopen_luaweave_process(lua_State *L);
+/* require "luaweave.stdio", "luaweave.signal" (docs/io.md) */
+LW_API int luaopen_luaweave_stdio(lua_State *L);
+LW_API int luaopen_luaweave_signal(lua_State *L);
+/* require "luaweave.fs": lw.fs and the rest of the file system (docs/io.md) */
+LW_API int luaopen_luaweave_fs(lua_State *L);
 /* Register them in package.preload, so that scripts require them from the
    host's copy of the library.  Needs the package library; may raise a
    Lua memory error. */

@@ -12,19 +12,10 @@ local function serve(handler)
   return srv, srv:port()
 end
 
--- run Lua code in a child interpreter; its output and exit status
+local helper = require "spec.io_helper"
 local function child(code)
-  local lua = os.getenv("LUAWEAVE_LUA") or "lua5.4"
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write("local lw = require 'luaweave'\nlocal task = require 'luaweave.task'\n",
-    "local net = require 'luaweave.net'\n", code)
-  f:close()
-  local p = assert(io.popen("timeout 60 " .. lua .. " " .. path .. " 2>&1; echo \"exit=$?\""))
-  local out = p:read("*a")
-  p:close()
-  os.remove(path)
-  return out, tonumber(out:match("exit=(%d+)%s*$"))
+  return helper.child("local lw = require 'luaweave'\nlocal task = require 'luaweave.task'\n" ..
+  "local net = require 'luaweave.net'\n", code)
 end
 
 describe("luaweave.net", function()
@@ -103,7 +94,7 @@ describe("luaweave.net", function()
       msgs[6] = select(2, pcall(function() c:read() end))
       srv:close()
     end)
-    assert.matches("bad argument #1 to 'connect' %(string expected%)", msgs[1])
+    assert.matches("bad argument #1 to 'luaweave.net.connect' %(string expected%)", msgs[1])
     assert.matches("io_net_spec.lua:%d+: bad argument #2 to 'connect' %(port out of range%)", msgs[2])
     assert.matches("io_net_spec.lua:%d+: bad argument #3 to 'listen' %(function expected%)", msgs[3])
     assert.matches("io_net_spec.lua:%d+: bad argument #1 to 'write' %(string expected%)", msgs[4])

@@ -6,7 +6,9 @@
 #include "lw_io.h"
 #include "lw_compat.h"
 
+#include <signal.h>
 #include <stdint.h>
+#include <string.h>
 
 /* May raise a Lua memory error. */
 int lw_io_fail(lua_State *L, int uverr) {
@@ -28,20 +30,17 @@ int lw_io_pushtrue(lua_State *L, void *ud) {
   return 1;
 }
 
-/* Level 2: the functions are called through lw_async_wrap's Lua
-   wrapper (level 1), from the script (level 2).  Raises always. */
-int lw_io_argerror(lua_State *L, int arg, const char *fname, const char *msg) {
-  return lw_errorat(L, 2, "bad argument #%d to '%s' (%s)", arg, fname, msg);
+/* Raises always: positioned and named by lw_async_wrap when the
+   function is wrapped, by Lua itself otherwise. */
+int lw_io_argerror(lua_State *L, int arg, const char *msg) {
+  return luaL_argerror(L, arg, msg);
 }
 
 /* May raise (an argument error, or a memory error converting a number) */
-const char *lw_io_checkstring(lua_State *L, int idx, int arg, const char *fname,
-                              size_t *len) {
-  const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
-    lw_io_argerror(L, arg, fname, "string expected");
-  s = lua_tolstring(L, idx, len);
-  return s;
+const char *lw_io_checkstring(lua_State *L, int arg, size_t *len) {
+  if (lua_type(L, arg) != LUA_TSTRING && lua_type(L, arg) != LUA_TNUMBER)
+    lw_io_argerror(L, arg, "string expected");
+  return lua_tolstring(L, arg, len);
 }
 
 /* May raise (no scheduler or loop: memory, or the state is closing) */
@@ -52,10 +51,9 @@ uv_loop_t *lw_io_loop(lua_State *L) {
   return loop;
 }
 
-/* the userdata self (argument 1) of metatable tname, or an error at
-   level.  Raises. */
-void *lw_io_checkself(lua_State *L, const char *tname, const char *what,
-                      const char *fname, int level) {
+/* the userdata self (argument 1) of metatable tname, or an argument
+   error ("calling 'f' on bad self" when called as a method).  Raises. */
+void *lw_io_checkself(lua_State *L, const char *tname, const char *what) {
   void *p = lua_touserdata(L, 1);
   int ok = 0;
   if (p != NULL && lua_getmetatable(L, 1)) {
@@ -63,6 +61,66 @@ void *lw_io_checkself(lua_State *L, const char *tname, const char *what,
     ok = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
   }
-  if (!ok) lw_errorat(L, level, "calling '%s' on bad self (%s expected)", fname, what);
+  if (!ok)
+    lw_io_argerror(L, 1, lua_pushfstring(L, "%s expected, got %s", what,
+                                         luaL_typename(L, 1)));
   return p;
+}
+
+static const struct { const char *n; int s; } sigs[] = {
+  {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+  {"TERM", SIGTERM}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},
+  {"ALRM", SIGALRM}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP},
+  {"TSTP", SIGTSTP}, {"WINCH", SIGWINCH}, {"ABRT", SIGABRT}, {"SEGV", SIGSEGV},
+  {NULL, 0}};
+
+/* Raises no Lua error. */
+int lw_io_signum(lua_State *L, int idx, int dflt) {
+  const char *s;
+  int i;
+  if (lua_isnoneornil(L, idx)) return dflt;
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, idx);
+    return n >= 1 && n < 65 && n == (lua_Number)(int)n ? (int)n : -1;
+  }
+  if (lua_type(L, idx) != LUA_TSTRING) return -1;
+  s = lua_tostring(L, idx);
+  if (strncmp(s, "SIG", 3) == 0) s += 3;
+  for (i = 0; sigs[i].n != NULL; i++)
+    if (strcmp(sigs[i].n, s) == 0) return sigs[i].s;
+  return -1;
+}
+
+/* May raise a memory error. */
+void lw_io_pushsig(lua_State *L, int sig) {
+  int i;
+  for (i = 0; sigs[i].n != NULL; i++)
+    if (sigs[i].s == sig) {
+      lua_pushstring(L, sigs[i].n);
+      return;
+    }
+  lua_pushinteger(L, sig);
+}
+
+/* May raise an argument error. */
+int lw_io_checkport(lua_State *L, int idx) {
+  lua_Number n;
+  if (lua_type(L, idx) != LUA_TNUMBER) lw_io_argerror(L, idx, "number expected");
+  n = lua_tonumber(L, idx);
+  if (!(n >= 0 && n <= 65535) || n != (lua_Number)(int)n)
+    lw_io_argerror(L, idx, "port out of range");
+  return (int)n;
+}
+
+/* Raises no Lua error. */
+int lw_io_numeric(const char *host, int port, struct sockaddr_storage *ss) {
+  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 1;
+  return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0;
+}
+
+/* May raise an argument error. */
+void lw_io_checkaddr(lua_State *L, int idx, struct sockaddr_storage *ss) {
+  const char *host = lw_io_checkstring(L, idx, NULL);
+  int port = lw_io_checkport(L, idx + 1);
+  if (!lw_io_numeric(host, port, ss)) lw_io_argerror(L, idx, "numeric address expected");
 }

@@ -1,6 +1,6 @@
 /*
 ** lw_io.h — what the I/O modules (lw_stream.c, lw_net.c) share: the
-** error triple, argument errors at the caller's line, the loop, and the
+** error triple, argument errors, the loop, and the
 ** stream object.  They are written on the public async C API only
 ** (luaweave.h), like lw_fs.c.
 **
@@ -27,16 +27,23 @@ int lw_io_fail(lua_State *L, int uverr);
 int lw_io_pushfail(lua_State *L, void *ud);
 /* lw_push_fn: one true */
 int lw_io_pushtrue(lua_State *L, void *ud);
-/* raise "bad argument #arg to 'fname' (msg)" positioned at the line that
-   called the (lw_async_wrap'ed) function. Raises always. */
-int lw_io_argerror(lua_State *L, int arg, const char *fname, const char *msg);
-/* the string at idx, or an argument error */
-const char *lw_io_checkstring(lua_State *L, int idx, int arg, const char *fname,
-                              size_t *len);
-/* the userdata self (argument 1) of metatable tname, or "calling
-   'fname' on bad self (what expected)" at level.  Raises. */
-void *lw_io_checkself(lua_State *L, const char *tname, const char *what,
-                      const char *fname, int level);
+/* raise "bad argument #arg to 'f' (msg)": arg is the stack index (a
+   method's self is 1); lw_async_wrap names the user's call and line as
+   Lua does for its own functions.  Raises always. */
+int lw_io_argerror(lua_State *L, int arg, const char *msg);
+/* the string (or number) at stack index arg, or an argument error */
+const char *lw_io_checkstring(lua_State *L, int arg, size_t *len);
+/* the userdata self (argument 1) of metatable tname, or an argument
+   error (what: the type expected).  Raises. */
+void *lw_io_checkself(lua_State *L, const char *tname, const char *what);
+/* the port (0 .. 65535) at stack index idx, or an argument error */
+int lw_io_checkport(lua_State *L, int idx);
+/* a numeric IPv4 or IPv6 address: 1 and *ss filled; else 0.  Raises no
+   Lua error. */
+int lw_io_numeric(const char *host, int port, struct sockaddr_storage *ss);
+/* a numeric address at idx and its port at idx + 1, in *ss, or an
+   argument error */
+void lw_io_checkaddr(lua_State *L, int idx, struct sockaddr_storage *ss);
 /* the scheduler's loop; raises when there is none (no memory, closing) */
 uv_loop_t *lw_io_loop(lua_State *L);
 
@@ -52,6 +59,7 @@ struct lw_stream {
     uv_stream_t s;
     uv_tcp_t tcp;
     uv_pipe_t pipe;
+    uv_tty_t tty;
   } u;
   lw_stream_box *box;  /* the Lua side, or NULL */
   int closing;         /* uv_close was called */
@@ -73,6 +81,10 @@ struct lw_stream {
 lw_stream *lw_stream_tcp(uv_loop_t *loop, int *err);
 /* the same on a new pipe handle (Unix domain sockets) */
 lw_stream *lw_stream_pipe(uv_loop_t *loop, int *err);
+/* the same on a duplicate of fd (a tty or a pipe/socket: stdio), or NULL
+   with *err set (UV_EINVAL for a file, which libuv cannot poll).  Raises
+   no Lua error. */
+lw_stream *lw_stream_fd(uv_loop_t *loop, int fd, int *err);
 /* wrap st in a new userdata on L's top (the metatable made on first
    use).  On a raise st is left alone (the caller still owns it); on
    return the userdata owns it. May raise a Lua memory error. */
@@ -80,5 +92,19 @@ void lw_stream_push(lua_State *L, lw_stream *st);
 /* close st (once): its waiting operations end with ECANCELED, its
    memory goes in the close callback.  Calls no Lua. */
 void lw_stream_close(lw_stream *st);
+
+/* net.udp() (lw_udp.c): a new UDP socket, or nil, msg, code.  May raise
+   a memory error. */
+int lw_udp_new(lua_State *L);
+
+/* ------------------------------------------------------------------ */
+/* signals (lw_io.c): luaweave.process, luaweave.signal               */
+
+/* a signal by name ("INT", "SIGINT") or number at idx, or -1; dflt when
+   none is given */
+int lw_io_signum(lua_State *L, int idx, int dflt);
+/* push the name of sig ("TERM"), or its number when it has none here.
+   May raise a memory error. */
+void lw_io_pushsig(lua_State *L, int sig);
 
 #endif

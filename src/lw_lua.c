@@ -336,6 +336,14 @@ void lw_preload(lua_State *L) {
   lua_setfield(L, -2, "luaweave.task");
   lua_pushcfunction(L, luaopen_luaweave_net);
   lua_setfield(L, -2, "luaweave.net");
+  lua_pushcfunction(L, luaopen_luaweave_process);
+  lua_setfield(L, -2, "luaweave.process");
+  lua_pushcfunction(L, luaopen_luaweave_stdio);
+  lua_setfield(L, -2, "luaweave.stdio");
+  lua_pushcfunction(L, luaopen_luaweave_signal);
+  lua_setfield(L, -2, "luaweave.signal");
+  lua_pushcfunction(L, luaopen_luaweave_fs);
+  lua_setfield(L, -2, "luaweave.fs");
   lua_pop(L, 2);
 }
 

@@ -1,5 +1,6 @@
 /*
-** lw_net.c — luaweave.net: TCP connect and listen, name resolution.
+** lw_net.c — luaweave.net: TCP connect and listen, name resolution (UDP
+** sockets: lw_udp.c).
 **
 ** connect resolves (numeric addresses skip getaddrinfo) and connects
 ** with one async operation in two stages; a cancel uv_cancels the
@@ -19,22 +20,6 @@
 
 #define SERVER_MT "luaweave.server"
 #define ACCEPTOR_KEY "luaweave.net.acceptor"
-
-/* the port at idx (0 .. 65535), or an argument error */
-static int check_port(lua_State *L, int idx, const char *fname) {
-  lua_Number n;
-  if (lua_type(L, idx) != LUA_TNUMBER) lw_io_argerror(L, idx, fname, "number expected");
-  n = lua_tonumber(L, idx);
-  if (!(n >= 0 && n <= 65535) || n != (lua_Number)(int)n)
-    lw_io_argerror(L, idx, fname, "port out of range");
-  return (int)n;
-}
-
-/* a numeric IPv4 or IPv6 address: 1 and *ss filled */
-static int numeric(const char *host, int port, struct sockaddr_storage *ss) {
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 1;
-  return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* connect                                                             */
@@ -103,8 +88,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 /* connect(host, port) -> stream | nil, msg, code */
 static int net_connect(lua_State *L) {
-  const char *host = lw_io_checkstring(L, 1, 1, "connect", NULL);
-  int port = check_port(L, 2, "connect"), e;
+  const char *host = lw_io_checkstring(L, 1, NULL);
+  int port = lw_io_checkport(L, 2), e;
   uv_loop_t *loop = lw_io_loop(L);
   struct sockaddr_storage ss;
   struct addrinfo hints;
@@ -118,7 +103,7 @@ static int net_connect(lua_State *L) {
   c->op = op;
   c->loop = loop;
   lw_async_oncancel(op, conn_cancel, c);
-  if (numeric(host, port, &ss)) {
+  if (lw_io_numeric(host, port, &ss)) {
     start_connect(c, (const struct sockaddr *)&ss);
     return lw_async_yield(L, op);
   }
@@ -135,7 +120,7 @@ static int net_connect(lua_State *L) {
 
 /* unix_connect(path) -> stream | nil, msg, code */
 static int net_unix_connect(lua_State *L) {
-  const char *path = lw_io_checkstring(L, 1, 1, "unix_connect", NULL);
+  const char *path = lw_io_checkstring(L, 1, NULL);
   uv_loop_t *loop = lw_io_loop(L);
   lw_async *op = lw_async_begin(L);
   conn *c = (conn *)calloc(1, sizeof *c);
@@ -197,7 +182,7 @@ static void on_lookup(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
 
 /* resolve(host) -> { address, ... } | nil, msg, code */
 static int net_resolve(lua_State *L) {
-  const char *host = lw_io_checkstring(L, 1, 1, "resolve", NULL);
+  const char *host = lw_io_checkstring(L, 1, NULL);
   uv_loop_t *loop = lw_io_loop(L);
   struct addrinfo hints;
   lw_async *op = lw_async_begin(L);
@@ -306,13 +291,13 @@ static int srv_wait(lua_State *L) {
   return lw_async_yield(L, op);
 }
 
-static server_box *check_server(lua_State *L, const char *fname) {
-  return (server_box *)lw_io_checkself(L, SERVER_MT, "server", fname, 1);
+static server_box *check_server(lua_State *L) {
+  return (server_box *)lw_io_checkself(L, SERVER_MT, "server");
 }
 
 /* server:close(): stop listening (again: nothing happens) */
 static int srv_l_close(lua_State *L) {
-  server_box *b = check_server(L, "close");
+  server_box *b = check_server(L);
   if (b->srv != NULL) srv_close(b->srv);
   if (b->href != LUA_NOREF) lw_unref(L, LUA_NOREF, b->href);
   b->href = LUA_NOREF;
@@ -330,7 +315,7 @@ static int srv_gc(lua_State *L) {
 
 /* server:port(): the port it listens on (useful after port 0) */
 static int srv_l_port(lua_State *L) {
-  server_box *b = check_server(L, "port");
+  server_box *b = check_server(L);
   struct sockaddr_storage ss;
   int len = (int)sizeof ss;
   if (b->srv == NULL) return lw_io_fail(L, UV_EBADF);
@@ -396,13 +381,13 @@ static int start_server(lua_State *L, uv_loop_t *loop, int hidx, int unix_,
 
 /* listen(host, port, handler) -> server | nil, msg, code */
 static int net_listen(lua_State *L) {
-  const char *host = lw_io_checkstring(L, 1, 1, "listen", NULL);
-  int port = check_port(L, 2, "listen"), e;
+  const char *host = lw_io_checkstring(L, 1, NULL);
+  int port = lw_io_checkport(L, 2), e;
   uv_loop_t *loop;
   struct sockaddr_storage ss;
-  if (lua_type(L, 3) != LUA_TFUNCTION) lw_io_argerror(L, 3, "listen", "function expected");
+  if (lua_type(L, 3) != LUA_TFUNCTION) lw_io_argerror(L, 3, "function expected");
   loop = lw_io_loop(L);
-  if (!numeric(host, port, &ss)) {
+  if (!lw_io_numeric(host, port, &ss)) {
     /* a name: looked up here, once (blocking: listen is made at start) */
     uv_getaddrinfo_t req;
     struct addrinfo hints;
@@ -421,8 +406,8 @@ static int net_listen(lua_State *L) {
 
 /* unix_listen(path, handler) -> server | nil, msg, code */
 static int net_unix_listen(lua_State *L) {
-  const char *path = lw_io_checkstring(L, 1, 1, "unix_listen", NULL);
-  if (lua_type(L, 2) != LUA_TFUNCTION) lw_io_argerror(L, 2, "unix_listen", "function expected");
+  const char *path = lw_io_checkstring(L, 1, NULL);
+  if (lua_type(L, 2) != LUA_TFUNCTION) lw_io_argerror(L, 2, "function expected");
   return start_server(L, lw_io_loop(L), 2, 1, NULL, path);
 }
 
@@ -440,5 +425,7 @@ int luaopen_luaweave_net(lua_State *L) {
   lua_setfield(L, -2, "unix_connect");
   lw_async_wrap(L, net_unix_listen);
   lua_setfield(L, -2, "unix_listen");
+  lua_pushcfunction(L, lw_udp_new);
+  lua_setfield(L, -2, "udp");
   return 1;
 }

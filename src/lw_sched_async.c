@@ -21,6 +21,7 @@
 #include "lw_compat.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 /* ------------------------------------------------------------------ */
@@ -452,14 +453,186 @@ static int async_finish(lua_State *L) {
   return lua_error(L);
 }
 
+/* ------------------------------------------------------------------ */
+/* errors that name the user's call                                    */
+
+/* The wrapped C function f runs under a Lua frame of its own (INNER,
+   chunk "=luaweave.async"), so what f raises through luaL_error or
+   luaL_argerror starts with that frame's position, "luaweave.async:N: ",
+   and names f by INNER's local, 'fn'.  That prefix tells f's own errors
+   from the ones it passes on (a callback's, with their own position or
+   none), which go on untouched.  f's own get the position of the line
+   that called the wrapper and the name it was called by, as Lua's own
+   functions' errors do. */
+#define INNER_CHUNK "=luaweave.async"
+#define INNER_PREFIX "luaweave.async:"
+
+/* luaweave's own Lua frames between the user and f */
+static int internal_frame(lua_State *L, int level) {
+  lua_Debug ar;
+  if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "S", &ar)) return 0;
+  /* luaweave's Lua chunks are all "=luaweave.*" (a module's Lua part
+     that calls a wrapped function is skipped too); task.wrap's closure
+     tail-calls the wrapper: no frame of its own, but 5.1 keeps a
+     "(tail call)" level in its place */
+  return strncmp(ar.source, "=luaweave.", 10) == 0 ||
+         strcmp(ar.source, "=(tail call)") == 0;
+}
+
+/* the length of "luaweave.async:N: " at the start of s, or 0 */
+static size_t own_prefix(const char *s) {
+  size_t n = sizeof INNER_PREFIX - 1, d = 0;
+  if (strncmp(s, INNER_PREFIX, n) != 0) return 0;
+  while (s[n + d] >= '0' && s[n + d] <= '9') d++;
+  return d > 0 && s[n + d] == ':' && s[n + d + 1] == ' ' ? n + d + 2 : 0;
+}
+
+/* push "mod.key" for the function on top if a loaded module holds it
+   (what Lua 5.2+ says of a function called without a name): 1, or 0.
+   May raise a memory error. */
+static int push_loaded_name(lua_State *L) {
+  int fn = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, -2)) { /* _LOADED, mod, table */
+    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+      lua_pushnil(L);
+      while (lua_next(L, -2)) { /* ..., table, key, value */
+        if (lua_rawequal(L, -1, fn) && lua_type(L, -2) == LUA_TSTRING) {
+          const char *mod = lua_tostring(L, -4);
+          if (strcmp(mod, "_G") == 0) lua_pushvalue(L, -2);
+          else lua_pushfstring(L, "%s.%s", mod, lua_tostring(L, -2));
+          lua_replace(L, fn + 1);
+          lua_settop(L, fn + 1);
+          return 1;
+        }
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* the error on top was raised by f itself: rewrite it in place.  May
+   raise a memory error. */
+static void name_the_call(lua_State *L) {
+  const char *msg = lua_tostring(L, -1), *rest, *q;
+  const char *name = "?";
+  lua_Debug ar;
+  int level = 1, method = 0, err = lua_gettop(L);
+  size_t skip;
+  long arg = 0;
+  if (lua_type(L, -1) != LUA_TSTRING || (skip = own_prefix(msg)) == 0) return;
+  rest = msg + skip;
+  /* level 0 is this function; the wrapper (level 1) and the frames of
+     luaweave's own above it were called by the user */
+  while (internal_frame(L, level + 1)) level++;
+  if (lua_getstack(L, level, &ar) && lua_getinfo(L, "nf", &ar)) {
+    if (ar.name != NULL) {
+      name = ar.name;
+      method = strcmp(ar.namewhat, "method") == 0;
+    } else if (push_loaded_name(L)) {
+      name = lua_tostring(L, -1);
+    }
+  }
+  luaL_where(L, level + 1);
+  if (strncmp(rest, "bad argument #", 14) == 0 &&
+      (arg = strtol(rest + 14, (char **)&q, 10)) > 0 &&
+      strncmp(q, " to '", 5) == 0 && (q = strchr(q + 5, '\'')) != NULL) {
+    if (method && --arg == 0)
+      lua_pushfstring(L, "calling '%s' on bad self%s", name, q + 1);
+    else
+      lua_pushfstring(L, "bad argument #%d to '%s'%s", (int)arg, name, q + 1);
+  } else {
+    lua_pushstring(L, rest);
+  }
+  lua_concat(L, 2);
+  lua_replace(L, err);
+  lua_settop(L, err);
+}
+
+/* the wrapper's second step, after pcall(INNER, ...): pass f's results
+   on (INNER's leading nil dropped), or raise f's error, named */
+static int async_named(lua_State *L) {
+  if (lua_toboolean(L, 1)) {
+    lua_remove(L, 1);
+    lua_remove(L, 1);
+    return lua_gettop(L);
+  }
+  lua_settop(L, 2);
+  name_the_call(L);
+  return lua_error(L);
+}
+
+#ifndef LW_LUAJIT
+static int pcall_end(lua_State *L, int status) {
+  if (status == LUA_OK || status == LUA_YIELD) {
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+  }
+  lua_pushboolean(L, 0);
+  lua_insert(L, -2);
+  return 2;
+}
+
+#if LUA_VERSION_NUM >= 503
+static int pcall_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  return pcall_end(L, status);
+}
+#endif
+
+/* pcall of luaweave's own, so that no host needs the base library; on
+   5.2+ f may yield in it, or at least must see a yieldable thread
+   (lw_async_begin checks).  Raises no Lua error of its own. */
+static int async_pcall(lua_State *L) {
+#if LUA_VERSION_NUM >= 503
+  return pcall_end(L, lua_pcallk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, 0, pcall_k));
+#else
+  return pcall_end(L, lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0));
+#endif
+}
+#endif
+
+/* push the pcall the wrapper uses: on LuaJIT only the VM's own pcall
+   leaves the thread yieldable, so it is the base library's.  Raises
+   when that is missing. */
+static void push_pcall(lua_State *L) {
+#ifdef LW_LUAJIT
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "_G");
+  else lua_pushnil(L);
+  if (lua_istable(L, -1)) lua_getfield(L, -1, "pcall");
+  else lua_pushnil(L);
+  if (!lua_isfunction(L, -1))
+    luaL_error(L, "lw_async_wrap: LuaJIT needs the base library's pcall");
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+#else
+  lua_pushcfunction(L, async_pcall);
+#endif
+}
+
 void lw_async_wrap(lua_State *L, lua_CFunction f) {
+  /* f is called by INNER, not in tail position (its errors must carry
+     INNER's position); the leading nil keeps f's results whole */
+  static const char inner[] =
+    "local fn = ...\n"
+    "return function(...) return nil, fn(...) end\n";
   /* a Lua-level wrapper so that rejections raise on every Lua version:
      the C function's yield returns (ok, ...) into async_finish */
 #if LW_SUSPEND_WRAPPED
   /* ... and where LW_SUSPEND_WRAPPED the wrapper does the yield, and
      yields again while the task is cancelled (see lws_suspend()) */
   static const char code[] =
-    "local f, finish, mark, yield, cancelled = ...\n"
+    "local pcall, inner, named, finish, mark, yield, cancelled = ...\n"
     "local function again(...)\n"
     "  if cancelled() then return again(yield()) end\n"
     "  return finish(...)\n"
@@ -468,28 +641,35 @@ void lw_async_wrap(lua_State *L, lua_CFunction f) {
     "  if ... == mark then return again(yield()) end\n"
     "  return finish(...)\n"
     "end\n"
-    "return function(...) return after(f(...)) end\n";
+    "return function(...) return after(named(pcall(inner, ...))) end\n";
 #else
   static const char code[] =
-    "local f, finish = ...\n"
-    "return function(...) return finish(f(...)) end\n";
+    "local pcall, inner, named, finish = ...\n"
+    "return function(...) return finish(named(pcall(inner, ...))) end\n";
 #endif
-  if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.async") != 0)
+  if (luaL_loadbuffer(L, code, sizeof code - 1, INNER_CHUNK) != 0)
+    lua_error(L);
+  push_pcall(L);
+  if (luaL_loadbuffer(L, inner, sizeof inner - 1, INNER_CHUNK) != 0)
     lua_error(L);
 #if LW_SUSPEND_WRAPPED
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
   lua_pushcclosure(L, f, 1);
+#else
+  lua_pushcfunction(L, f);
+#endif
+  lua_call(L, 1, 1);
+  lua_pushcfunction(L, async_named);
   lua_pushcfunction(L, async_finish);
+#if LW_SUSPEND_WRAPPED
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
   if (!lw_pushsuspender(L))
     luaL_error(L, "lw_async_wrap: LuaJIT needs the coroutine library");
   lw_sched_check(L);
   lw_sched_pushbox(L);
   lws_pushcancelled(L);
-  lua_call(L, 5, 1);
+  lua_call(L, 7, 1);
 #else
-  lua_pushcfunction(L, f);
-  lua_pushcfunction(L, async_finish);
-  lua_call(L, 2, 1);
+  lua_call(L, 4, 1);
 #endif
 }

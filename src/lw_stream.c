@@ -15,9 +15,11 @@
 #include "lw_io.h"
 #include "lw_compat.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STREAM_MT "luaweave.stream"
 #define HIGH_WATER ((size_t)1 << 20)
@@ -66,6 +68,45 @@ static lw_stream *stream_new(uv_loop_t *loop, int *err, int pipe) {
 }
 
 lw_stream *lw_stream_tcp(uv_loop_t *loop, int *err) { return stream_new(loop, err, 0); }
+
+/* On a duplicate: libuv reopens a tty onto the descriptor it is given
+   (a file description of its own, made non-blocking), which must not be
+   fd 0, still read by Lua's io library.  A pipe shares O_NONBLOCK with
+   fd.  (libuv never closes descriptors 0-2 itself.) */
+lw_stream *lw_stream_fd(uv_loop_t *loop, int fd, int *err) {
+  uv_handle_type t = uv_guess_handle(fd);
+  lw_stream *st;
+  int dup_fd;
+  if (t != UV_TTY && t != UV_NAMED_PIPE && t != UV_TCP) {
+    *err = t == UV_UNKNOWN_HANDLE ? UV_EBADF : UV_EINVAL;
+    return NULL;
+  }
+  if ((st = (lw_stream *)calloc(1, sizeof *st)) == NULL) {
+    *err = UV_ENOMEM;
+    return NULL;
+  }
+  if ((dup_fd = dup(fd)) < 0) {
+    *err = uv_translate_sys_error(errno);
+    free(st);
+    return NULL;
+  }
+  if (t == UV_TTY) {
+    *err = uv_tty_init(loop, &st->u.tty, dup_fd, 0);
+  } else if ((*err = uv_pipe_init(loop, &st->u.pipe, 0)) == 0 &&
+             (*err = uv_pipe_open(&st->u.pipe, dup_fd)) != 0) {
+    st->u.h.data = st;
+    lw_stream_close(st); /* initialised: closed by libuv, freed in on_closed */
+    close(dup_fd);
+    return NULL;
+  }
+  if (*err != 0) {
+    close(dup_fd);
+    free(st);
+    return NULL;
+  }
+  st->u.h.data = st;
+  return st;
+}
 lw_stream *lw_stream_pipe(uv_loop_t *loop, int *err) { return stream_new(loop, err, 1); }
 
 static int can_answer(const lw_stream *st) {
@@ -160,10 +201,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 /* ------------------------------------------------------------------ */
 /* the Lua side                                                        */
 
-/* the open stream of self (level: where errors point).  Raises. */
-static lw_stream *check_stream(lua_State *L, const char *fname, int level) {
-  lw_stream_box *b = (lw_stream_box *)lw_io_checkself(L, STREAM_MT, "stream", fname, level);
-  if (b->st == NULL) lw_errorat(L, level, "attempt to use a closed stream");
+/* the open stream of self.  Raises. */
+static lw_stream *check_stream(lua_State *L) {
+  lw_stream_box *b = (lw_stream_box *)lw_io_checkself(L, STREAM_MT, "stream");
+  if (b->st == NULL) luaL_error(L, "attempt to use a closed stream");
   return b->st;
 }
 
@@ -174,8 +215,8 @@ static int wait_on(lua_State *L, lw_stream *st, lw_async *op, lw_async **slot) {
   return lw_async_yield(L, op);
 }
 
-static int do_read(lua_State *L, int mode, size_t want, const char *fname) {
-  lw_stream *st = check_stream(L, fname, 2);
+static int do_read(lua_State *L, int mode, size_t want) {
+  lw_stream *st = check_stream(L);
   lw_async *op;
   int e;
   if (st->rop != NULL) return lw_io_fail(L, UV_EBUSY);
@@ -195,20 +236,20 @@ static int do_read(lua_State *L, int mode, size_t want, const char *fname) {
 
 static int s_read(lua_State *L) {
   lua_Number n;
-  if (lua_isnoneornil(L, 2)) return do_read(L, R_SOME, 0, "read");
-  if (lua_type(L, 2) != LUA_TNUMBER) lw_io_argerror(L, 1, "read", "number expected");
+  if (lua_isnoneornil(L, 2)) return do_read(L, R_SOME, 0);
+  if (lua_type(L, 2) != LUA_TNUMBER) lw_io_argerror(L, 2, "number expected");
   n = lua_tonumber(L, 2);
-  if (!(n >= 0) || n > 1e15) lw_io_argerror(L, 1, "read", "count out of range");
+  if (!(n >= 0) || n > 1e15) lw_io_argerror(L, 2, "count out of range");
   if (n == 0) {
-    check_stream(L, "read", 2);
+    check_stream(L);
     lua_pushliteral(L, "");
     return 1;
   }
-  return do_read(L, R_N, (size_t)n, "read");
+  return do_read(L, R_N, (size_t)n);
 }
 
-static int s_readline(lua_State *L) { return do_read(L, R_LINE, 0, "readline"); }
-static int s_readall(lua_State *L) { return do_read(L, R_ALL, 0, "readall"); }
+static int s_readline(lua_State *L) { return do_read(L, R_LINE, 0); }
+static int s_readall(lua_State *L) { return do_read(L, R_ALL, 0); }
 
 typedef struct wreq {
   uv_write_t req;
@@ -232,14 +273,14 @@ static void on_write(uv_write_t *req, int status) {
 
 /* write(...): strings or numbers, sent in order; true, or nil, msg, code */
 static int s_write(lua_State *L) {
-  lw_stream *st = check_stream(L, "write", 2);
+  lw_stream *st = check_stream(L);
   int i, top = lua_gettop(L), e;
   size_t total = 0, len, at = 0;
   const char *p;
   wreq *w;
   uv_buf_t b;
   for (i = 2; i <= top; i++) {
-    lw_io_checkstring(L, i, i - 1, "write", &len);
+    lw_io_checkstring(L, i, &len);
     total += len;
   }
   if (st->werr) return lw_io_fail(L, st->werr);
@@ -272,7 +313,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 /* shutdown(): the queued data goes out, then the end of the stream */
 static int s_shutdown(lua_State *L) {
-  lw_stream *st = check_stream(L, "shutdown", 2);
+  lw_stream *st = check_stream(L);
   lw_async *op;
   int e;
   if (st->sop != NULL) return lw_io_fail(L, UV_EBUSY);
@@ -286,7 +327,7 @@ static int s_shutdown(lua_State *L) {
 
 static int s_close(lua_State *L) {
   lw_stream_box *b;
-  check_stream(L, "close", 1);
+  check_stream(L);
   b = (lw_stream_box *)lua_touserdata(L, 1);
   lw_stream_close(b->st);
   lua_pushboolean(L, 1);
@@ -295,7 +336,7 @@ static int s_close(lua_State *L) {
 
 /* for line in s:lines() do: readline as the iterator, s as its state */
 static int s_lines(lua_State *L) {
-  check_stream(L, "lines", 1);
+  check_stream(L);
   luaL_getmetatable(L, STREAM_MT);
   lua_getfield(L, -1, "__index");
   lua_getfield(L, -1, "readline");
