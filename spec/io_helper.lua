@@ -3,13 +3,15 @@ local M = {}
 
 -- run Lua code in a child interpreter, after the prelude (a hang guard:
 -- timeout 60); its output and exit status
-function M.child(prelude, code)
+function M.child(prelude, code, shell)
   local lua = os.getenv("LUAWEAVE_LUA") or "lua5.4"
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
   f:write(prelude, code)
   f:close()
-  local p = assert(io.popen("timeout 60 " .. lua .. " " .. path .. " 2>&1; echo \"exit=$?\""))
+  -- shell: commands run before the interpreter (e.g. "trap - PIPE; ")
+  local p = assert(io.popen((shell or "") .. "timeout 60 " .. lua .. " " .. path ..
+    " 2>&1; echo \"exit=$?\""))
   local out = p:read("*a")
   p:close()
   os.remove(path)

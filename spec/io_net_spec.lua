@@ -312,4 +312,37 @@ print("closing")
     assert.are.equal(0, status)
     assert.matches("closing", out)
   end)
+
+  -- a server writing to a client that left must get EPIPE (or ECONNRESET),
+  -- never die of SIGPIPE (exit 141 without a word); the child's shell may
+  -- ignore SIGPIPE itself, so its disposition is set back to the default
+  it("a write to a peer that has gone fails with a code, not SIGPIPE", function()
+    local out, status = helper.child("", [[
+local lw = require "luaweave"
+local task = require "luaweave.task"
+local net = require "luaweave.net"
+local got
+lw.run(function()
+  local srv
+  srv = assert(net.listen("127.0.0.1", 0, function(s)
+    s:readline()
+    task.wait(0.05) -- the client has closed by now
+    for _ = 1, 50 do
+      local ok, msg, code = s:write(string.rep("x", 65536))
+      if not ok then got = code; break end
+      task.wait(0.01)
+    end
+    s:close()
+    srv:close()
+  end))
+  local c = assert(net.connect("127.0.0.1", srv:port()))
+  c:write("hi\n")
+  c:close()
 end)
+print("code", got)
+]], "trap - PIPE; ")
+    assert.are.equal(0, status, out)
+    assert.truthy(out:match("code%s+EPIPE") or out:match("code%s+ECONNRESET"), out)
+  end)
+end)
+

@@ -124,3 +124,18 @@ void lw_io_checkaddr(lua_State *L, int idx, struct sockaddr_storage *ss) {
   int port = lw_io_checkport(L, idx + 1);
   if (!lw_io_numeric(host, port, ss)) lw_io_argerror(L, idx, "numeric address expected");
 }
+
+/* A write to a peer that has gone raises SIGPIPE, whose default action
+   ends the process without a word; a server must get EPIPE instead.
+   libuv writes with write(2), not send(MSG_NOSIGNAL), so the modules that
+   write to sockets and pipes ignore SIGPIPE when they load, unless the
+   host gave it a disposition of its own (which stays). */
+void lw_io_nosigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) != 0) return;
+  if ((sa.sa_flags & SA_SIGINFO) || sa.sa_handler != SIG_DFL) return;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_IGN;
+  sigemptyset(&sa.sa_mask);
+  (void)sigaction(SIGPIPE, &sa, NULL);
+}

@@ -46,6 +46,9 @@ int lw_io_numeric(const char *host, int port, struct sockaddr_storage *ss);
 void lw_io_checkaddr(lua_State *L, int idx, struct sockaddr_storage *ss);
 /* the scheduler's loop; raises when there is none (no memory, closing) */
 uv_loop_t *lw_io_loop(lua_State *L);
+/* ignore SIGPIPE unless the host set its own disposition (lw_io.c).
+   Raises no Lua error. */
+void lw_io_nosigpipe(void);
 
 /* ------------------------------------------------------------------ */
 /* streams (lw_stream.c)                                               */

@@ -412,6 +412,7 @@ static int net_unix_listen(lua_State *L) {
 }
 
 int luaopen_luaweave_net(lua_State *L) {
+  lw_io_nosigpipe();
   lw_async_wrap(L, srv_wait);
   lua_setfield(L, LUA_REGISTRYINDEX, ACCEPTOR_KEY);
   lua_createtable(L, 0, 3);

@@ -499,6 +499,7 @@ static int pr_exec(lua_State *L) {
 }
 
 int luaopen_luaweave_process(lua_State *L) {
+  lw_io_nosigpipe();
   lua_createtable(L, 0, 2);
   lua_pushcfunction(L, pr_spawn);
   lua_setfield(L, -2, "spawn");

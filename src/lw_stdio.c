@@ -43,6 +43,7 @@ static int stdio_index(lua_State *L) {
 }
 
 int luaopen_luaweave_stdio(lua_State *L) {
+  lw_io_nosigpipe();
   lua_newtable(L);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, stdio_index);
