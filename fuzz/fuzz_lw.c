@@ -868,7 +868,10 @@ static void finish(int id, int result, int a, int b, int drv) {
   t->state = TS_ENDED;
   t->cancelflag = 0;
   t->parked = 0;
-  t->errstack = result == R_ERROR;
+  /* on 5.4 the scheduler closes a task that failed in its own resumption
+     (its <close> variables run, as lua(1)'s for a failed chunk): the
+     error is off its stack, kept as its result */
+  t->errstack = result == R_ERROR && !(drv == D_SCHED && R.is54);
   if (drv == D_RAW) {
     t->result = R_UNKNOWN;
     t->untracked = 0;
