@@ -234,4 +234,42 @@ describe("a task woken early from outside the scheduler", function()
     end)
     same(pack("yielded", "suspended"), got)
   end)
+
+  -- a plain coroutine (no task) waits; the user resumes it by hand with a
+  -- raw coroutine.resume (lw.install not active) and it yields at its own
+  -- coroutine.yield: the wait ended there, and neither its timer nor the
+  -- wrapped call's completion may resume it at that yield later
+  local function raw_early(suspend)
+    local seen = {}
+    local co = coroutine.create(function()
+      seen[#seen + 1] = pack(suspend())
+      seen[#seen + 1] = pack(coroutine.yield("mine"))
+      return "end"
+    end)
+    local got = run(function()
+      coroutine.resume(co)                       -- starts: co waits
+      local r = pack(coroutine.resume(co, "user-value"))
+      task.wait(0.1)                             -- the wait fell due first
+      return coroutine.status(co), #seen, r[2], seen[1][1],
+             select(2, coroutine.resume(co, "again")), seen[2] and seen[2][1]
+    end)
+    same(pack("suspended", 1, "mine", "user-value", "end", "again"), got)
+  end
+
+  it("by a raw coroutine.resume: its task.wait's timer never resumes its own yield", function()
+    raw_early(function() return task.wait(0.005) end)
+  end)
+
+  it("by a raw coroutine.resume: a task.wrap'ped call's completion never resumes its own yield", function()
+    local later = task.wrap(function(cb) task.delay(0.005, cb, "done") end, 1)
+    raw_early(function() return later() end)
+  end)
+
+  it("by a raw coroutine.resume: its task.await's wake never resumes its own yield", function()
+    local target
+    raw_early(function()
+      target = task.delay(0.005, function() return "t" end)
+      return task.await(target)
+    end)
+  end)
 end)

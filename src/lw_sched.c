@@ -205,6 +205,35 @@ static int yielded_plainly(lw_sched *S, lua_State *co) {
   return LW_YIELD_UNSURE && S->yieldfn != NULL && lw_co_cfunc(co) == S->yieldfn;
 }
 
+/* A waiting entry (a wait's timer, an await's wake or deadline, an async
+   completion) resumes co only at the suspension it was made for.  A co
+   resumed behind luaweave's back (a raw coroutine.resume) ended its wait
+   there; when it has yielded again at a yield of its own, luaweave's
+   values (a number, the async mark) must not reach that yield.  Where
+   LW_SUSPEND_WRAPPED, the suspension is a yield made by a wrapper's
+   `again` (line 2) or `after` (line 6) (lw_lua_task.c, lw_sched_async.c;
+   on LuaJIT with coroutine.yield, so the wrapper frame is what tells);
+   elsewhere the task functions yield from their own C functions, never
+   from coroutine.yield.  May allocate (a stack slot). */
+static int own_suspension(lw_sched *S, lua_State *co) {
+#if LW_SUSPEND_WRAPPED
+  lua_Debug ar;
+  int level;
+  (void)S;
+  for (level = 0; level <= 1; level++) {
+    if (!lua_getstack(co, level, &ar) || !lua_getinfo(co, "S", &ar)) return 0;
+    if ((ar.linedefined == 2 || ar.linedefined == 6) &&
+        (strcmp(ar.source, "=luaweave.task") == 0 ||
+         strcmp(ar.source, "=luaweave.async") == 0))
+      return 1;
+  }
+  return 0;
+#else
+  lua_CFunction f = lw_co_cfunc(co);
+  return f != NULL && f != S->yieldfn;
+#endif
+}
+
 /* lw_sched_resume with r co's record at the current gen, or NULL (then
    it is looked up, or made) */
 static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
@@ -342,8 +371,9 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
     return 0;
   }
   gen = S->s->map.gen; /* what follows may allocate, and so move r */
-  if (e->kind >= K_WAIT && yielded_plainly(S, co)) {
-    /* a coroutine no task drives (see yielded_plainly) */
+  if (e->kind >= K_WAIT && !own_suspension(S, co)) {
+    /* a coroutine no task drives (see yielded_plainly), or one resumed
+       behind luaweave's back that yielded elsewhere (own_suspension) */
     if ((r = lw_store_refind(S->s, co, r, gen)) != NULL) lws_task_end(S, co, r);
     lua_settop(T, top);
     return 0;

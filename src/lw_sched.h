@@ -62,7 +62,8 @@ struct lw_sched {
                            count some the GC took: then the end path
                            only looks for them in vain) */
   lua_State *main;      /* lw.run's main task, awaited by run */
-  lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE */
+  lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE or
+                           not LW_SUSPEND_WRAPPED */
   lua_State *runco;     /* the task resume_rec runs (innermost) ... */
   lw_rec *runrec;       /* ... its record ... */
   unsigned long rungen; /* ... good while the store's map is at this gen */
