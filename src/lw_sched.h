@@ -58,6 +58,7 @@ struct lw_sched {
   lw_end_fn onend;      /* lw_sched_onend */
   void *onend_ud;
   int exited, exitcode, stepping, closed;
+  int runexited, runexit; /* the last lw.run stopped by task.exit, its code */
   size_t guards;        /* threads with end guards (lws_pushguard; may
                            count some the GC took: then the end path
                            only looks for them in vain) */
