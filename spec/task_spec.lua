@@ -298,6 +298,17 @@ describe("task", function()
     assert.is_nil(task.exitcode())
   end)
 
+  it("runs a due timer during a long chain of task.defers (bounded steps)", function()
+    local n, at = 0, nil
+    lw.run(function()
+      task.delay(0, function() at = n end)
+      local function chain() n = n + 1; if n < 100000 then task.defer(chain) end end
+      task.defer(chain)
+    end)
+    assert.are.equal(100000, n)
+    assert.is_true(at ~= nil and at < n, "the timer ran before the chain ended")
+  end)
+
   it("reads and writes files while other tasks run", function()
     local path = os.tmpname()
     local data = {}

@@ -538,7 +538,19 @@ int lws_protect(lw_sched *S, lua_CFunction f, void *ud) {
 /* ------------------------------------------------------------------ */
 /* stepping                                                            */
 
-typedef struct step_args { lw_sched *S; int count; } step_args;
+/* budget: the deferred entries one step may take (its due timers run
+   whatever it is); what is left runs in the next step, after that step's
+   due timers.  So a chain of task.defers, each deferring the next, holds
+   back neither timers nor the driver's I/O poll between steps. */
+typedef struct step_args { lw_sched *S; int count; long budget; } step_args;
+
+/* the next deferred entry, while the step's budget lasts */
+static int q_take(lw_sched *S, step_args *a, lw_ent *e) {
+  if (S->exited || S->qlen == 0 || a->budget <= 0) return 0;
+  a->budget--;
+  *e = q_pop(S);
+  return 1;
+}
 
 /* the count goes out through the arguments: lua_cpcall (5.1) returns no
    results */
@@ -547,44 +559,45 @@ static int step_protected(lua_State *L) {
   lw_sched *S = a->S;
   double now = lw_sched_now(S);
   unsigned long long seq0 = S->tq.seq;
-  /* work deferred outside any step (by the main chunk, by the host)
-     belongs to the cycle that is ending: it runs before the timers */
-  while (!S->exited && S->qlen > 0) {
-    lw_ent e = q_pop(S);
-    a->count += run_entry(S, &e);
-  }
+  lw_ent e;
   lw_timer *p;
+  /* work deferred outside any step (by the main chunk, by the host, or
+     left over by the last step's budget) belongs to the cycle that is
+     ending: it runs before the timers */
+  while (q_take(S, a, &e)) a->count += run_entry(S, &e);
   while (!S->exited && (p = lw_timerq_peek(&S->tq)) != NULL && p->due <= now &&
          p->seq < seq0) {
     lw_timer t = lw_timerq_pop(&S->tq);
     a->count += run_entry(S, &t.e);
   }
   for (;;) {
-    while (!S->exited && S->qlen > 0) {
-      lw_ent e = q_pop(S);
-      a->count += run_entry(S, &e);
-    }
+    while (q_take(S, a, &e)) a->count += run_entry(S, &e);
     lws_purge_timers(S, L);
     /* an end the scheduler did not hear of (a raw lua_resume, a memory
        error on the end path), or awaiters gone stale: look at the
        awaited threads, when told to or when nothing else could run */
     if (S->exited || !(S->wsweep || (lws_idle(S) && S->wlists > 0))) break;
     lws_sweep(S, L);
-    if (S->qlen == 0) break;
+    if (S->qlen == 0 || a->budget <= 0) break;
   }
   lws_flush_errors(S, L);
   return 0;
 }
 
 int lw_sched_step(lw_sched *S) {
+  return lw_sched_step_budget(S, LW_STEP_BUDGET);
+}
+
+int lw_sched_step_budget(lw_sched *S, int budget) {
   step_args a;
   int st;
-  if (S == NULL || LWS_GONE(S)) return LW_EINVAL;
+  if (S == NULL || LWS_GONE(S) || budget < 1) return LW_EINVAL;
   if (S->exited) return LW_EEXITED;
   if (S->stepping) return LW_EBUSY;
   if (S->poll) S->poll(S->poll_ud);
   a.S = S;
   a.count = 0;
+  a.budget = budget;
   S->stepping = 1;
   st = lws_protect(S, step_protected, &a);
   S->stepping = 0;
