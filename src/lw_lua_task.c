@@ -317,9 +317,9 @@ static const luaL_Reg task_funcs[] = {
    keeps their number, none included. */
 static void wrap_suspending(lua_State *L, int t) {
   static const char code[] =
-    "local mark, yield, cancelled, t = ...\n"
+    "local mark, yield, cancelled, t, cmark = ...\n"
     "local function again(...)\n"
-    "  if cancelled() then return again(yield()) end\n"
+    "  if ... == cmark then error('cancelled', 0) elseif cancelled() then return again(yield()) end\n"
     "  return ...\n"
     "end\n"
     "local function after(...)\n"
@@ -340,7 +340,8 @@ static void wrap_suspending(lua_State *L, int t) {
   lw_sched_pushbox(L);
   lws_pushcancelled(L);
   lua_pushvalue(L, t);
-  lua_call(L, 4, 0);
+  lua_pushlightuserdata(L, (void *)&LW_CANCEL_MARK); /* interns it */
+  lua_call(L, 5, 0);
 }
 #endif
 

@@ -215,19 +215,27 @@ static int yielded_plainly(lw_sched *S, lua_State *co) {
    on LuaJIT with coroutine.yield, so the wrapper frame is what tells);
    elsewhere the task functions yield from their own C functions, never
    from coroutine.yield.  May allocate (a stack slot). */
-static int own_suspension(lw_sched *S, lua_State *co) {
 #if LW_SUSPEND_WRAPPED
+/* co is suspended in a wrapper: the task functions' ("=luaweave.task"),
+   or with async 1 also an async function's */
+static int in_wrapper(lua_State *co, int async) {
   lua_Debug ar;
   int level;
-  (void)S;
   for (level = 0; level <= 1; level++) {
     if (!lua_getstack(co, level, &ar) || !lua_getinfo(co, "S", &ar)) return 0;
     if ((ar.linedefined == 2 || ar.linedefined == 6) &&
         (strcmp(ar.source, "=luaweave.task") == 0 ||
-         strcmp(ar.source, "=luaweave.async") == 0))
+         (async && strcmp(ar.source, "=luaweave.async") == 0)))
       return 1;
   }
   return 0;
+}
+#endif
+
+static int own_suspension(lw_sched *S, lua_State *co) {
+#if LW_SUSPEND_WRAPPED
+  (void)S;
+  return in_wrapper(co, 1);
 #else
   lua_CFunction f = lw_co_cfunc(co);
   return f != NULL && f != S->yieldfn;
@@ -275,6 +283,7 @@ static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
        entries go stale with its record */
     if (r != NULL && r->cancel) {
       lws_cancel(S, co, from);
+      lws_unwind(S, co, from);
     } else if (r != NULL) {
       /* a plain yield: someone else resumes it, or nobody.
          yielded_plainly may allocate, and so move r */
@@ -466,6 +475,34 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
    a hook, and the task crashes when resumed: its wrapper yields with
    coroutine.yield, which has no such path.) */
 const char LW_SUSPEND_MARK = 'Y';
+const char LW_CANCEL_MARK = 'C';
+
+/* co, a task lws_cancel just ended, is resumed once (raw: its end is
+   recorded) with LW_CANCEL_MARK when suspended in a task wrapper, which
+   raises "cancelled" at that point; whatever its cleanup does then
+   (returns, fails, yields again), its record is put back as cancel left
+   it: dead or yielded, its stack emptied.  W is the running thread.
+   Raises no Lua error. */
+void lws_unwind(lw_sched *S, lua_State *co, lua_State *W) {
+#if LW_SUSPEND_WRAPPED
+  lw_rec *r;
+  int n = 0, st;
+  if (LWS_GONE(S) || co == W || lua_status(co) != LUA_YIELD ||
+      !in_wrapper(co, 0) || !lua_checkstack(co, 1))
+    return; /* not in task.wait/await/any/exit */
+  lua_settop(co, 0);
+  lua_pushlightuserdata(co, (void *)&LW_CANCEL_MARK);
+  st = lw_co_resume(co, W, 1, &n);
+  lua_settop(co, 0);
+  r = lw_store_find(S->s, co);
+  if (r != NULL && r->status == LW_CANCELLED)
+    lwst_counts_set(S->s, co, r, st == LUA_YIELD, st == LUA_YIELD);
+#else
+  (void)S;
+  (void)co;
+  (void)W;
+#endif
+}
 
 /* the wrappers' question: is the running task cancelled?  The record is
    read as it is: a cancelled task resumed behind luaweave's back is

@@ -48,41 +48,6 @@ static void test_lw_resume_from_c(void **state) {
   close_all();
 }
 
-/* the host's end callback untracks the thread that returned, after its
-   values were filed: lw_resume promised an untracked thread's values on
-   its stack (lw.resume read them from below an empty stack, and 5.1
-   crashed) */
-static void untrack_on_end(void *ud, lua_State *co, int status) {
-  (void)status;
-  lw_untrack((lw_store *)ud, co);
-}
-
-static void test_untracked_while_told(void **state) {
-  lua_State *t;
-  int nres = 0;
-  (void)state;
-  open_all();
-  lwt_do(L, "t = lw.track(coroutine.create(function() return 1, 'b', 'c' end))\n");
-  lw_sched_onend(S, untrack_on_end, S->s);
-  t = global_thread("t");
-  assert_int_equal(LUA_OK, lw_resume(S->s, t, L, 0, &nres));
-  assert_int_equal(LW_UNTRACKED, lw_status(S->s, t));
-  assert_int_equal(3, nres);
-  assert_int_equal(3, lua_gettop(t));
-  assert_int_equal(1, (int)lua_tointeger(t, 1));
-  assert_string_equal("b", lua_tostring(t, 2));
-  assert_string_equal("c", lua_tostring(t, 3));
-  /* one value is filed as itself, not in a pack */
-  lwt_do(L, "u = lw.track(coroutine.create(function() return 'one' end))\n");
-  t = global_thread("u");
-  assert_int_equal(LUA_OK, lw_resume(S->s, t, L, 0, &nres));
-  assert_int_equal(1, nres);
-  assert_int_equal(1, lua_gettop(t));
-  assert_string_equal("one", lua_tostring(t, 1));
-  lw_sched_onend(S, NULL, NULL);
-  close_all();
-}
-
 /* lw_cancel from C (the store's, not the scheduler's) */
 static void test_lw_cancel_from_c(void **state) {
   (void)state;
@@ -306,7 +271,6 @@ static void test_next_with_io(void **state) {
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_lw_resume_from_c),
-    cmocka_unit_test(test_untracked_while_told),
     cmocka_unit_test(test_lw_cancel_from_c),
     cmocka_unit_test(test_raw_resume),
     cmocka_unit_test(test_reset),
