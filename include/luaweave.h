@@ -344,8 +344,16 @@ LW_API int lw_sched_cancel(lw_sched *S, lua_State *co);
 */
 LW_API int lw_sched_recycle(lw_sched *S, lua_State *co);
 /* Run one cycle.  Returns the number of resumptions, or LW_EEXITED,
-   LW_EBUSY (called from inside a step), LW_EINVAL. */
+   LW_EBUSY (called from inside a step), LW_EINVAL.  A cycle takes at
+   most LW_STEP_BUDGET entries of the deferred queue (its due timers run
+   all the same); the rest wait for the next cycle, after its due
+   timers, so that a chain of task.defers cannot hold timers or I/O
+   back.  lw_sched_next says 0 while work is left. */
 LW_API int lw_sched_step(lw_sched *S);
+#define LW_STEP_BUDGET 10000
+/* The same with a budget of its own (>= 1, else LW_EINVAL): a host
+   that must keep its frame time steps with a small one. */
+LW_API int lw_sched_step_budget(lw_sched *S, int budget);
 
 /* Seconds until the scheduler has work: 0 now, > 0 the next timer,
    -1 nothing scheduled (only outside events could wake it). */

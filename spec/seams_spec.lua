@@ -184,6 +184,7 @@ end)
 
 describe("a cancelled task", function()
   -- before 5.4 Lua cannot close it: a raw resume must not bring it back
+  -- (in task.wait/await/any it is unwound at the cancel, and dead)
   for _, how in ipairs({ "wait", "await", "any", "readfile" }) do
     it("suspended in " .. how .. " never runs again when resumed raw", function()
       local ran = false
@@ -203,10 +204,11 @@ describe("a cancelled task", function()
         return r[1], lw.status(t)
       end)
       assert.is_false(ran)
-      if coroutine.close then
-        same(pack(false, "cancelled"), got) -- closed: dead
+      if coroutine.close or how ~= "readfile" then
+        -- closed (5.4), or unwound: "cancelled" raised at the wait (cleanup_spec)
+        same(pack(false, "cancelled"), got)
       else
-        same(pack(true, "cancelled"), got) -- suspended again at once
+        same(pack(true, "cancelled"), got) -- an async call: suspended again at once
       end
     end)
   end
@@ -233,5 +235,43 @@ describe("a task woken early from outside the scheduler", function()
       return lw.status(t), coroutine.status(t)
     end)
     same(pack("yielded", "suspended"), got)
+  end)
+
+  -- a plain coroutine (no task) waits; the user resumes it by hand with a
+  -- raw coroutine.resume (lw.install not active) and it yields at its own
+  -- coroutine.yield: the wait ended there, and neither its timer nor the
+  -- wrapped call's completion may resume it at that yield later
+  local function raw_early(suspend)
+    local seen = {}
+    local co = coroutine.create(function()
+      seen[#seen + 1] = pack(suspend())
+      seen[#seen + 1] = pack(coroutine.yield("mine"))
+      return "end"
+    end)
+    local got = run(function()
+      coroutine.resume(co)                       -- starts: co waits
+      local r = pack(coroutine.resume(co, "user-value"))
+      task.wait(0.1)                             -- the wait fell due first
+      return coroutine.status(co), #seen, r[2], seen[1][1],
+             select(2, coroutine.resume(co, "again")), seen[2] and seen[2][1]
+    end)
+    same(pack("suspended", 1, "mine", "user-value", "end", "again"), got)
+  end
+
+  it("by a raw coroutine.resume: its task.wait's timer never resumes its own yield", function()
+    raw_early(function() return task.wait(0.005) end)
+  end)
+
+  it("by a raw coroutine.resume: a task.wrap'ped call's completion never resumes its own yield", function()
+    local later = task.wrap(function(cb) task.delay(0.005, cb, "done") end, 1)
+    raw_early(function() return later() end)
+  end)
+
+  it("by a raw coroutine.resume: its task.await's wake never resumes its own yield", function()
+    local target
+    raw_early(function()
+      target = task.delay(0.005, function() return "t" end)
+      return task.await(target)
+    end)
   end)
 end)

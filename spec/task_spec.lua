@@ -283,6 +283,32 @@ describe("task", function()
     assert.are.equal("deferred", table.concat(log, " "))
   end)
 
+  it("task.exitcode gives the code task.exit stopped the last lw.run with", function()
+    local got = { n = select("#", lw.run(function()
+      task.defer(function() task.exit(3) end)
+      return "f's result"
+    end)) }
+    assert.are.equal(0, got.n)
+    assert.are.equal(3, task.exitcode())
+    lw.run(function() task.exit(false) end)
+    assert.are.equal(1, task.exitcode())
+    assert.are.equal("r", lw.run(function() return "r" end))
+    assert.is_nil(task.exitcode()) -- that run ended otherwise
+    assert.has_error(function() lw.run(function() error("boom") end) end)
+    assert.is_nil(task.exitcode())
+  end)
+
+  it("runs a due timer during a long chain of task.defers (bounded steps)", function()
+    local n, at = 0, nil
+    lw.run(function()
+      task.delay(0, function() at = n end)
+      local function chain() n = n + 1; if n < 100000 then task.defer(chain) end end
+      task.defer(chain)
+    end)
+    assert.are.equal(100000, n)
+    assert.is_true(at ~= nil and at < n, "the timer ran before the chain ended")
+  end)
+
   it("reads and writes files while other tasks run", function()
     local path = os.tmpname()
     local data = {}

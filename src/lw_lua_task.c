@@ -215,6 +215,16 @@ static int t_exit(lua_State *L) {
   return lw_sched_exit(S, L, code);
 }
 
+/* task.exitcode(): the code task.exit gave when it stopped the last
+   lw.run; nil when that run ended otherwise (or none ran).  lw.run itself
+   returns f's results, and nothing after task.exit */
+static int t_exitcode(lua_State *L) {
+  lw_sched *S = sched(L);
+  if (S->runexited) lua_pushinteger(L, S->runexit);
+  else lua_pushnil(L);
+  return 1;
+}
+
 /* task.onerror(fn): fn(co, err, report) receives the errors of tasks
    nobody awaited, instead of the default report; nil restores it */
 static int t_onerror(lua_State *L) {
@@ -241,6 +251,7 @@ int lw_lua_run(lua_State *L) {
   if (lws_main(S) != NULL || lws_stepping(S))
     return luaL_error(L, "run: the scheduler is already running");
   lws_setexited(S, 0);
+  S->runexited = 0;
   co = lua_newthread(L);
   lua_insert(L, 1);                /* keep co referenced at index 1 */
   if (!lua_checkstack(co, lua_gettop(L) - 1)) /* lua_xmove does not grow it */
@@ -266,7 +277,11 @@ int lw_lua_run(lua_State *L) {
     lw_push_waiters(L, S); /* before the clear forgets them */
     lw_sched_clear(S, L); /* the next run starts clean */
     lws_setexited(S, 0);
-    if (rc == LW_EEXITED) return 0;
+    if (rc == LW_EEXITED) {
+      S->runexited = 1;
+      S->runexit = S->exitcode;
+      return 0;
+    }
     return luaL_error(L, "deadlock: %d thread%s waiting%s", n ? n : 1,
                       n > 1 ? "s" : "", lua_tostring(L, -1));
   }
@@ -292,7 +307,7 @@ static const luaL_Reg task_funcs[] = {
   {"wait", t_wait},   {"cancel", t_cancel}, {"await", t_await},
   {"any", t_any},     {"exit", t_exit},     {"clock", t_clock},
   {"wrap", lw_task_wrap},
-  {"onerror", t_onerror},
+  {"onerror", t_onerror}, {"exitcode", t_exitcode},
   {NULL, NULL}
 };
 
@@ -305,9 +320,9 @@ static const luaL_Reg task_funcs[] = {
    keeps their number, none included. */
 static void wrap_suspending(lua_State *L, int t) {
   static const char code[] =
-    "local mark, yield, cancelled, t = ...\n"
+    "local mark, yield, cancelled, t, cmark = ...\n"
     "local function again(...)\n"
-    "  if cancelled() then return again(yield()) end\n"
+    "  if ... == cmark then error('cancelled', 0) elseif cancelled() then return again(yield()) end\n"
     "  return ...\n"
     "end\n"
     "local function after(...)\n"
@@ -328,7 +343,8 @@ static void wrap_suspending(lua_State *L, int t) {
   lw_sched_pushbox(L);
   lws_pushcancelled(L);
   lua_pushvalue(L, t);
-  lua_call(L, 4, 0);
+  lua_pushlightuserdata(L, (void *)&LW_CANCEL_MARK); /* interns it */
+  lua_call(L, 5, 0);
 }
 #endif
 

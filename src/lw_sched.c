@@ -207,6 +207,43 @@ static int yielded_plainly(lw_sched *S, lua_State *co) {
   return LW_YIELD_UNSURE && S->yieldfn != NULL && lw_co_cfunc(co) == S->yieldfn;
 }
 
+/* A waiting entry (a wait's timer, an await's wake or deadline, an async
+   completion) resumes co only at the suspension it was made for.  A co
+   resumed behind luaweave's back (a raw coroutine.resume) ended its wait
+   there; when it has yielded again at a yield of its own, luaweave's
+   values (a number, the async mark) must not reach that yield.  Where
+   LW_SUSPEND_WRAPPED, the suspension is a yield made by a wrapper's
+   `again` (line 2) or `after` (line 6) (lw_lua_task.c, lw_sched_async.c;
+   on LuaJIT with coroutine.yield, so the wrapper frame is what tells);
+   elsewhere the task functions yield from their own C functions, never
+   from coroutine.yield.  May allocate (a stack slot). */
+#if LW_SUSPEND_WRAPPED
+/* co is suspended in a wrapper: the task functions' ("=luaweave.task"),
+   or with async 1 also an async function's */
+static int in_wrapper(lua_State *co, int async) {
+  lua_Debug ar;
+  int level;
+  for (level = 0; level <= 1; level++) {
+    if (!lua_getstack(co, level, &ar) || !lua_getinfo(co, "S", &ar)) return 0;
+    if ((ar.linedefined == 2 || ar.linedefined == 6) &&
+        (strcmp(ar.source, "=luaweave.task") == 0 ||
+         (async && strcmp(ar.source, "=luaweave.async") == 0)))
+      return 1;
+  }
+  return 0;
+}
+#endif
+
+static int own_suspension(lw_sched *S, lua_State *co) {
+#if LW_SUSPEND_WRAPPED
+  (void)S;
+  return in_wrapper(co, 1);
+#else
+  lua_CFunction f = lw_co_cfunc(co);
+  return f != NULL && f != S->yieldfn;
+#endif
+}
+
 /* lw_sched_resume with r co's record at the current gen, or NULL (then
    it is looked up, or made) */
 static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
@@ -248,6 +285,7 @@ static int resume_rec(lw_sched *S, lua_State *co, lw_rec *r, lua_State *from,
        entries go stale with its record */
     if (r != NULL && r->cancel) {
       lws_cancel(S, co, from);
+      lws_unwind(S, co, from);
     } else if (r != NULL) {
       /* a plain yield: someone else resumes it, or nobody.
          yielded_plainly may allocate, and so move r */
@@ -344,8 +382,9 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
     return 0;
   }
   gen = S->s->map.gen; /* what follows may allocate, and so move r */
-  if (e->kind >= K_WAIT && yielded_plainly(S, co)) {
-    /* a coroutine no task drives (see yielded_plainly) */
+  if (e->kind >= K_WAIT && !own_suspension(S, co)) {
+    /* a coroutine no task drives (see yielded_plainly), or one resumed
+       behind luaweave's back that yielded elsewhere (own_suspension) */
     if ((r = lw_store_refind(S->s, co, r, gen)) != NULL) lws_task_end(S, co, r);
     lua_settop(T, top);
     return 0;
@@ -438,6 +477,34 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
    a hook, and the task crashes when resumed: its wrapper yields with
    coroutine.yield, which has no such path.) */
 const char LW_SUSPEND_MARK = 'Y';
+const char LW_CANCEL_MARK = 'C';
+
+/* co, a task lws_cancel just ended, is resumed once (raw: its end is
+   recorded) with LW_CANCEL_MARK when suspended in a task wrapper, which
+   raises "cancelled" at that point; whatever its cleanup does then
+   (returns, fails, yields again), its record is put back as cancel left
+   it: dead or yielded, its stack emptied.  W is the running thread.
+   Raises no Lua error. */
+void lws_unwind(lw_sched *S, lua_State *co, lua_State *W) {
+#if LW_SUSPEND_WRAPPED
+  lw_rec *r;
+  int n = 0, st;
+  if (LWS_GONE(S) || co == W || lua_status(co) != LUA_YIELD ||
+      !in_wrapper(co, 0) || !lua_checkstack(co, 1))
+    return; /* not in task.wait/await/any/exit */
+  lua_settop(co, 0);
+  lua_pushlightuserdata(co, (void *)&LW_CANCEL_MARK);
+  st = lw_co_resume(co, W, 1, &n);
+  lua_settop(co, 0);
+  r = lw_store_find(S->s, co);
+  if (r != NULL && r->status == LW_CANCELLED)
+    lwst_counts_set(S->s, co, r, st == LUA_YIELD, st == LUA_YIELD);
+#else
+  (void)S;
+  (void)co;
+  (void)W;
+#endif
+}
 
 /* the wrappers' question: is the running task cancelled?  The record is
    read as it is: a cancelled task resumed behind luaweave's back is
@@ -510,7 +577,19 @@ int lws_protect(lw_sched *S, lua_CFunction f, void *ud) {
 /* ------------------------------------------------------------------ */
 /* stepping                                                            */
 
-typedef struct step_args { lw_sched *S; int count; } step_args;
+/* budget: the deferred entries one step may take (its due timers run
+   whatever it is); what is left runs in the next step, after that step's
+   due timers.  So a chain of task.defers, each deferring the next, holds
+   back neither timers nor the driver's I/O poll between steps. */
+typedef struct step_args { lw_sched *S; int count; long budget; } step_args;
+
+/* the next deferred entry, while the step's budget lasts */
+static int q_take(lw_sched *S, step_args *a, lw_ent *e) {
+  if (S->exited || S->qlen == 0 || a->budget <= 0) return 0;
+  a->budget--;
+  *e = q_pop(S);
+  return 1;
+}
 
 /* the count goes out through the arguments: lua_cpcall (5.1) returns no
    results */
@@ -519,44 +598,45 @@ static int step_protected(lua_State *L) {
   lw_sched *S = a->S;
   double now = lw_sched_now(S);
   unsigned long long seq0 = S->tq.seq;
-  /* work deferred outside any step (by the main chunk, by the host)
-     belongs to the cycle that is ending: it runs before the timers */
-  while (!S->exited && S->qlen > 0) {
-    lw_ent e = q_pop(S);
-    a->count += run_entry(S, &e);
-  }
+  lw_ent e;
   lw_timer *p;
+  /* work deferred outside any step (by the main chunk, by the host, or
+     left over by the last step's budget) belongs to the cycle that is
+     ending: it runs before the timers */
+  while (q_take(S, a, &e)) a->count += run_entry(S, &e);
   while (!S->exited && (p = lw_timerq_peek(&S->tq)) != NULL && p->due <= now &&
          p->seq < seq0) {
     lw_timer t = lw_timerq_pop(&S->tq);
     a->count += run_entry(S, &t.e);
   }
   for (;;) {
-    while (!S->exited && S->qlen > 0) {
-      lw_ent e = q_pop(S);
-      a->count += run_entry(S, &e);
-    }
+    while (q_take(S, a, &e)) a->count += run_entry(S, &e);
     lws_purge_timers(S, L);
     /* an end the scheduler did not hear of (a raw lua_resume, a memory
        error on the end path), or awaiters gone stale: look at the
        awaited threads, when told to or when nothing else could run */
     if (S->exited || !(S->wsweep || (lws_idle(S) && S->wlists > 0))) break;
     lws_sweep(S, L);
-    if (S->qlen == 0) break;
+    if (S->qlen == 0 || a->budget <= 0) break;
   }
   lws_flush_errors(S, L);
   return 0;
 }
 
 int lw_sched_step(lw_sched *S) {
+  return lw_sched_step_budget(S, LW_STEP_BUDGET);
+}
+
+int lw_sched_step_budget(lw_sched *S, int budget) {
   step_args a;
   int st;
-  if (S == NULL || LWS_GONE(S)) return LW_EINVAL;
+  if (S == NULL || LWS_GONE(S) || budget < 1) return LW_EINVAL;
   if (S->exited) return LW_EEXITED;
   if (S->stepping) return LW_EBUSY;
   if (S->poll) S->poll(S->poll_ud);
   a.S = S;
   a.count = 0;
+  a.budget = budget;
   S->stepping = 1;
   st = lws_protect(S, step_protected, &a);
   S->stepping = 0;

@@ -58,11 +58,13 @@ struct lw_sched {
   lw_end_fn onend;      /* lw_sched_onend */
   void *onend_ud;
   int exited, exitcode, stepping, closed;
+  int runexited, runexit; /* the last lw.run stopped by task.exit, its code */
   size_t guards;        /* threads with end guards (lws_pushguard; may
                            count some the GC took: then the end path
                            only looks for them in vain) */
   lua_State *main;      /* lw.run's main task, awaited by run */
-  lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE */
+  lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE or
+                           not LW_SUSPEND_WRAPPED */
   lua_State *runco;     /* the task resume_rec runs (innermost) ... */
   lw_rec *runrec;       /* ... its record ... */
   unsigned long rungen; /* ... good while the store's map is at this gen */
@@ -122,6 +124,12 @@ void lw_sched_pushbox(lua_State *L);
    LuaJIT they return the one value LW_SUSPEND_MARK (a light userdata)
    when the caller must yield: see lw_lua_task.c */
 extern const char LW_SUSPEND_MARK;
+/* Where LW_SUSPEND_WRAPPED, a cancelled task suspended in task.wait,
+   await, any or exit is resumed once with this mark: the wrapper raises
+   "cancelled" there, so that pcall-based cleanup runs (before 5.4 no
+   to-be-closed variable does); its end stays recorded as cancelled */
+extern const char LW_CANCEL_MARK;
+void lws_unwind(lw_sched *S, lua_State *co, lua_State *W);
 /* the level of their caller for error positions, past that wrapper */
 #if LW_SUSPEND_WRAPPED
 #define LW_TASK_LEVEL 2

@@ -422,6 +422,7 @@ int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
   }
   if (lw_co_status(W, co) == LW_CO_DEAD || lws_isover(S, co)) return LW_OK;
   lws_cancel(S, co, W);
+  lws_unwind(S, co, W); /* cleanup before 5.4 (lw_sched.c) */
   lws_purge_timers(S, W);
   return LW_OK;
 }

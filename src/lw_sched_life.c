@@ -89,7 +89,7 @@ static int open_protected(lua_State *L) {
   lua_pushlightuserdata(L, b);
   lua_pushcclosure(L, lws_complete_protected, 1);
   S->cref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (LW_YIELD_UNSURE) { /* see yielded_plainly */
+  if (LW_YIELD_UNSURE || !LW_SUSPEND_WRAPPED) { /* yielded_plainly, own_suspension */
     if (lw_pushyield(L)) S->yieldfn = lua_tocfunction(L, -1);
     lua_pop(L, 1);
   }

@@ -243,10 +243,28 @@ void lw_store_release(lw_store *s, lua_State *co, lw_rec *r) {
   if (r->status == 0 && r->task == 0) lw_map_remove_rec(&s->map, r);
 }
 
+/* co returned and its values are filed, but the one telling of its end
+   untracks it (a __gc, an end handler): whoever resumed co was promised
+   the values on co's stack when it ends untracked (lw_resume), and
+   reads them there after the telling.  co is dead with an empty stack;
+   growing it runs no collection.  Without room they are lost (nil). */
+static void unfile_values(lw_store *s, lua_State *co, lw_rec *r) {
+  int n = (int)rec_nres(s, co, r), i, t;
+  if (n <= 0 || !lua_checkstack(co, n + 3)) return;
+  lwst_push_vals(s, co, co); /* the pack, or the one value */
+  if (n == 1) return;
+  t = lua_gettop(co);
+  for (i = 1; i <= n; i++) lw_pack_get(co, t, i, n);
+  lua_remove(co, t);
+}
+
 /* forget co's result (r: its record, current and tracked); the record
    itself stays while the scheduler needs it */
 static void untrack_rec(lw_store *s, lua_State *co, lw_rec *r) {
-  if (r->vals && rec_valid(s, co, r, 0)) lwst_clear_vals(s, co);
+  if (r->vals && rec_valid(s, co, r, 0)) {
+    if (co == s->ending) unfile_values(s, co, r);
+    lwst_clear_vals(s, co);
+  }
   lwst_rec_reset(s, co, r, 0);
   s->tracked--;
   lw_store_release(s, co, r);
@@ -478,7 +496,10 @@ int lw_store_resume(lw_store *s, lua_State *co, lw_rec *r, lua_State *from,
     if (st != LUA_YIELD && r != NULL && r->status != 0 &&
         lwst_validate(s, co, r, 0)->status != LW_PENDING) { /* not refused */
       unsigned long g = s->map.gen;
+      lua_State *prev = s->ending;
+      s->ending = st == LUA_OK ? co : NULL;
       lwst_ended(s, co, from);
+      s->ending = prev;
       r = lw_store_refind(s, co, r, g);
     }
   }

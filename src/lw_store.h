@@ -34,6 +34,9 @@ struct lw_store {
                            opened from a coroutine; lw_store_learnmain) */
   lua_State *closing;   /* the thread lw_cancel is closing (it reads
                            "cancelled" while its __close handlers run) */
+  lua_State *ending;    /* the returned thread whose end lw_store_resume is
+                           telling: untracked meanwhile, its values go back
+                           on its stack, as lua_resume leaves them */
   unsigned long freed;  /* tracked threads seen freed by the allocator */
   /* the one end path: called whenever a tracked thread's end (returned,
      failed, cancelled) is recorded, by whatever entry recorded it; L is

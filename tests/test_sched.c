@@ -1048,6 +1048,64 @@ static void test_zero_timers_order(void **state) {
   close_all();
 }
 
+/* the host's end callback untracks the thread that returned, after its
+   values were filed: lw_resume promised an untracked thread's values on
+   its stack (lw.resume read them from below an empty stack, and 5.1
+   crashed) */
+static void untrack_on_end(void *ud, lua_State *co, int status) {
+  (void)status;
+  lw_untrack((lw_store *)ud, co);
+}
+
+static void test_untracked_while_told(void **state) {
+  lua_State *t;
+  int nres = 0;
+  (void)state;
+  lwt_open();
+  lwt_do(L, "t = lw.track(coroutine.create(function() return 1, 'b', 'c' end))\n");
+  lw_sched_onend(S, untrack_on_end, S->s);
+  t = global_thread("t");
+  assert_int_equal(LUA_OK, lw_resume(S->s, t, L, 0, &nres));
+  assert_int_equal(LW_UNTRACKED, lw_status(S->s, t));
+  assert_int_equal(3, nres);
+  assert_int_equal(3, lua_gettop(t));
+  assert_int_equal(1, (int)lua_tointeger(t, 1));
+  assert_string_equal("b", lua_tostring(t, 2));
+  assert_string_equal("c", lua_tostring(t, 3));
+  /* one value is filed as itself, not in a pack */
+  lwt_do(L, "u = lw.track(coroutine.create(function() return 'one' end))\n");
+  t = global_thread("u");
+  assert_int_equal(LUA_OK, lw_resume(S->s, t, L, 0, &nres));
+  assert_int_equal(1, nres);
+  assert_int_equal(1, lua_gettop(t));
+  assert_string_equal("one", lua_tostring(t, 1));
+  lw_sched_onend(S, NULL, NULL);
+  close_all();
+}
+
+/* a step takes at most its budget of deferred entries: a chain of
+   task.defers, each deferring the next, lets the due timer run after
+   the budget (issue 18: 2M defers held a 10 ms timer back 1.6 s) */
+static void test_step_budget(void **state) {
+  (void)state;
+  lwt_open();
+  lwt_do(L, "n = 0\n"
+            "local function chain() n = n + 1; if n < 25 then task.defer(chain) end end\n"
+            "task.defer(chain)\n"
+            "task.delay(0, function() L('timer', n) end)\n");
+  assert_int_equal(LW_EINVAL, lw_sched_step_budget(S, 0));
+  assert_int_equal(11, lw_sched_step_budget(S, 10)); /* 10 links, the timer */
+  expect_log("timer,10");
+  assert_int_equal(0, lw_sched_check_invariants(S));
+  assert_true(lw_sched_next(S) == 0); /* work is left: step again now */
+  assert_int_equal(10, lw_sched_step_budget(S, 10));
+  assert_int_equal(5, step()); /* the default budget: the rest */
+  assert_true(lw_sched_next(S) < 0);
+  lwt_do(L, "L(n)");
+  expect_log("25");
+  close_all();
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order),
@@ -1073,6 +1131,8 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_unheld_task_gc),
     cmocka_unit_test(test_untracked_task),
     cmocka_unit_test(test_zero_timers_order),
+    cmocka_unit_test(test_step_budget),
+    cmocka_unit_test(test_untracked_while_told),
   };
   return lwt_main("sched", tests, argc, argv);
 }
