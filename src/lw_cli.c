@@ -152,7 +152,7 @@ static void set_arg(lua_State *L, int argc, char **argv, int script) {
 
 /* a chunk that did not load: reported as lua.c does, with no traceback */
 static int load_failed(lw_cli *c) {
-  lw_sched_errmsg(c->L);
+  lw_host_errmsg(c->L);
   lw_cli_message(c->L);
   c->status = 1;
   return 0;
@@ -329,7 +329,7 @@ typedef struct runargs {
    prompt, it ends with 0.  May raise a memory error. */
 static void repl(lw_cli *c) {
   lw_cli_repl(c);
-  if (!lws_isexited(c->S)) lw_cli_drain(c, lw_sched_errors(c->S));
+  if (!lw_host_stopped(c->S)) lw_cli_drain(c, lw_sched_errors(c->S));
 }
 
 /* everything runs protected: a memory error anywhere is an exit 1 */
@@ -351,7 +351,7 @@ static int pmain(lua_State *L) {
   lua_call(L, 1, 1);
   lua_setglobal(L, "task");
   os_exit(L);
-  c->S = lw_sched_check(L);
+  c->S = lw_host_sched(L);
   c->argc = r->argc;
   if (!ARG_LATE) set_arg(L, r->argc, r->argv, script);
   if (o->v) lw_cli_version();

@@ -9,7 +9,14 @@
 #ifndef LW_CLI_H
 #define LW_CLI_H
 
-#include "lw_sched.h"
+/* the library's public face, the Lua version differences, and the few
+   things of the scheduler's inside the CLI needs (lw_sched_host.h: why
+   they are not public); never lw_sched.h */
+#include "luaweave.h"
+#include "lw_compat.h"
+#include "lw_sched_host.h"
+
+#include <lauxlib.h>
 
 typedef struct lw_cli {
   lua_State *L;        /* the main thread, inside its protected call */

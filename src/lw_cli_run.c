@@ -19,9 +19,9 @@
 static void on_end(void *ud, lua_State *co, int status) {
   lw_cli *c = (lw_cli *)ud;
   (void)status;
-  if (co != c->step || lws_isexited(c->S)) return;
+  if (co != c->step || lw_host_stopped(c->S)) return;
   c->step_ended = 1;
-  lws_setexited(c->S, 1);
+  lw_host_stop(c->S, 1);
 }
 
 void lw_cli_message(lua_State *L) {
@@ -45,7 +45,7 @@ static void errobj_message(lua_State *L, int *tb) {
     lua_pop(L, 1);
     *tb = 0;
   }
-  lw_sched_errmsg(L);
+  lw_host_errmsg(L);
 }
 
 /* co failed: print its error as lua.c does (a message and a traceback;
@@ -56,7 +56,7 @@ static void report(lw_cli *c, lua_State *co) {
   int tb;
   /* 24: luaL_traceback of 5.4.4 uses more than the slots it checks */
   luaL_checkstack(L, 24, "report");
-  lw_result(lws_store(c->S), co, L); /* false, err */
+  lw_result(lw_host_store(c->S), co, L); /* false, err */
   lua_remove(L, -2);
   errobj_message(L, &tb);
   if (tb) {
@@ -77,7 +77,7 @@ static void report(lw_cli *c, lua_State *co) {
   if (lw_co_reset(co, L) > LUA_YIELD) {
     lua_xmove(co, L, 1);
     if (!lua_rawequal(L, -1, -2)) {
-      lw_sched_errmsg(L);
+      lw_host_errmsg(L);
       lua_replace(L, -2);
     } else {
       lua_pop(L, 1);
@@ -97,7 +97,7 @@ static void push_deadlock(lw_cli *c) {
 /* co can never end: it awaits what never comes, or it yielded to nobody
    (coroutine.yield at its top level, which lua(1) refuses) */
 static void report_stuck(lw_cli *c, lua_State *co) {
-  if (lua_status(co) == LUA_YIELD && lws_task_rec(c->S, co) == NULL)
+  if (lua_status(co) == LUA_YIELD && !lw_host_parked(c->S, co))
     lua_pushliteral(c->L,
       "coroutine.yield() outside any coroutine: the main chunk is a task, "
       "and nothing resumes a task that yields plainly (use task.wait or "
@@ -125,25 +125,25 @@ int lw_cli_task(lw_cli *c, int nargs) {
   lua_xmove(L, co, nargs + 1);
   c->step = co;
   c->step_ended = 0;
-  lws_setmain(S, co); /* its error is ours to report, not the scheduler's */
+  lw_host_setmain(S, co); /* its error is ours to report, not the scheduler's */
   lw_sched_onend(S, on_end, c);
   lw_cli_sigint_on(c);
-  rc = lw_sched_resume(S, co, L, nargs);
+  rc = lw_host_resume(S, co, L, nargs);
   lw_sync_running(L);
-  if (rc != LW_EMEM && !lws_isexited(S)) {
+  if (rc != LW_EMEM && !lw_host_stopped(S)) {
     rc = lw_sched_run(S);
     lw_sync_running(L);
   }
   lw_cli_sigint_off();
   lw_sched_onend(S, NULL, NULL);
-  lws_setmain(S, NULL);
+  lw_host_setmain(S, NULL);
   c->step = NULL;
   if (rc == LW_EMEM) raise_mem(L);
   if (c->interrupted && !c->step_ended) {
     /* Ctrl-C while it waited in the loop: it ends there, as lua.c's
        code ends where the interrupt finds it */
     c->interrupted = 0;
-    lws_setexited(S, 0);
+    lw_host_stop(S, 0);
     luaL_checkstack(L, 24, "report");
     lw_traceback(L, co, "interrupted!");
     lw_cli_message(L);
@@ -152,14 +152,14 @@ int lw_cli_task(lw_cli *c, int nargs) {
     return LWC_FAILED;
   }
   if (c->step_ended) {
-    lws_setexited(S, 0);
-    st = lw_status(lws_store(S), co);
+    lw_host_stop(S, 0);
+    st = lw_status(lw_host_store(S), co);
     if (st == LW_FAILED) {
       report(c, co);
       lua_settop(L, base - 1);
       return LWC_FAILED;
     }
-    lw_result(lws_store(S), co, L);
+    lw_result(lw_host_store(S), co, L);
     lua_remove(L, base);
     return LWC_OK;
   }
@@ -168,7 +168,7 @@ int lw_cli_task(lw_cli *c, int nargs) {
        now, as when a Lua state closes its main thread */
     if (lua_status(co) == LUA_YIELD && lw_co_reset(co, L) > LUA_YIELD) {
       lua_xmove(co, L, 1);
-      lw_sched_errmsg(L);
+      lw_host_errmsg(L);
       lw_cli_message(L);
     }
     lua_settop(L, base - 1);
@@ -224,7 +224,7 @@ static void on_hook(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, NULL, 0, 0);
     return;
   }
-  if (L == c->S->T || (lua_getinfo(L, "S", ar) && strcmp(ar->what, "C") == 0))
+  if (L == lw_host_own(c->S) || (lua_getinfo(L, "S", ar) && strcmp(ar->what, "C") == 0))
     return;
   lua_sethook(L, NULL, 0, 0);
   sig_pending = 0;
@@ -244,7 +244,7 @@ static void on_wake(uv_async_t *a) {
   if (c == NULL || !sig_pending) return;
   sig_pending = 0;
   c->interrupted = 1;
-  if (!lws_isexited(c->S)) lws_setexited(c->S, 1);
+  if (!lw_host_stopped(c->S)) lw_host_stop(c->S, 1);
 }
 
 static void on_sigint(int sig) {
@@ -252,7 +252,7 @@ static void on_sigint(int sig) {
   signal(sig, SIG_DFL);
   if (c == NULL) return;
   sig_pending = 1;
-  arm(c->S->runco);
+  arm(lw_host_running(c->S));
   arm(c->L);
   if (sig_wake_open) uv_async_send(&sig_wake); /* async-signal-safe */
 }
