@@ -349,6 +349,8 @@ static int pmain(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "luaweave.task");
   lua_call(L, 1, 1);
+  lua_getfield(L, -1, "info"); /* for what a stuck piece waits on */
+  c->info_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_setglobal(L, "task");
   os_exit(L);
   c->S = lw_host_sched(L);

@@ -26,6 +26,7 @@ typedef struct lw_cli {
   int status;          /* the process's exit status */
   int interrupted;     /* Ctrl-C found the loop waiting */
   int argc;
+  int info_ref;        /* registry: task.info, as the CLI started */
 } lw_cli;
 
 extern const char *lw_cli_progname;

@@ -94,17 +94,137 @@ static void push_deadlock(lw_cli *c) {
                   n > 1 ? "s" : "");
 }
 
-/* co can never end: it awaits what never comes, or it yielded to nobody
-   (coroutine.yield at its top level, which lua(1) refuses) */
+static void push_thread(lua_State *L, lua_State *co) {
+  if (!lua_checkstack(co, 1)) {
+    lua_pushliteral(L, "not enough memory");
+    lua_error(L);
+  }
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+}
+
+/* Push task.info(co).waiting ("channel", "event", "semaphore", "await",
+   "yield", ...) or nil: the library's own answer, through the task.info
+   the CLI kept when it started (a script may replace the global).  May
+   raise a memory error. */
+static void push_waiting(lw_cli *c, lua_State *co) {
+  lua_State *L = c->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->info_ref);
+  push_thread(L, co);
+  if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
+  lua_getfield(L, -1, "waiting");
+  lua_remove(L, -2);
+}
+
+/* Push where co is suspended ("src:line", or "?") and the name its code
+   called there (the function that suspended it: "recv", "await"), or
+   nil: the first Lua frame past the task library's own Lua code and C
+   functions.  May raise a memory error. */
+static void push_where(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  int level;
+  lua_pushnil(L);
+  for (level = 0; lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "Sln", &ar)) break;
+    if (ar.currentline > 0 && strcmp(ar.source, "=luaweave.task") != 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      lua_insert(L, -2);
+      return;
+    }
+    lua_pop(L, 1); /* the name of the frame the next one called */
+    if (ar.name != NULL && ar.name[0] != '\0') lua_pushstring(L, ar.name);
+    else lua_pushnil(L);
+  }
+  lua_pushliteral(L, "?");
+  lua_insert(L, -2);
+}
+
+/* Push, in words, what co waits on that can never come ("on a channel
+   at x.lua:3", "in 'await' of a task (thread: 0x...) at x.lua:3, which
+   waits ..."), following an awaited task depth levels down; 0 (nothing
+   pushed) when co waits on nothing of those.  May raise a memory
+   error. */
+static int push_waits(lw_cli *c, lua_State *co, int depth) {
+  static const char *const kinds[][2] = {
+    {"channel", "a channel"}, {"event", "an event"},
+    {"semaphore", "a semaphore"}};
+  lua_State *L = c->L;
+  const char *w, *where, *name;
+  size_t i;
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 8, "waits");
+  push_waiting(c, co);
+  push_where(L, co); /* top+1 waiting, top+2 where, top+3 name */
+  w = lua_tostring(L, top + 1);
+  where = lua_tostring(L, top + 2);
+  name = lua_tostring(L, top + 3);
+  for (i = 0; w != NULL && i < sizeof kinds / sizeof kinds[0]; i++)
+    if (strcmp(w, kinds[i][0]) == 0) {
+      if (name != NULL)
+        lua_pushfstring(L, "in %s's '%s' at %s", kinds[i][1], name, where);
+      else
+        lua_pushfstring(L, "on %s at %s", kinds[i][1], where);
+      break;
+    }
+  if (w == NULL) {
+    lua_settop(L, top);
+    return 0;
+  }
+  if (lua_gettop(L) > top + 3) {
+    /* a synchronization primitive: pushed above */
+  } else if (strcmp(w, "yield") == 0) {
+    lua_pushfstring(L, "in coroutine.yield() at %s (nothing resumes it)",
+                    where);
+  } else if (strcmp(w, "await") == 0 && lw_host_awaited(c->S, L, co)) {
+    lua_State *t = lua_tothread(L, -1);
+    lua_pushfstring(L, "in '%s' of a task (thread: %p) at %s",
+                    name ? name : "await",
+                    (void *)t, where);
+    if (depth > 0 && push_waits(c, t, depth - 1)) {
+      lua_pushfstring(L, "%s, which waits %s", lua_tostring(L, -2),
+                      lua_tostring(L, -1));
+    }
+  } else {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return 1;
+}
+
+/* co can never end: it yielded to nobody (coroutine.yield at its top
+   level, which lua(1) refuses), or it waits on what never comes (said
+   in words: on what, where), or else a deadlock of other tasks */
 static void report_stuck(lw_cli *c, lua_State *co) {
-  if (lua_status(co) == LUA_YIELD && !lw_host_parked(c->S, co))
-    lua_pushliteral(c->L,
+  lua_State *L = c->L;
+  size_t n = lw_sched_waiting(c->S);
+  int top = lua_gettop(L);
+  if (push_waits(c, co, 1) &&
+      strncmp(lua_tostring(L, -1), "in coroutine.yield()", 20) != 0) {
+    if (n > 1)
+      lua_pushfstring(L, "the main chunk waits forever %s: no other "
+                      "task can run (deadlock: %d threads waiting)",
+                      lua_tostring(L, -1), (int)n);
+    else
+      lua_pushfstring(L, "the main chunk waits forever %s: no other "
+                      "task is left to wake it", lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else if (lua_status(co) == LUA_YIELD && !lw_host_parked(c->S, co)) {
+    lua_settop(L, top);
+    lua_pushliteral(L,
       "coroutine.yield() outside any coroutine: the main chunk is a task, "
       "and nothing resumes a task that yields plainly (use task.wait or "
       "task.await to suspend it)");
-  else
+  } else {
+    lua_settop(L, top);
     push_deadlock(c);
-  lw_cli_message(c->L);
+  }
+  lw_cli_message(L);
 }
 
 static void raise_mem(lua_State *L) {

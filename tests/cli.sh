@@ -145,6 +145,19 @@ check "arg for a script on stdin: arg[0] is -" 0 '^-	a	2$' "" -- sh -c "echo 'pr
 check "arg after --: the script and its words" 0 '^a	b$' "" -- "$LW" -- "$T/args2.lua" a b
 check "coroutine.yield() at top level: said in words, exit 1" 1 "" 'outside any coroutine' -- \
   "$LW" -e 'coroutine.yield()'
+# the main chunk parked for good with nothing else alive: what it waits on
+check "main waits on a channel for ever: said so, exit 1" 1 "" \
+  "^[^ ]*luaweave: the main chunk waits forever (on a channel|in a channel's 'recv') at \\(command line\\):1: no other task is left to wake it$" -- \
+  "$LW" -e 'local c = task.channel() c:recv()'
+check "main waits on an event for ever: said so, exit 1" 1 "" \
+  "the main chunk waits forever (on an event|in an event's 'wait') at \\(command line\\):1: no other task" -- \
+  "$LW" -e 'task.event():wait()'
+check "main waits on a semaphore for ever: said so, exit 1" 1 "" \
+  "the main chunk waits forever (on a semaphore|in a semaphore's 'acquire') at \\(command line\\):1: no other task" -- \
+  "$LW" -e 'task.semaphore(0):acquire()'
+check "main awaits a task that never ends: names it and where it is stuck" 1 "" \
+  "waits forever in 'await' of a task \(thread: 0x[0-9a-fA-F]+\) at \(command line\):1, which waits in coroutine.yield\(\) at \(command line\):1 \(nothing resumes it\)" -- \
+  "$LW" -e 'local t = task.spawn(function() coroutine.yield() end) task.await(t)'
 
 # --- Ctrl-C (as lua.c: "interrupted!" raised where the code is) -----------------
 # ctrlc.sh LW CODE: run CODE in the background, wait for its first line
