@@ -367,12 +367,36 @@ static void on_wake(uv_async_t *a) {
   if (!lw_host_stopped(c->S)) lw_host_stop(c->S, 1);
 }
 
+/* Arm co and the coroutines it is resuming, down to the one that runs:
+   a hook is per thread (but on LuaJIT), and the one that runs may be a
+   plain coroutine the task resumed.  A thread that resumes another sits
+   in a C function (coroutine.resume, or the function coroutine.wrap
+   made, luaweave's own under lw.install too) that holds the other as
+   its first argument or first upvalue; reading them pushes nothing, so
+   the threads, which are all suspended in C but the innermost, are not
+   changed under the code the signal interrupted. */
+static void arm_chain(lua_State *co) {
+  int depth;
+  for (depth = 0; co != NULL && depth < 64; depth++) {
+    lua_Debug ar;
+    lua_State *next;
+    arm(co);
+    if (!lua_getstack(co, 0, &ar) || !lua_getinfo(co, "S", &ar) ||
+        strcmp(ar.what, "C") != 0)
+      return;
+    next = lua_tothread(co, 1);
+    if (next == NULL || next == co)
+      next = lua_tothread(co, lua_upvalueindex(1));
+    co = next != co ? next : NULL;
+  }
+}
+
 static void on_sigint(int sig) {
   lw_cli *c = sig_cli;
   signal(sig, SIG_DFL);
   if (c == NULL) return;
   sig_pending = 1;
-  arm(lw_host_running(c->S));
+  arm_chain(lw_host_running(c->S));
   arm(c->L);
   if (sig_wake_open) uv_async_send(&sig_wake); /* async-signal-safe */
 }

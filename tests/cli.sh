@@ -200,6 +200,18 @@ check_not_jit "Ctrl-C in a busy loop: the error is interrupted!" 0 'interrupted!
     while true do end end))'
 check_not_jit "Ctrl-C uncaught: interrupted! and a traceback, exit 1" 0 '^exit 1$' 'interrupted!.*|stack traceback' -- \
   sh "$T/ctrlc.sh" "$LW" 'io.stdout:write("ready\n") io.stdout:flush() while true do end'
+# a busy loop in a plain coroutine the task resumed (a hook is per
+# thread: the one armed must be the coroutine's)
+check_not_jit "Ctrl-C in a busy coroutine.wrap: interrupted! where it runs, exit 1" 0 '^exit 1$' \
+  '^[^ ]*luaweave: \(command line\):[0-9]+: interrupted!$' -- \
+  sh "$T/ctrlc.sh" "$LW" 'coroutine.wrap(function() io.stdout:write("ready\n") io.stdout:flush()
+    while true do end end)() print("not reached")'
+check_not_jit "Ctrl-C in a busy coroutine two wraps deep: a traceback" 0 '^exit 1$' '^stack traceback:$' -- \
+  sh "$T/ctrlc.sh" "$LW" 'coroutine.wrap(function() coroutine.wrap(function()
+    io.stdout:write("ready\n") io.stdout:flush() while true do end end)() end)()'
+check_not_jit "Ctrl-C in a busy coroutine.resume: it returns false, interrupted!" 0 '^false	interrupted!$' "" -- \
+  sh "$T/ctrlc.sh" "$LW" 'print(coroutine.resume(coroutine.create(function()
+    io.stdout:write("ready\n") io.stdout:flush() while true do end end)))'
 check "Ctrl-C while the main chunk waits in the loop: interrupted!, exit 1" 0 '^exit 1$' 'interrupted!' -- \
   sh "$T/ctrlc.sh" "$LW" 'io.stdout:write("ready\n") io.stdout:flush() task.wait(100) os.exit(3)'
 # --- <close> variables of what fails (5.4) -------------------------------
