@@ -355,6 +355,7 @@ static int pmain(lua_State *L) {
   os_exit(L);
   c->S = lw_host_sched(L);
   c->argc = r->argc;
+  lw_cli_body(c);
   if (!ARG_LATE) set_arg(L, r->argc, r->argv, script);
   if (o->v) lw_cli_version();
   if (!o->E && !luainit(c)) return 0;

@@ -58,7 +58,8 @@ static void report(lw_cli *c, lua_State *co) {
   luaL_checkstack(L, 24, "report");
   lw_result(lw_host_store(c->S), co, L); /* false, err */
   lua_remove(L, -2);
-  errobj_message(L, &tb);
+  if (c->handled && lua_type(L, -1) == LUA_TSTRING) tb = 0; /* made */
+  else errobj_message(L, &tb);
   if (tb) {
     lw_traceback(L, co, lua_tostring(L, -1));
     lua_remove(L, -2);
@@ -232,10 +233,124 @@ static void raise_mem(lua_State *L) {
   lua_error(L);
 }
 
+#if LW_CLI_HANDLER
+/* the frames the body adds below the piece, cut from its tracebacks:
+   none for the C body (its "[C]: in ?" is where lua.c has its own), two
+   for LuaJIT's Lua body (xpcall and its function) */
+#ifdef LW_LUAJIT
+#define BODY_FRAMES 2
+#else
+#define BODY_FRAMES 0
+#endif
+
+/* lua.c's message handler, run in the failing task at the error, while
+   its frames are there: a __tostring (which may look at them, as Lua's
+   own tests do with debug.getinfo(4)) gives the message without a
+   traceback; other non-strings are named by type; a message gets the
+   traceback of the task from the error down.  May raise. */
+static int msghandler(lua_State *L) {
+  lw_cli *c = (lw_cli *)lua_touserdata(L, lua_upvalueindex(1));
+  const char *msg = lua_tostring(L, 1), *s, *end;
+  int i;
+  c->handled = 1;
+  if (msg == NULL) {
+    /* protected, as the tasks' reports run it (lw_host_errmsg): one
+       that raises or yields gives way to the type's name */
+    if (luaL_getmetafield(L, 1, "__tostring")) {
+      lua_pushvalue(L, 1);
+      if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING)
+        return 1;
+    }
+    msg = lua_pushfstring(L, "(error object is a %s value)",
+                          luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  s = lua_tostring(L, -1);
+  end = s + strlen(s);
+  for (i = 0; i < BODY_FRAMES; i++) {
+    while (end > s && end[-1] != '\n') end--;
+    if (end > s) end--;
+  }
+  lua_pushlstring(L, s, (size_t)(end - s));
+  return 1;
+}
+
+#ifdef LW_LUAJIT
+/* body(f, ...): f(...) under the handler, its error (made a message)
+   raised again, without a position, so that the task fails with it.
+   LuaJIT has no lua_pcallk; its xpcall yields. */
+static const char body_code[] =
+  "local xpcall, handler, error = ...\n"
+  "local function finish(ok, ...)\n"
+  "  if ok then return ... end\n"
+  "  error((...), 0)\n"
+  "end\n"
+  "return function(f, ...) return finish(xpcall(f, handler, ...)) end\n";
+
+static void push_body(lw_cli *c) {
+  lua_State *L = c->L;
+  if (luaL_loadbuffer(L, body_code, sizeof body_code - 1, "=luaweave") != 0)
+    lua_error(L);
+  lua_getglobal(L, "xpcall");
+  lua_pushlightuserdata(L, c);
+  lua_pushcclosure(L, msghandler, 1);
+  lua_getglobal(L, "error");
+  lua_call(L, 3, 1);
+}
+#else
+/* body(f, ...): f(...) under the handler (upvalue 1), which can yield
+   through lua_pcallk; its error, a message by then, raised again so
+   that the task fails with it */
+static int body_end(lua_State *L, int st) {
+  if (st != LUA_OK && st != LUA_YIELD) return lua_error(L);
+  return lua_gettop(L) - 1; /* f's results, above the handler */
+}
+
+#if LUA_VERSION_NUM >= 503
+static int body_k(lua_State *L, int st, lua_KContext ctx) {
+  (void)ctx;
+  return body_end(L, st);
+}
+#else
+static int body_k(lua_State *L) {
+  return body_end(L, lua_getctx(L, NULL));
+}
+#endif
+
+static int body(lua_State *L) {
+  int n = lua_gettop(L) - 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1); /* handler f args */
+  return body_end(L, lua_pcallk(L, n, LUA_MULTRET, 1, 0, body_k));
+}
+
+static void push_body(lw_cli *c) {
+  lua_pushlightuserdata(c->L, c);
+  lua_pushcclosure(c->L, msghandler, 1);
+  lua_pushcclosure(c->L, body, 1);
+}
+#endif
+
+void lw_cli_body(lw_cli *c) {
+  push_body(c);
+  c->body_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
+}
+#else
+void lw_cli_body(lw_cli *c) {
+  c->body_ref = LUA_NOREF;
+}
+#endif
+
 int lw_cli_task(lw_cli *c, int nargs) {
   lua_State *L = c->L, *co;
   lw_sched *S = c->S;
   int rc, st, base = lua_gettop(L) - nargs; /* the function's index */
+  c->handled = 0;
+  if (c->body_ref != LUA_NOREF) { /* body f args */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->body_ref);
+    lua_insert(L, base);
+    nargs++;
+  }
   co = lua_newthread(L);
   lua_insert(L, base);                   /* co f args: co stays anchored */
   if (!lua_checkstack(co, nargs + 1)) {

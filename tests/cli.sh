@@ -10,7 +10,7 @@ n=0 failed=0
 . "$(dirname "$0")/cli.inc"
 # the plan, up front: one test per check line of this file (none is in a
 # loop or an if), so that a run that stops early comes out short
-echo "1..$(grep -c '^check\(_not_jit\|_54\)\? ' "$0")"
+echo "1..$(grep -c '^check\(_not_jit\|_54\|_not_51\)\? ' "$0")"
 
 check "-v prints the version" 0 '^luaweave [0-9]+\.[0-9]+\.[0-9]+' "" -- "$LW" -v
 check "--version too" 0 '^luaweave ' "" -- "$LW" --version
@@ -214,6 +214,29 @@ check_not_jit "Ctrl-C in a busy coroutine.resume: it returns false, interrupted!
     io.stdout:write("ready\n") io.stdout:flush() while true do end end)))'
 check "Ctrl-C while the main chunk waits in the loop: interrupted!, exit 1" 0 '^exit 1$' 'interrupted!' -- \
   sh "$T/ctrlc.sh" "$LW" 'io.stdout:write("ready\n") io.stdout:flush() task.wait(100) os.exit(3)'
+# --- lua.c's message handler, run in the failing task at the error -------
+# (5.2+ and LuaJIT: a protected call there can yield; 5.1 makes the
+# message once the task stopped)
+check_not_51() {
+  if [ "$V" = 5.1 ]; then
+    n=$((n + 1))
+    echo "ok $n # SKIP $1: 5.1 runs no message handler in a task"
+  else
+    check "$@"
+  fi
+}
+script getinfo4.lua <<'EOF'
+local m = setmetatable({}, {__tostring = function()
+  return "the error is at line " .. debug.getinfo(4).currentline
+end})
+task.wait(0)
+error(m)
+EOF
+check_not_51 "a __tostring sees the error's frames (as Lua's own testes/main.lua asks)" 1 "" \
+  '^[^ ]*luaweave: the error is at line 5$' -- "$LW" "$T/getinfo4.lua"
+if [ "$V" = jit ]; then last='^	\(command line\):1: in main chunk$'; else last='^	\[C\]: in \?$'; fi
+check_not_51 "the traceback ends as lua.c's (its last frame below the main chunk)" 0 "$last" "" -- \
+  sh -c "\"$LW\" -e 'local function f() task.wait(0) error(\"x\") end f()' 2>&1 | tail -1"
 # --- <close> variables of what fails (5.4) -------------------------------
 check_54() {
   if [ "$V" != 5.4 ]; then
