@@ -4,7 +4,9 @@
 ** while every other task runs on.  Its end stops the loop at once, so
 ** that an error is reported when it happens, never after the other
 ** tasks are done, and so that the next piece starts right after it.
-** Also Ctrl-C (as lua.c: a hook raises "interrupted!").
+** Each piece runs under lua.c's message handler where a protected call
+** can yield (LW_CLI_HANDLER).  Also Ctrl-C (as lua.c: a hook raises
+** "interrupted!"), and what a piece that can never end waits on.
 */
 #include "lw_cli.h"
 
@@ -48,9 +50,12 @@ static void errobj_message(lua_State *L, int *tb) {
   lw_host_errmsg(L);
 }
 
-/* co failed: print its error as lua.c does (a message and a traceback;
-   see errobj_message), after running its to-be-closed variables (5.4;
-   their errors replace the error).  May raise a memory error. */
+/* co failed: print its error as lua.c does.  Where the message handler
+   ran in co (LW_CLI_HANDLER), the error is its message, traceback and
+   all, and co's to-be-closed variables have run with it.  Else (5.1, or
+   an error the handler never saw: memory) the message and traceback are
+   made here (see errobj_message), then co's variables run (5.4; an
+   error of theirs replaces the error).  May raise a memory error. */
 static void report(lw_cli *c, lua_State *co) {
   lua_State *L = c->L;
   int tb;
