@@ -47,8 +47,10 @@ static void usage(FILE *f) {
     "Environment: LUA_INIT_5_x or LUA_INIT (code, or @file) runs first;\n"
     "modules are found through LUA_PATH and LUA_CPATH, as lua(1) finds them.\n"
     "Exit status: the code given to task.exit; 1 after an uncaught error\n"
-    "(reported at once), an error reported from any task, or a deadlock;\n"
-    "0 otherwise.  See luaweave(1).\n",
+    "(reported at once), an error reported from any task, a deadlock, or\n"
+    "a main chunk that waits forever (the message says on what); 0\n"
+    "otherwise.  Ctrl-C raises \"interrupted!\" where the code runs.\n"
+    "See luaweave(1).\n",
     lw_cli_progname);
 }
 
