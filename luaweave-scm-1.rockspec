@@ -34,6 +34,7 @@ build = {
         "src/lw_sched.c", "src/lw_sched_spawn.c",
         "src/lw_sched_end.c", "src/lw_sched_await.c",
         "src/lw_sched_async.c", "src/lw_sched_pool.c", "src/lw_sched_life.c",
+        "src/lw_sched_host.c",
         "src/lw_loop.c", "src/lw_lua.c", "src/lw_lua_task.c", "src/lw_lua_wrap.c", "src/lw_luv.c",
         "src/lw_lua_sync.c", "src/lw_lua_group.c", "src/lw_lua_info.c",
         "src/lw_fs.c", "src/lw_io.c", "src/lw_stream.c", "src/lw_net.c",

@@ -47,8 +47,10 @@ static void usage(FILE *f) {
     "Environment: LUA_INIT_5_x or LUA_INIT (code, or @file) runs first;\n"
     "modules are found through LUA_PATH and LUA_CPATH, as lua(1) finds them.\n"
     "Exit status: the code given to task.exit; 1 after an uncaught error\n"
-    "(reported at once), an error reported from any task, or a deadlock;\n"
-    "0 otherwise.  See luaweave(1).\n",
+    "(reported at once), an error reported from any task, a deadlock, or\n"
+    "a main chunk that waits forever (the message says on what); 0\n"
+    "otherwise.  Ctrl-C raises \"interrupted!\" where the code runs.\n"
+    "See luaweave(1).\n",
     lw_cli_progname);
 }
 
@@ -152,7 +154,7 @@ static void set_arg(lua_State *L, int argc, char **argv, int script) {
 
 /* a chunk that did not load: reported as lua.c does, with no traceback */
 static int load_failed(lw_cli *c) {
-  lw_sched_errmsg(c->L);
+  lw_host_errmsg(c->L);
   lw_cli_message(c->L);
   c->status = 1;
   return 0;
@@ -329,7 +331,7 @@ typedef struct runargs {
    prompt, it ends with 0.  May raise a memory error. */
 static void repl(lw_cli *c) {
   lw_cli_repl(c);
-  if (!lws_isexited(c->S)) lw_cli_drain(c, lw_sched_errors(c->S));
+  if (!lw_host_stopped(c->S)) lw_cli_drain(c, lw_sched_errors(c->S));
 }
 
 /* everything runs protected: a memory error anywhere is an exit 1 */
@@ -349,10 +351,13 @@ static int pmain(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "luaweave.task");
   lua_call(L, 1, 1);
+  lua_getfield(L, -1, "info"); /* for what a stuck piece waits on */
+  c->info_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_setglobal(L, "task");
   os_exit(L);
-  c->S = lw_sched_check(L);
+  c->S = lw_host_sched(L);
   c->argc = r->argc;
+  lw_cli_body(c);
   if (!ARG_LATE) set_arg(L, r->argc, r->argv, script);
   if (o->v) lw_cli_version();
   if (!o->E && !luainit(c)) return 0;

@@ -9,7 +9,14 @@
 #ifndef LW_CLI_H
 #define LW_CLI_H
 
-#include "lw_sched.h"
+/* the library's public face, the Lua version differences, and the few
+   things of the scheduler's inside the CLI needs (lw_sched_host.h: why
+   they are not public); never lw_sched.h */
+#include "luaweave.h"
+#include "lw_compat.h"
+#include "lw_sched_host.h"
+
+#include <lauxlib.h>
 
 typedef struct lw_cli {
   lua_State *L;        /* the main thread, inside its protected call */
@@ -19,7 +26,21 @@ typedef struct lw_cli {
   int status;          /* the process's exit status */
   int interrupted;     /* Ctrl-C found the loop waiting */
   int argc;
+  int info_ref;        /* registry: task.info, as the CLI started */
+  int body_ref;        /* registry: what runs a piece under a message
+                          handler (LW_CLI_HANDLER), or LUA_NOREF */
+  int handled;         /* the handler made the piece's error message */
 } lw_cli;
+
+/* Where xpcall can yield (5.2+, LuaJIT) a piece runs under a message
+   handler, as lua.c runs its chunks: the message and traceback are made
+   in the failing task at the error (before 5.4's to-be-closed variables
+   close, which get them).  5.1 makes them after the task stopped. */
+#if LUA_VERSION_NUM >= 502 || defined(LW_LUAJIT)
+#define LW_CLI_HANDLER 1
+#else
+#define LW_CLI_HANDLER 0
+#endif
 
 extern const char *lw_cli_progname;
 
@@ -42,6 +63,9 @@ int lw_cli_task(lw_cli *c, int nargs);
    c->status: 1 after a deadlock, Ctrl-C, or more than errs task errors
    reported in all.  May raise a memory error. */
 void lw_cli_drain(lw_cli *c, size_t errs);
+
+/* make the body pieces run in (see LW_CLI_HANDLER); may raise */
+void lw_cli_body(lw_cli *c);
 
 /* print "progname: msg" on stderr (the top of L, which it pops) */
 void lw_cli_message(lua_State *L);

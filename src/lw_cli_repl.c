@@ -48,9 +48,9 @@ static input *rl_in; /* readline's callback has no user data */
 
 /* A line is there: stop the scheduler's loop so that it runs */
 static void line_ready(input *in) {
-  if (in->in_run && !lws_isexited(in->c->S)) {
+  if (in->in_run && !lw_host_stopped(in->c->S)) {
     in->stopped = 1;
-    lws_setexited(in->c->S, 1);
+    lw_host_stop(in->c->S, 1);
   }
 }
 
@@ -175,7 +175,7 @@ static int wait_line(input *in) {
       in->in_run = 0;
       if (in->stopped) {
         in->stopped = 0;
-        lws_setexited(S, 0);
+        lw_host_stop(S, 0);
       } else if (lw_sched_exited(S, &in->c->status)) {
         return 0;
       }
@@ -398,7 +398,7 @@ void lw_cli_repl(lw_cli *c) {
   }
   lw_cli_progname = pname;
   close_input(&in);
-  if (st != -2 && !lws_isexited(c->S)) {
+  if (st != -2 && !lw_host_stopped(c->S)) {
     fputs("\n", stdout);
     fflush(stdout);
   }

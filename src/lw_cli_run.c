@@ -4,7 +4,9 @@
 ** while every other task runs on.  Its end stops the loop at once, so
 ** that an error is reported when it happens, never after the other
 ** tasks are done, and so that the next piece starts right after it.
-** Also Ctrl-C (as lua.c: a hook raises "interrupted!").
+** Each piece runs under lua.c's message handler where a protected call
+** can yield (LW_CLI_HANDLER).  Also Ctrl-C (as lua.c: a hook raises
+** "interrupted!"), and what a piece that can never end waits on.
 */
 #include "lw_cli.h"
 
@@ -19,9 +21,9 @@
 static void on_end(void *ud, lua_State *co, int status) {
   lw_cli *c = (lw_cli *)ud;
   (void)status;
-  if (co != c->step || lws_isexited(c->S)) return;
+  if (co != c->step || lw_host_stopped(c->S)) return;
   c->step_ended = 1;
-  lws_setexited(c->S, 1);
+  lw_host_stop(c->S, 1);
 }
 
 void lw_cli_message(lua_State *L) {
@@ -45,20 +47,24 @@ static void errobj_message(lua_State *L, int *tb) {
     lua_pop(L, 1);
     *tb = 0;
   }
-  lw_sched_errmsg(L);
+  lw_host_errmsg(L);
 }
 
-/* co failed: print its error as lua.c does (a message and a traceback;
-   see errobj_message), after running its to-be-closed variables (5.4;
-   their errors replace the error).  May raise a memory error. */
+/* co failed: print its error as lua.c does.  Where the message handler
+   ran in co (LW_CLI_HANDLER), the error is its message, traceback and
+   all, and co's to-be-closed variables have run with it.  Else (5.1, or
+   an error the handler never saw: memory) the message and traceback are
+   made here (see errobj_message), then co's variables run (5.4; an
+   error of theirs replaces the error).  May raise a memory error. */
 static void report(lw_cli *c, lua_State *co) {
   lua_State *L = c->L;
   int tb;
   /* 24: luaL_traceback of 5.4.4 uses more than the slots it checks */
   luaL_checkstack(L, 24, "report");
-  lw_result(lws_store(c->S), co, L); /* false, err */
+  lw_result(lw_host_store(c->S), co, L); /* false, err */
   lua_remove(L, -2);
-  errobj_message(L, &tb);
+  if (c->handled && lua_type(L, -1) == LUA_TSTRING) tb = 0; /* made */
+  else errobj_message(L, &tb);
   if (tb) {
     lw_traceback(L, co, lua_tostring(L, -1));
     lua_remove(L, -2);
@@ -77,7 +83,7 @@ static void report(lw_cli *c, lua_State *co) {
   if (lw_co_reset(co, L) > LUA_YIELD) {
     lua_xmove(co, L, 1);
     if (!lua_rawequal(L, -1, -2)) {
-      lw_sched_errmsg(L);
+      lw_host_errmsg(L);
       lua_replace(L, -2);
     } else {
       lua_pop(L, 1);
@@ -94,17 +100,137 @@ static void push_deadlock(lw_cli *c) {
                   n > 1 ? "s" : "");
 }
 
-/* co can never end: it awaits what never comes, or it yielded to nobody
-   (coroutine.yield at its top level, which lua(1) refuses) */
+static void push_thread(lua_State *L, lua_State *co) {
+  if (!lua_checkstack(co, 1)) {
+    lua_pushliteral(L, "not enough memory");
+    lua_error(L);
+  }
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+}
+
+/* Push task.info(co).waiting ("channel", "event", "semaphore", "await",
+   "yield", ...) or nil: the library's own answer, through the task.info
+   the CLI kept when it started (a script may replace the global).  May
+   raise a memory error. */
+static void push_waiting(lw_cli *c, lua_State *co) {
+  lua_State *L = c->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->info_ref);
+  push_thread(L, co);
+  if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
+  lua_getfield(L, -1, "waiting");
+  lua_remove(L, -2);
+}
+
+/* Push where co is suspended ("src:line", or "?") and the name its code
+   called there (the function that suspended it: "recv", "await"), or
+   nil: the first Lua frame past the task library's own Lua code and C
+   functions.  May raise a memory error. */
+static void push_where(lua_State *L, lua_State *co) {
+  lua_Debug ar;
+  int level;
+  lua_pushnil(L);
+  for (level = 0; lua_getstack(co, level, &ar); level++) {
+    if (!lua_getinfo(co, "Sln", &ar)) break;
+    if (ar.currentline > 0 && strcmp(ar.source, "=luaweave.task") != 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      lua_insert(L, -2);
+      return;
+    }
+    lua_pop(L, 1); /* the name of the frame the next one called */
+    if (ar.name != NULL && ar.name[0] != '\0') lua_pushstring(L, ar.name);
+    else lua_pushnil(L);
+  }
+  lua_pushliteral(L, "?");
+  lua_insert(L, -2);
+}
+
+/* Push, in words, what co waits on that can never come ("on a channel
+   at x.lua:3", "in 'await' of a task (thread: 0x...) at x.lua:3, which
+   waits ..."), following an awaited task depth levels down; 0 (nothing
+   pushed) when co waits on nothing of those.  May raise a memory
+   error. */
+static int push_waits(lw_cli *c, lua_State *co, int depth) {
+  static const char *const kinds[][2] = {
+    {"channel", "a channel"}, {"event", "an event"},
+    {"semaphore", "a semaphore"}};
+  lua_State *L = c->L;
+  const char *w, *where, *name;
+  size_t i;
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 8, "waits");
+  push_waiting(c, co);
+  push_where(L, co); /* top+1 waiting, top+2 where, top+3 name */
+  w = lua_tostring(L, top + 1);
+  where = lua_tostring(L, top + 2);
+  name = lua_tostring(L, top + 3);
+  for (i = 0; w != NULL && i < sizeof kinds / sizeof kinds[0]; i++)
+    if (strcmp(w, kinds[i][0]) == 0) {
+      if (name != NULL)
+        lua_pushfstring(L, "in %s's '%s' at %s", kinds[i][1], name, where);
+      else
+        lua_pushfstring(L, "on %s at %s", kinds[i][1], where);
+      break;
+    }
+  if (w == NULL) {
+    lua_settop(L, top);
+    return 0;
+  }
+  if (lua_gettop(L) > top + 3) {
+    /* a synchronization primitive: pushed above */
+  } else if (strcmp(w, "yield") == 0) {
+    lua_pushfstring(L, "in coroutine.yield() at %s (nothing resumes it)",
+                    where);
+  } else if (strcmp(w, "await") == 0 && lw_host_awaited(c->S, L, co)) {
+    lua_State *t = lua_tothread(L, -1);
+    lua_pushfstring(L, "in '%s' of a task (thread: %p) at %s",
+                    name ? name : "await",
+                    (void *)t, where);
+    if (depth > 0 && push_waits(c, t, depth - 1)) {
+      lua_pushfstring(L, "%s, which waits %s", lua_tostring(L, -2),
+                      lua_tostring(L, -1));
+    }
+  } else {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
+  return 1;
+}
+
+/* co can never end: it yielded to nobody (coroutine.yield at its top
+   level, which lua(1) refuses), or it waits on what never comes (said
+   in words: on what, where), or else a deadlock of other tasks */
 static void report_stuck(lw_cli *c, lua_State *co) {
-  if (lua_status(co) == LUA_YIELD && lws_task_rec(c->S, co) == NULL)
-    lua_pushliteral(c->L,
+  lua_State *L = c->L;
+  size_t n = lw_sched_waiting(c->S);
+  int top = lua_gettop(L);
+  if (push_waits(c, co, 1) &&
+      strncmp(lua_tostring(L, -1), "in coroutine.yield()", 20) != 0) {
+    if (n > 1)
+      lua_pushfstring(L, "the main chunk waits forever %s: no other "
+                      "task can run (deadlock: %d threads waiting)",
+                      lua_tostring(L, -1), (int)n);
+    else
+      lua_pushfstring(L, "the main chunk waits forever %s: no other "
+                      "task is left to wake it", lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else if (lua_status(co) == LUA_YIELD && !lw_host_parked(c->S, co)) {
+    lua_settop(L, top);
+    lua_pushliteral(L,
       "coroutine.yield() outside any coroutine: the main chunk is a task, "
       "and nothing resumes a task that yields plainly (use task.wait or "
       "task.await to suspend it)");
-  else
+  } else {
+    lua_settop(L, top);
     push_deadlock(c);
-  lw_cli_message(c->L);
+  }
+  lw_cli_message(L);
 }
 
 static void raise_mem(lua_State *L) {
@@ -112,10 +238,124 @@ static void raise_mem(lua_State *L) {
   lua_error(L);
 }
 
+#if LW_CLI_HANDLER
+/* the frames the body adds below the piece, cut from its tracebacks:
+   none for the C body (its "[C]: in ?" is where lua.c has its own), two
+   for LuaJIT's Lua body (xpcall and its function) */
+#ifdef LW_LUAJIT
+#define BODY_FRAMES 2
+#else
+#define BODY_FRAMES 0
+#endif
+
+/* lua.c's message handler, run in the failing task at the error, while
+   its frames are there: a __tostring (which may look at them, as Lua's
+   own tests do with debug.getinfo(4)) gives the message without a
+   traceback; other non-strings are named by type; a message gets the
+   traceback of the task from the error down.  May raise. */
+static int msghandler(lua_State *L) {
+  lw_cli *c = (lw_cli *)lua_touserdata(L, lua_upvalueindex(1));
+  const char *msg = lua_tostring(L, 1), *s, *end;
+  int i;
+  c->handled = 1;
+  if (msg == NULL) {
+    /* protected, as the tasks' reports run it (lw_host_errmsg): one
+       that raises or yields gives way to the type's name */
+    if (luaL_getmetafield(L, 1, "__tostring")) {
+      lua_pushvalue(L, 1);
+      if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING)
+        return 1;
+    }
+    msg = lua_pushfstring(L, "(error object is a %s value)",
+                          luaL_typename(L, 1));
+  }
+  luaL_traceback(L, L, msg, 1);
+  s = lua_tostring(L, -1);
+  end = s + strlen(s);
+  for (i = 0; i < BODY_FRAMES; i++) {
+    while (end > s && end[-1] != '\n') end--;
+    if (end > s) end--;
+  }
+  lua_pushlstring(L, s, (size_t)(end - s));
+  return 1;
+}
+
+#ifdef LW_LUAJIT
+/* body(f, ...): f(...) under the handler, its error (made a message)
+   raised again, without a position, so that the task fails with it.
+   LuaJIT has no lua_pcallk; its xpcall yields. */
+static const char body_code[] =
+  "local xpcall, handler, error = ...\n"
+  "local function finish(ok, ...)\n"
+  "  if ok then return ... end\n"
+  "  error((...), 0)\n"
+  "end\n"
+  "return function(f, ...) return finish(xpcall(f, handler, ...)) end\n";
+
+static void push_body(lw_cli *c) {
+  lua_State *L = c->L;
+  if (luaL_loadbuffer(L, body_code, sizeof body_code - 1, "=luaweave") != 0)
+    lua_error(L);
+  lua_getglobal(L, "xpcall");
+  lua_pushlightuserdata(L, c);
+  lua_pushcclosure(L, msghandler, 1);
+  lua_getglobal(L, "error");
+  lua_call(L, 3, 1);
+}
+#else
+/* body(f, ...): f(...) under the handler (upvalue 1), which can yield
+   through lua_pcallk; its error, a message by then, raised again so
+   that the task fails with it */
+static int body_end(lua_State *L, int st) {
+  if (st != LUA_OK && st != LUA_YIELD) return lua_error(L);
+  return lua_gettop(L) - 1; /* f's results, above the handler */
+}
+
+#if LUA_VERSION_NUM >= 503
+static int body_k(lua_State *L, int st, lua_KContext ctx) {
+  (void)ctx;
+  return body_end(L, st);
+}
+#else
+static int body_k(lua_State *L) {
+  return body_end(L, lua_getctx(L, NULL));
+}
+#endif
+
+static int body(lua_State *L) {
+  int n = lua_gettop(L) - 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1); /* handler f args */
+  return body_end(L, lua_pcallk(L, n, LUA_MULTRET, 1, 0, body_k));
+}
+
+static void push_body(lw_cli *c) {
+  lua_pushlightuserdata(c->L, c);
+  lua_pushcclosure(c->L, msghandler, 1);
+  lua_pushcclosure(c->L, body, 1);
+}
+#endif
+
+void lw_cli_body(lw_cli *c) {
+  push_body(c);
+  c->body_ref = luaL_ref(c->L, LUA_REGISTRYINDEX);
+}
+#else
+void lw_cli_body(lw_cli *c) {
+  c->body_ref = LUA_NOREF;
+}
+#endif
+
 int lw_cli_task(lw_cli *c, int nargs) {
   lua_State *L = c->L, *co;
   lw_sched *S = c->S;
   int rc, st, base = lua_gettop(L) - nargs; /* the function's index */
+  c->handled = 0;
+  if (c->body_ref != LUA_NOREF) { /* body f args */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->body_ref);
+    lua_insert(L, base);
+    nargs++;
+  }
   co = lua_newthread(L);
   lua_insert(L, base);                   /* co f args: co stays anchored */
   if (!lua_checkstack(co, nargs + 1)) {
@@ -125,25 +365,25 @@ int lw_cli_task(lw_cli *c, int nargs) {
   lua_xmove(L, co, nargs + 1);
   c->step = co;
   c->step_ended = 0;
-  lws_setmain(S, co); /* its error is ours to report, not the scheduler's */
+  lw_host_setmain(S, co); /* its error is ours to report, not the scheduler's */
   lw_sched_onend(S, on_end, c);
   lw_cli_sigint_on(c);
-  rc = lw_sched_resume(S, co, L, nargs);
+  rc = lw_host_resume(S, co, L, nargs);
   lw_sync_running(L);
-  if (rc != LW_EMEM && !lws_isexited(S)) {
+  if (rc != LW_EMEM && !lw_host_stopped(S)) {
     rc = lw_sched_run(S);
     lw_sync_running(L);
   }
   lw_cli_sigint_off();
   lw_sched_onend(S, NULL, NULL);
-  lws_setmain(S, NULL);
+  lw_host_setmain(S, NULL);
   c->step = NULL;
   if (rc == LW_EMEM) raise_mem(L);
   if (c->interrupted && !c->step_ended) {
     /* Ctrl-C while it waited in the loop: it ends there, as lua.c's
        code ends where the interrupt finds it */
     c->interrupted = 0;
-    lws_setexited(S, 0);
+    lw_host_stop(S, 0);
     luaL_checkstack(L, 24, "report");
     lw_traceback(L, co, "interrupted!");
     lw_cli_message(L);
@@ -152,14 +392,14 @@ int lw_cli_task(lw_cli *c, int nargs) {
     return LWC_FAILED;
   }
   if (c->step_ended) {
-    lws_setexited(S, 0);
-    st = lw_status(lws_store(S), co);
+    lw_host_stop(S, 0);
+    st = lw_status(lw_host_store(S), co);
     if (st == LW_FAILED) {
       report(c, co);
       lua_settop(L, base - 1);
       return LWC_FAILED;
     }
-    lw_result(lws_store(S), co, L);
+    lw_result(lw_host_store(S), co, L);
     lua_remove(L, base);
     return LWC_OK;
   }
@@ -168,7 +408,7 @@ int lw_cli_task(lw_cli *c, int nargs) {
        now, as when a Lua state closes its main thread */
     if (lua_status(co) == LUA_YIELD && lw_co_reset(co, L) > LUA_YIELD) {
       lua_xmove(co, L, 1);
-      lw_sched_errmsg(L);
+      lw_host_errmsg(L);
       lw_cli_message(L);
     }
     lua_settop(L, base - 1);
@@ -224,7 +464,7 @@ static void on_hook(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, NULL, 0, 0);
     return;
   }
-  if (L == c->S->T || (lua_getinfo(L, "S", ar) && strcmp(ar->what, "C") == 0))
+  if (L == lw_host_own(c->S) || (lua_getinfo(L, "S", ar) && strcmp(ar->what, "C") == 0))
     return;
   lua_sethook(L, NULL, 0, 0);
   sig_pending = 0;
@@ -244,7 +484,31 @@ static void on_wake(uv_async_t *a) {
   if (c == NULL || !sig_pending) return;
   sig_pending = 0;
   c->interrupted = 1;
-  if (!lws_isexited(c->S)) lws_setexited(c->S, 1);
+  if (!lw_host_stopped(c->S)) lw_host_stop(c->S, 1);
+}
+
+/* Arm co and the coroutines it is resuming, down to the one that runs:
+   a hook is per thread (but on LuaJIT), and the one that runs may be a
+   plain coroutine the task resumed.  A thread that resumes another sits
+   in a C function (coroutine.resume, or the function coroutine.wrap
+   made, luaweave's own under lw.install too) that holds the other as
+   its first argument or first upvalue; reading them pushes nothing, so
+   the threads, which are all suspended in C but the innermost, are not
+   changed under the code the signal interrupted. */
+static void arm_chain(lua_State *co) {
+  int depth;
+  for (depth = 0; co != NULL && depth < 64; depth++) {
+    lua_Debug ar;
+    lua_State *next;
+    arm(co);
+    if (!lua_getstack(co, 0, &ar) || !lua_getinfo(co, "S", &ar) ||
+        strcmp(ar.what, "C") != 0)
+      return;
+    next = lua_tothread(co, 1);
+    if (next == NULL || next == co)
+      next = lua_tothread(co, lua_upvalueindex(1));
+    co = next != co ? next : NULL;
+  }
 }
 
 static void on_sigint(int sig) {
@@ -252,7 +516,7 @@ static void on_sigint(int sig) {
   signal(sig, SIG_DFL);
   if (c == NULL) return;
   sig_pending = 1;
-  arm(c->S->runco);
+  arm_chain(lw_host_running(c->S));
   arm(c->L);
   if (sig_wake_open) uv_async_send(&sig_wake); /* async-signal-safe */
 }

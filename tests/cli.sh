@@ -10,7 +10,7 @@ n=0 failed=0
 . "$(dirname "$0")/cli.inc"
 # the plan, up front: one test per check line of this file (none is in a
 # loop or an if), so that a run that stops early comes out short
-echo "1..$(grep -c '^check\(_not_jit\|_54\)\? ' "$0")"
+echo "1..$(grep -c '^check\(_not_jit\|_54\|_not_51\)\? ' "$0")"
 
 check "-v prints the version" 0 '^luaweave [0-9]+\.[0-9]+\.[0-9]+' "" -- "$LW" -v
 check "--version too" 0 '^luaweave ' "" -- "$LW" --version
@@ -145,6 +145,19 @@ check "arg for a script on stdin: arg[0] is -" 0 '^-	a	2$' "" -- sh -c "echo 'pr
 check "arg after --: the script and its words" 0 '^a	b$' "" -- "$LW" -- "$T/args2.lua" a b
 check "coroutine.yield() at top level: said in words, exit 1" 1 "" 'outside any coroutine' -- \
   "$LW" -e 'coroutine.yield()'
+# the main chunk parked for good with nothing else alive: what it waits on
+check "main waits on a channel for ever: said so, exit 1" 1 "" \
+  "^[^ ]*luaweave: the main chunk waits forever (on a channel|in a channel's 'recv') at \\(command line\\):1: no other task is left to wake it$" -- \
+  "$LW" -e 'local c = task.channel() c:recv()'
+check "main waits on an event for ever: said so, exit 1" 1 "" \
+  "the main chunk waits forever (on an event|in an event's 'wait') at \\(command line\\):1: no other task" -- \
+  "$LW" -e 'task.event():wait()'
+check "main waits on a semaphore for ever: said so, exit 1" 1 "" \
+  "the main chunk waits forever (on a semaphore|in a semaphore's 'acquire') at \\(command line\\):1: no other task" -- \
+  "$LW" -e 'task.semaphore(0):acquire()'
+check "main awaits a task that never ends: names it and where it is stuck" 1 "" \
+  "waits forever in 'await' of a task \(thread: 0x[0-9a-fA-F]+\) at \(command line\):1, which waits in coroutine.yield\(\) at \(command line\):1 \(nothing resumes it\)" -- \
+  "$LW" -e 'local t = task.spawn(function() coroutine.yield() end) task.await(t)'
 
 # --- Ctrl-C (as lua.c: "interrupted!" raised where the code is) -----------------
 # ctrlc.sh LW CODE: run CODE in the background, wait for its first line
@@ -187,8 +200,43 @@ check_not_jit "Ctrl-C in a busy loop: the error is interrupted!" 0 'interrupted!
     while true do end end))'
 check_not_jit "Ctrl-C uncaught: interrupted! and a traceback, exit 1" 0 '^exit 1$' 'interrupted!.*|stack traceback' -- \
   sh "$T/ctrlc.sh" "$LW" 'io.stdout:write("ready\n") io.stdout:flush() while true do end'
+# a busy loop in a plain coroutine the task resumed (a hook is per
+# thread: the one armed must be the coroutine's)
+check_not_jit "Ctrl-C in a busy coroutine.wrap: interrupted! where it runs, exit 1" 0 '^exit 1$' \
+  '^[^ ]*luaweave: \(command line\):[0-9]+: interrupted!$' -- \
+  sh "$T/ctrlc.sh" "$LW" 'coroutine.wrap(function() io.stdout:write("ready\n") io.stdout:flush()
+    while true do end end)() print("not reached")'
+check_not_jit "Ctrl-C in a busy coroutine two wraps deep: a traceback" 0 '^exit 1$' '^stack traceback:$' -- \
+  sh "$T/ctrlc.sh" "$LW" 'coroutine.wrap(function() coroutine.wrap(function()
+    io.stdout:write("ready\n") io.stdout:flush() while true do end end)() end)()'
+check_not_jit "Ctrl-C in a busy coroutine.resume: it returns false, interrupted!" 0 '^false	interrupted!$' "" -- \
+  sh "$T/ctrlc.sh" "$LW" 'print(coroutine.resume(coroutine.create(function()
+    io.stdout:write("ready\n") io.stdout:flush() while true do end end)))'
 check "Ctrl-C while the main chunk waits in the loop: interrupted!, exit 1" 0 '^exit 1$' 'interrupted!' -- \
   sh "$T/ctrlc.sh" "$LW" 'io.stdout:write("ready\n") io.stdout:flush() task.wait(100) os.exit(3)'
+# --- lua.c's message handler, run in the failing task at the error -------
+# (5.2+ and LuaJIT: a protected call there can yield; 5.1 makes the
+# message once the task stopped)
+check_not_51() {
+  if [ "$V" = 5.1 ]; then
+    n=$((n + 1))
+    echo "ok $n # SKIP $1: 5.1 runs no message handler in a task"
+  else
+    check "$@"
+  fi
+}
+script getinfo4.lua <<'EOF'
+local m = setmetatable({}, {__tostring = function()
+  return "the error is at line " .. debug.getinfo(4).currentline
+end})
+task.wait(0)
+error(m)
+EOF
+check_not_51 "a __tostring sees the error's frames (as Lua's own testes/main.lua asks)" 1 "" \
+  '^[^ ]*luaweave: the error is at line 5$' -- "$LW" "$T/getinfo4.lua"
+if [ "$V" = jit ]; then last='^	\(command line\):1: in main chunk$'; else last='^	\[C\]: in \?$'; fi
+check_not_51 "the traceback ends as lua.c's (its last frame below the main chunk)" 0 "$last" "" -- \
+  sh -c "\"$LW\" -e 'local function f() task.wait(0) error(\"x\") end f()' 2>&1 | tail -1"
 # --- <close> variables of what fails (5.4) -------------------------------
 check_54() {
   if [ "$V" != 5.4 ]; then

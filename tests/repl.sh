@@ -9,7 +9,7 @@ V=${LUAWEAVE_V:-5.4}
 LW="$(cd "$B" 2>/dev/null && pwd)/luaweave"
 SOCK=lwrepl$$
 n=0 failed=0
-PLAN=17
+PLAN=18
 echo "1..$PLAN"
 if ! command -v tmux >/dev/null 2>&1; then
   i=0
@@ -160,6 +160,18 @@ else
   keys C-c
   wait_count 'interrupted!' 2
   ok $? "Ctrl-C in a busy loop: interrupted! where the code runs"
+fi
+# a plain coroutine the line resumed runs the loop (its hook is its own)
+if [ "$V" = jit ]; then
+  skip "Ctrl-C in a busy plain coroutine: LuaJIT runs no hook in compiled loops"
+else
+  line 'coroutine.wrap(function() print("co" .. "busy") while true do end end)()'
+  wait_for '^cobusy$'
+  keys C-c
+  # (the terminal echoes the Ctrl-C as ^C before the message)
+  wait_for '^(\^C)?stdin:1: interrupted!$' && wait_prompt &&
+    screen | grep -EA1 '^(\^C)?stdin:1: interrupted!$' | grep -q '^stack traceback:$'
+  ok $? "Ctrl-C in a busy plain coroutine: interrupted! and a traceback, the prompt goes on"
 fi
 # Ctrl-D in a session of its own, once the prompt reads the terminal
 # (typed between lines, the terminal's own line discipline would take it)
