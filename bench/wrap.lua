@@ -2,10 +2,10 @@
 -- callbacks are awaited by luaweave tasks through task.wrap, against the
 -- same timers on bare luv callbacks (bare), and by hand: a coroutine
 -- per timer, resumed by its callback (coro).  Both on luv's loop, driven by
--- uv.run().   lua5.4 bench/wrap.lua wrap|bare|coro|spawn [W6] n
+-- uv.run().   lua5.4 bench/wrap.lua wrap|bare|coro|spawn [W8] n
 -- Prints "time <s>" (wall, uv.hrtime around the work) and "answer <n>".
 local uv = require "luv"
-local mode, n = arg[1], tonumber(arg[3] or arg[2]) -- run.sh adds "W6 n"
+local mode, n = arg[1], tonumber(arg[3] or arg[2]) -- run.sh adds "W8 n"
 local function clock() return uv.hrtime() * 1e-9 end
 
 local function after(ms, cb)
