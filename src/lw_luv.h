@@ -51,4 +51,18 @@ int lws_driving_shared(lw_sched *S);
 int lws_error_at_caller(lua_State *L, const char *msg);
 int lws_run_wait(lw_sched *S, lw_async *op, int once);
 
+/* lw_sched_async.c, for task.wrap's wrapped functions, which skip
+   lw_async_wrap's error naming (they name their own errors, and pass
+   fn's on untouched).  Where LW_SUSPEND_WRAPPED: replace the C function
+   on top (made with LW_SUSPEND_MARK as upvalue 1, suspending through
+   lw_async_yield) by its Lua wrapper, which suspends it; may raise.
+   Elsewhere: suspend the running task on the async operation it began,
+   returning what the completion hands over, or raising its error (the
+   wrapper's second half, as a continuation); call as `return`. */
+#if LW_SUSPEND_WRAPPED
+void lws_async_suspending(lua_State *L);
+#else
+int lws_async_yieldk(lua_State *L);
+#endif
+
 #endif

@@ -620,6 +620,52 @@ static void push_pcall(lua_State *L) {
 #endif
 }
 
+#if LW_SUSPEND_WRAPPED
+/* the wrapper's suspension, lines 2 and 6 of its chunk (lw_sched.c's
+   in_wrapper tells its own suspensions by them) */
+#define SUSPEND_LINES \
+  "local function again(...)\n" \
+  "  if cancelled() then return again(yield()) end\n" \
+  "  return finish(...)\n" \
+  "end\n" \
+  "local function after(...)\n" \
+  "  if ... == mark then return again(yield()) end\n" \
+  "  return finish(...)\n" \
+  "end\n"
+
+/* finish, mark, yield, cancelled for the chunks above.  May raise. */
+static void push_suspend_args(lua_State *L) {
+  lua_pushcfunction(L, async_finish);
+  lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
+  if (!lw_pushsuspender(L))
+    luaL_error(L, "lw_async_wrap: LuaJIT needs the coroutine library");
+  lw_sched_check(L);
+  lw_sched_pushbox(L);
+  lws_pushcancelled(L);
+}
+
+void lws_async_suspending(lua_State *L) {
+  static const char code[] =
+    "local call, finish, mark, yield, cancelled = ...\n" SUSPEND_LINES
+    "return function(...) return after(call(...)) end\n";
+  if (luaL_loadbuffer(L, code, sizeof code - 1, INNER_CHUNK) != 0)
+    lua_error(L);
+  lua_insert(L, -2);
+  push_suspend_args(L);
+  lua_call(L, 5, 1);
+}
+#else
+static int finish_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return async_finish(L);
+}
+
+int lws_async_yieldk(lua_State *L) {
+  return lua_yieldk(L, 0, 0, finish_k);
+}
+#endif
+
 void lw_async_wrap(lua_State *L, lua_CFunction f) {
   /* f is called by INNER, not in tail position (its errors must carry
      INNER's position); the leading nil keeps f's results whole */
@@ -633,14 +679,7 @@ void lw_async_wrap(lua_State *L, lua_CFunction f) {
      yields again while the task is cancelled (see lws_suspend()) */
   static const char code[] =
     "local pcall, inner, named, finish, mark, yield, cancelled = ...\n"
-    "local function again(...)\n"
-    "  if cancelled() then return again(yield()) end\n"
-    "  return finish(...)\n"
-    "end\n"
-    "local function after(...)\n"
-    "  if ... == mark then return again(yield()) end\n"
-    "  return finish(...)\n"
-    "end\n"
+    SUSPEND_LINES
     "return function(...) return after(named(pcall(inner, ...))) end\n";
 #else
   static const char code[] =
@@ -660,16 +699,11 @@ void lw_async_wrap(lua_State *L, lua_CFunction f) {
 #endif
   lua_call(L, 1, 1);
   lua_pushcfunction(L, async_named);
-  lua_pushcfunction(L, async_finish);
 #if LW_SUSPEND_WRAPPED
-  lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
-  if (!lw_pushsuspender(L))
-    luaL_error(L, "lw_async_wrap: LuaJIT needs the coroutine library");
-  lw_sched_check(L);
-  lw_sched_pushbox(L);
-  lws_pushcancelled(L);
+  push_suspend_args(L);
   lua_call(L, 7, 1);
 #else
+  lua_pushcfunction(L, async_finish);
   lua_call(L, 4, 1);
 #endif
 }
