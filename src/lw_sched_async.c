@@ -87,8 +87,8 @@ static void tok_free(tok *t) {
   }
 }
 
-/* a new token for co's operation, or NULL when memory runs out */
-static lw_async *tok_new(lw_sched *S, lua_State *co, int ref) {
+/* a new token for co's operation (its task's ticket), or NULL when memory runs out */
+static lw_async *tok_new(lw_sched *S, lua_State *co, int ref, unsigned ticket) {
   tok *t;
   uintptr_t u;
   toks_lock();
@@ -114,7 +114,7 @@ static lw_async *tok_new(lw_sched *S, lua_State *co, int ref) {
   t->serial = toks.serial;
   t->S = S;
   t->co = co;
-  t->ticket = 0;
+  t->ticket = ticket;
   t->ref = ref;
   t->cfn = NULL;
   t->cud = NULL;
@@ -219,30 +219,27 @@ int lw_async_oncancel(lw_async *op, void (*fn)(void *ud), void *ud) {
 
 lw_async *lw_async_begin(lua_State *L) {
   lw_sched *S = lw_sched_check(L);
-  lw_async *op;
+  lw_async *op = NULL;
   lw_rec *r;
-  tok *t;
   int ref;
   if (!lw_yieldable(L)) {
     luaL_error(L, "async function called outside a task (cannot yield)");
     return NULL;
   }
-  if (lw_track(S->s, L) == LW_EMEM) lws_raise_mem(L);
   lua_pushthread(L);
   ref = lws_anchor(S, L);
-  if ((op = tok_new(S, L, ref)) == NULL) {
+  /* the anchor may have run a collection (and __gc code that moved the
+     store's map): the record is looked up after it, and from here on
+     nothing runs Lua code, so r holds */
+  if ((r = lws_running_rec(S, L)) != NULL) {
+    lws_task_put(S, r, T_ASYNC);
+    if ((op = tok_new(S, L, ref, r->ticket)) == NULL)
+      lws_task_put(S, r, T_RUNNING);
+  }
+  if (op == NULL) {
     lws_unanchor(S, L, ref);
     lws_raise_mem(L);
   }
-  if ((r = lws_task_set(S, L, T_ASYNC)) == NULL) {
-    tok dead;
-    tok_take(op, &dead);
-    lws_unanchor(S, L, ref);
-    lws_raise_mem(L);
-  }
-  toks_lock();
-  if ((t = tok_find(op)) != NULL) t->ticket = r->ticket;
-  toks_unlock();
   S->nasync++;
   return op;
 }
