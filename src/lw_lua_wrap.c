@@ -89,7 +89,16 @@ static int wrap_callback(lua_State *L) {
     return 0;
   } else {
     moving m;
+    lw_sched *S = lw_async_sched(c->op); /* NULL: the state is closing */
     c->state = CB_DONE;
+    /* the values straight onto the scheduler's thread when there is room
+       (no protected push needed); else pushed protected, which fails the
+       task if memory runs out */
+    if (S != NULL && lua_checkstack(S->T, n + 4)) {
+      lua_xmove(L, S->T, n);
+      lw_async_resolve(c->op, n);
+      return 0;
+    }
     m.from = L;
     m.n = n;
     /* LW_ESTALE: the state is closing; LW_EMEM: the task is dropped (its
