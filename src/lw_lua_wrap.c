@@ -123,8 +123,9 @@ int lws_error_at_caller(lua_State *L, const char *msg) {
   return lua_error(L);
 }
 
-/* the wrapped function's upvalues: fn, argc, the callback's metatable;
-   first the mark where LW_SUSPEND_WRAPPED (lw_async_yield's) */
+/* the wrapped function's upvalues: fn, argc, the callback's metatable,
+   the scheduler's box; first the mark where LW_SUSPEND_WRAPPED
+   (lw_async_yield's) */
 #if LW_SUSPEND_WRAPPED
 #define UP_FN 2
 #else
@@ -136,6 +137,7 @@ int lws_error_at_caller(lua_State *L, const char *msg) {
    errors, memory, outside a task). */
 static int wrap_call(lua_State *L) {
   int argc = (int)lua_tointeger(L, lua_upvalueindex(UP_FN + 1)), n, i;
+  lw_sched *S = (lw_sched *)lua_touserdata(L, lua_upvalueindex(UP_FN + 3));
   wcb *c;
   if (!lw_yieldable(L))
     return lws_error_at_caller(L, "task.wrap: wrapped function called outside a task");
@@ -166,7 +168,10 @@ static int wrap_call(lua_State *L) {
     for (i = 1; i <= n; i++) lua_rawgeti(L, 2, i);
     return n;
   }
-  c->op = lw_async_begin(L);
+  /* the box says NULL once its scheduler closes: then the lookup
+     raises the state's own error */
+  if (S == NULL || (S = S->self) == NULL || LWS_GONE(S)) S = lw_sched_check(L);
+  c->op = lws_async_begin(S, L);
   c->state = CB_ASYNC;
   lua_settop(L, 0); /* the callback must not be kept alive by this frame */
 #if LW_SUSPEND_WRAPPED
@@ -195,7 +200,9 @@ int lw_task_wrap(lua_State *L) {
     lua_pushcfunction(L, wcb_gc);
     lua_setfield(L, -2, "__gc");
   }
-  lua_pushcclosure(L, wrap_call, UP_FN + 2);
+  lw_sched_check(L);
+  lw_sched_pushbox(L);
+  lua_pushcclosure(L, wrap_call, UP_FN + 3);
 #if LW_SUSPEND_WRAPPED
   lws_async_suspending(L);
 #endif

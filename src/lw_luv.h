@@ -59,6 +59,9 @@ int lws_run_wait(lw_sched *S, lw_async *op, int once);
    Elsewhere: suspend the running task on the async operation it began,
    returning what the completion hands over, or raising its error (the
    wrapper's second half, as a continuation); call as `return`. */
+/* lw_async_begin for S, L's live scheduler (known already: looking it
+   up costs a protected call on LuaJIT).  May raise. */
+lw_async *lws_async_begin(lw_sched *S, lua_State *L);
 #if LW_SUSPEND_WRAPPED
 void lws_async_suspending(lua_State *L);
 #else

@@ -19,6 +19,7 @@
 */
 #include "lw_sched.h"
 #include "lw_compat.h"
+#include "lw_luv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -218,7 +219,10 @@ int lw_async_oncancel(lw_async *op, void (*fn)(void *ud), void *ud) {
 /* async operations                                                    */
 
 lw_async *lw_async_begin(lua_State *L) {
-  lw_sched *S = lw_sched_check(L);
+  return lws_async_begin(lw_sched_check(L), L);
+}
+
+lw_async *lws_async_begin(lw_sched *S, lua_State *L) {
   lw_async *op = NULL;
   lw_rec *r;
   int ref;
