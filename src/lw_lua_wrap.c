@@ -114,8 +114,7 @@ int lws_error_at_caller(lua_State *L, const char *msg) {
   for (level = 1; lua_getstack(L, level, &ar); level++) {
     if (!lua_getinfo(L, "Sl", &ar)) break;
     if (ar.currentline <= 0) continue; /* C, or a tail call's trace */
-    if (strncmp(ar.source, "=luaweave", 9) == 0 || strcmp(ar.source, "=task.wrap") == 0)
-      continue;
+    if (strncmp(ar.source, "=luaweave", 9) == 0) continue;
     lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
     return lua_error(L);
   }
