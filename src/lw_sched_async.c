@@ -236,9 +236,12 @@ lw_async *lws_async_begin(lw_sched *S, lua_State *L) {
      store's map): the record is looked up after it, and from here on
      nothing runs Lua code, so r holds */
   if ((r = lws_running_rec(S, L)) != NULL) {
+    int was = (int)r->task; /* 0: a coroutine no task drives, until now */
     lws_task_put(S, r, T_ASYNC);
-    if ((op = tok_new(S, L, ref, r->ticket)) == NULL)
-      lws_task_put(S, r, T_RUNNING);
+    if ((op = tok_new(S, L, ref, r->ticket)) == NULL) {
+      if (was == 0) lws_task_end(S, L, r);
+      else lws_task_put(S, r, was);
+    }
   }
   if (op == NULL) {
     lws_unanchor(S, L, ref);
