@@ -105,7 +105,7 @@ for v in $LUAS; do
   else say "skip copas on Lua $v: not installed for it (Debian lua-copas)"; fi
 done
 
-# W6 (issue 17): n luv timers awaited by tasks through task.wrap ("lw"),
+# W8 (issue 17): n luv timers awaited by tasks through task.wrap ("lw"),
 # against the same timers on bare luv callbacks and on coroutines resumed
 # by hand (bench/wrap.lua), wherever luv and luaweave.so are there
 : >"$TMP/wraps"
@@ -115,8 +115,8 @@ for v in $LUAS; do
   for m in bare coro; do echo "$v luv-$m env LUA_CPATH=$bd/?.so;; $li bench/wrap.lua $m" >>"$TMP/wraps"; done
   echo "$v lw env LUA_CPATH=$bd/?.so;; $li bench/wrap.lua wrap" >>"$TMP/wraps"
 done
-W6S=${BENCH_W6:-100000}
-[ "$MODE" = smoke ] && W6S=1000
+W8S=${BENCH_W8:-100000}
+[ "$MODE" = smoke ] && W8S=1000
 
 expect() { # workload n -> the right answer
   case $1 in
@@ -188,14 +188,14 @@ for w in W1 W2 W3 W4 W5; do
   done <"$TMP/impls"
 done
 
-say "running W6 ($W6S on Lua 5.4, $OTHER elsewhere)..."
+say "running W8 ($W8S on Lua 5.4, $OTHER elsewhere)..."
 set -f # the LUA_CPATH words hold '?'
 while read -r v impl cmd; do
-  if [ "$v" = 5.4 ]; then ss=$W6S; else ss=$OTHER; fi
-  [ "$MODE" = smoke ] && ss=$W6S
+  if [ "$v" = 5.4 ]; then ss=$W8S; else ss=$OTHER; fi
+  [ "$MODE" = smoke ] && ss=$W8S
   for n in $ss; do
     # shellcheck disable=SC2086
-    run_one "$v" "$impl" W6 "$n" $cmd
+    run_one "$v" "$impl" W8 "$n" $cmd
   done
 done <"$TMP/wraps"
 set +f
@@ -245,10 +245,10 @@ echo
 echo "luaweave benchmarks: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $RUNS runs each, medians"
 echo "ratio = this row's time / luaweave's (CLI for Lua rows, C API for raw/lwc rows): > 1 means luaweave is faster"
 echo "cpu_s, cpu_ratio: the process's user+sys seconds (start-up included) and the same ratio on them; plain times itself in CPU seconds, the others in wall time"
-for w in W1 W2 W3 W4 W5 W6; do
+for w in W1 W2 W3 W4 W5 W8; do
   echo
   case $w in
-    W6) echo "W6 task.wrap on luv: n luv timers, awaited by tasks (lw), on bare callbacks (luv-bare), on coroutines by hand (luv-coro)" ;;
+    W8) echo "W8 task.wrap on luv: n luv timers, awaited by tasks (lw), on bare callbacks (luv-bare), on coroutines by hand (luv-coro)" ;;
     W1) echo "W1 lots_of_threads: 10 batches of n/10 tasks, each task.wait(0) once" ;;
     W2) echo "W2 spawn + await: n tasks return 3 values, await each, sum one" ;;
     W3) echo "W3 store operations: ns per operation with n threads tracked (bytes_per_thread: bytes)" ;;

@@ -89,7 +89,16 @@ static int wrap_callback(lua_State *L) {
     return 0;
   } else {
     moving m;
+    lw_sched *S = lw_async_sched(c->op); /* NULL: the state is closing */
     c->state = CB_DONE;
+    /* the values straight onto the scheduler's thread when there is room
+       (no protected push needed); else pushed protected, which fails the
+       task if memory runs out */
+    if (S != NULL && lua_checkstack(S->T, n + 4)) {
+      lua_xmove(L, S->T, n);
+      lw_async_resolve(c->op, n);
+      return 0;
+    }
     m.from = L;
     m.n = n;
     /* LW_ESTALE: the state is closing; LW_EMEM: the task is dropped (its
@@ -105,8 +114,7 @@ int lws_error_at_caller(lua_State *L, const char *msg) {
   for (level = 1; lua_getstack(L, level, &ar); level++) {
     if (!lua_getinfo(L, "Sl", &ar)) break;
     if (ar.currentline <= 0) continue; /* C, or a tail call's trace */
-    if (strncmp(ar.source, "=luaweave", 9) == 0 || strcmp(ar.source, "=task.wrap") == 0)
-      continue;
+    if (strncmp(ar.source, "=luaweave", 9) == 0) continue;
     lua_pushfstring(L, "%s:%d: %s", ar.short_src, ar.currentline, msg);
     return lua_error(L);
   }
@@ -114,21 +122,37 @@ int lws_error_at_caller(lua_State *L, const char *msg) {
   return lua_error(L);
 }
 
-/* W(fn, argc, ...), wrapped by lw_async_wrap: the body of every wrapped
-   function.  May raise (fn's errors, memory, outside a task). */
+/* the wrapped function's upvalues: fn, argc, the callback's metatable,
+   the scheduler's box; first the mark where LW_SUSPEND_WRAPPED
+   (lw_async_yield's) */
+#if LW_SUSPEND_WRAPPED
+#define UP_FN 2
+#else
+#define UP_FN 1
+#endif
+
+/* the wrapped function, a C closure called straight from the task (no
+   Lua layer where the C function can yield itself).  May raise (fn's
+   errors, memory, outside a task). */
 static int wrap_call(lua_State *L) {
-  int argc = (int)lua_tointeger(L, 2), n, i;
+  int argc = (int)lua_tointeger(L, lua_upvalueindex(UP_FN + 1)), n, i;
+  lw_sched *S = (lw_sched *)lua_touserdata(L, lua_upvalueindex(UP_FN + 3));
   wcb *c;
   if (!lw_yieldable(L))
     return lws_error_at_caller(L, "task.wrap: wrapped function called outside a task");
-  /* the arguments, the callback and its two upvalues */
-  luaL_checkstack(L, argc + 4, "task.wrap: too many arguments");
-  lua_settop(L, argc + 1);         /* fn, argc, a1 .. a(argc-1) */
-  lua_remove(L, 2);
+  /* fn, the arguments, the callback twice and its two upvalues */
+  luaL_checkstack(L, argc + 5, "task.wrap: too many arguments");
+  lua_settop(L, argc - 1);         /* a1 .. a(argc-1) */
+  lua_pushvalue(L, lua_upvalueindex(UP_FN));
+  lua_insert(L, 1);
+#if LUA_VERSION_NUM >= 504
+  c = (wcb *)lua_newuserdatauv(L, sizeof *c, 0);
+#else
   c = (wcb *)lua_newuserdata(L, sizeof *c);
+#endif
   c->state = CB_BEFORE;
   c->op = NULL;
-  luaL_getmetatable(L, WCB_META);
+  lua_pushvalue(L, lua_upvalueindex(UP_FN + 2));
   lua_setmetatable(L, -2);
   lua_pushnil(L);                  /* the parked values, made if needed */
   lua_pushcclosure(L, wrap_callback, 2);
@@ -143,17 +167,21 @@ static int wrap_call(lua_State *L) {
     for (i = 1; i <= n; i++) lua_rawgeti(L, 2, i);
     return n;
   }
-  c->op = lw_async_begin(L);
+  /* the box says NULL once its scheduler closes: then the lookup
+     raises the state's own error */
+  if (S == NULL || (S = S->self) == NULL || LWS_GONE(S)) S = lw_sched_check(L);
+  c->op = lws_async_begin(S, L);
   c->state = CB_ASYNC;
   lua_settop(L, 0); /* the callback must not be kept alive by this frame */
+#if LW_SUSPEND_WRAPPED
   return lw_async_yield(L, c->op);
+#else
+  return lws_async_yieldk(L);
+#endif
 }
 
 /* task.wrap(fn, argc) */
 int lw_task_wrap(lua_State *L) {
-  static const char code[] =
-    "local W, fn, argc = ...\n"
-    "return function(...) return W(fn, argc, ...) end\n";
   lua_Number argc;
   if (!lua_isfunction(L, 1)) { /* or callable: a table with __call, say */
     if (!luaL_getmetafield(L, 1, "__call")) luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -162,16 +190,20 @@ int lw_task_wrap(lua_State *L) {
   argc = luaL_checknumber(L, 2);
   if (!(argc >= 1 && argc <= 250 && argc == (lua_Number)(int)argc))
     return luaL_argerror(L, 2, "an integer from 1 to 250 expected");
+#if LW_SUSPEND_WRAPPED
+  lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
+#endif
+  lua_pushvalue(L, 1);
+  lua_pushinteger(L, (lua_Integer)argc);
   if (luaL_newmetatable(L, WCB_META)) {
     lua_pushcfunction(L, wcb_gc);
     lua_setfield(L, -2, "__gc");
   }
-  lua_pop(L, 1);
-  if (luaL_loadbuffer(L, code, sizeof code - 1, "=task.wrap") != 0)
-    return lua_error(L);
-  lw_async_wrap(L, wrap_call);
-  lua_pushvalue(L, 1);
-  lua_pushinteger(L, (lua_Integer)argc);
-  lua_call(L, 3, 1);
+  lw_sched_check(L);
+  lw_sched_pushbox(L);
+  lua_pushcclosure(L, wrap_call, UP_FN + 3);
+#if LW_SUSPEND_WRAPPED
+  lws_async_suspending(L);
+#endif
   return 1;
 }

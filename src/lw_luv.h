@@ -1,6 +1,9 @@
 /*
 ** lw_luv.h — the luv bridge (lw_luv.c) and the driver entry it uses
-** (lw_loop.c): one uv_loop_t shared with luv when both are in a state.
+** (lw_loop.c): one uv_loop_t shared with luv when both are in a state;
+** and what task.wrap (lw_lua_wrap.c), which makes luv's callback
+** functions awaitable, shares with the async operations
+** (lw_sched_async.c).
 */
 #ifndef LW_LUV_H
 #define LW_LUV_H
@@ -50,5 +53,23 @@ int lws_driving_shared(lw_sched *S);
    them).  Raises. */
 int lws_error_at_caller(lua_State *L, const char *msg);
 int lws_run_wait(lw_sched *S, lw_async *op, int once);
+
+/* lw_async_begin for S, L's live scheduler (known already: looking it
+   up costs a protected call on LuaJIT).  May raise. */
+lw_async *lws_async_begin(lw_sched *S, lua_State *L);
+
+/* lw_sched_async.c, for task.wrap's wrapped functions, which skip
+   lw_async_wrap's error naming (they name their own errors, and pass
+   fn's on untouched).  Where LW_SUSPEND_WRAPPED: replace the C function
+   on top (made with LW_SUSPEND_MARK as upvalue 1, suspending through
+   lw_async_yield) by its Lua wrapper, which suspends it; may raise.
+   Elsewhere: suspend the running task on the async operation it began,
+   returning what the completion hands over, or raising its error (the
+   wrapper's second half, as a continuation); call as `return`. */
+#if LW_SUSPEND_WRAPPED
+void lws_async_suspending(lua_State *L);
+#else
+int lws_async_yieldk(lua_State *L);
+#endif
 
 #endif

@@ -19,6 +19,7 @@
 */
 #include "lw_sched.h"
 #include "lw_compat.h"
+#include "lw_luv.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -87,8 +88,8 @@ static void tok_free(tok *t) {
   }
 }
 
-/* a new token for co's operation, or NULL when memory runs out */
-static lw_async *tok_new(lw_sched *S, lua_State *co, int ref) {
+/* a new token for co's operation (its task's ticket), or NULL when memory runs out */
+static lw_async *tok_new(lw_sched *S, lua_State *co, int ref, unsigned ticket) {
   tok *t;
   uintptr_t u;
   toks_lock();
@@ -114,7 +115,7 @@ static lw_async *tok_new(lw_sched *S, lua_State *co, int ref) {
   t->serial = toks.serial;
   t->S = S;
   t->co = co;
-  t->ticket = 0;
+  t->ticket = ticket;
   t->ref = ref;
   t->cfn = NULL;
   t->cud = NULL;
@@ -218,31 +219,34 @@ int lw_async_oncancel(lw_async *op, void (*fn)(void *ud), void *ud) {
 /* async operations                                                    */
 
 lw_async *lw_async_begin(lua_State *L) {
-  lw_sched *S = lw_sched_check(L);
-  lw_async *op;
+  return lws_async_begin(lw_sched_check(L), L);
+}
+
+lw_async *lws_async_begin(lw_sched *S, lua_State *L) {
+  lw_async *op = NULL;
   lw_rec *r;
-  tok *t;
   int ref;
   if (!lw_yieldable(L)) {
     luaL_error(L, "async function called outside a task (cannot yield)");
     return NULL;
   }
-  if (lw_track(S->s, L) == LW_EMEM) lws_raise_mem(L);
   lua_pushthread(L);
   ref = lws_anchor(S, L);
-  if ((op = tok_new(S, L, ref)) == NULL) {
+  /* the anchor may have run a collection (and __gc code that moved the
+     store's map): the record is looked up after it, and from here on
+     nothing runs Lua code, so r holds */
+  if ((r = lws_running_rec(S, L)) != NULL) {
+    int was = (int)r->task; /* 0: a coroutine no task drives, until now */
+    lws_task_put(S, r, T_ASYNC);
+    if ((op = tok_new(S, L, ref, r->ticket)) == NULL) {
+      if (was == 0) lws_task_end(S, L, r);
+      else lws_task_put(S, r, was);
+    }
+  }
+  if (op == NULL) {
     lws_unanchor(S, L, ref);
     lws_raise_mem(L);
   }
-  if ((r = lws_task_set(S, L, T_ASYNC)) == NULL) {
-    tok dead;
-    tok_take(op, &dead);
-    lws_unanchor(S, L, ref);
-    lws_raise_mem(L);
-  }
-  toks_lock();
-  if ((t = tok_find(op)) != NULL) t->ticket = r->ticket;
-  toks_unlock();
   S->nasync++;
   return op;
 }
@@ -620,6 +624,52 @@ static void push_pcall(lua_State *L) {
 #endif
 }
 
+#if LW_SUSPEND_WRAPPED
+/* the wrapper's suspension, lines 2 and 6 of its chunk (lw_sched.c's
+   in_wrapper tells its own suspensions by them) */
+#define SUSPEND_LINES \
+  "local function again(...)\n" \
+  "  if cancelled() then return again(yield()) end\n" \
+  "  return finish(...)\n" \
+  "end\n" \
+  "local function after(...)\n" \
+  "  if ... == mark then return again(yield()) end\n" \
+  "  return finish(...)\n" \
+  "end\n"
+
+/* finish, mark, yield, cancelled for the chunks above.  May raise. */
+static void push_suspend_args(lua_State *L) {
+  lua_pushcfunction(L, async_finish);
+  lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
+  if (!lw_pushsuspender(L))
+    luaL_error(L, "lw_async_wrap: LuaJIT needs the coroutine library");
+  lw_sched_check(L);
+  lw_sched_pushbox(L);
+  lws_pushcancelled(L);
+}
+
+void lws_async_suspending(lua_State *L) {
+  static const char code[] =
+    "local call, finish, mark, yield, cancelled = ...\n" SUSPEND_LINES
+    "return function(...) return after(call(...)) end\n";
+  if (luaL_loadbuffer(L, code, sizeof code - 1, INNER_CHUNK) != 0)
+    lua_error(L);
+  lua_insert(L, -2);
+  push_suspend_args(L);
+  lua_call(L, 5, 1);
+}
+#else
+static int finish_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return async_finish(L);
+}
+
+int lws_async_yieldk(lua_State *L) {
+  return lua_yieldk(L, 0, 0, finish_k);
+}
+#endif
+
 void lw_async_wrap(lua_State *L, lua_CFunction f) {
   /* f is called by INNER, not in tail position (its errors must carry
      INNER's position); the leading nil keeps f's results whole */
@@ -633,14 +683,7 @@ void lw_async_wrap(lua_State *L, lua_CFunction f) {
      yields again while the task is cancelled (see lws_suspend()) */
   static const char code[] =
     "local pcall, inner, named, finish, mark, yield, cancelled = ...\n"
-    "local function again(...)\n"
-    "  if cancelled() then return again(yield()) end\n"
-    "  return finish(...)\n"
-    "end\n"
-    "local function after(...)\n"
-    "  if ... == mark then return again(yield()) end\n"
-    "  return finish(...)\n"
-    "end\n"
+    SUSPEND_LINES
     "return function(...) return after(named(pcall(inner, ...))) end\n";
 #else
   static const char code[] =
@@ -660,16 +703,11 @@ void lw_async_wrap(lua_State *L, lua_CFunction f) {
 #endif
   lua_call(L, 1, 1);
   lua_pushcfunction(L, async_named);
-  lua_pushcfunction(L, async_finish);
 #if LW_SUSPEND_WRAPPED
-  lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
-  if (!lw_pushsuspender(L))
-    luaL_error(L, "lw_async_wrap: LuaJIT needs the coroutine library");
-  lw_sched_check(L);
-  lw_sched_pushbox(L);
-  lws_pushcancelled(L);
+  push_suspend_args(L);
   lua_call(L, 7, 1);
 #else
+  lua_pushcfunction(L, async_finish);
   lua_call(L, 4, 1);
 #endif
 }
