@@ -412,7 +412,11 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
       lua_xmove(T, co, n);
       break;
     case K_WAIT:
-      lua_pushnumber(co, lw_sched_now(S) - e->t0);
+      /* the step's own reading: a wait's timer runs only once due <=
+         stepnow, so this is at least what was asked for, and a step of
+         many waits reads the clock once, not once per task (what the
+         waiting task sees is the loop's time, as libuv's uv_now) */
+      lua_pushnumber(co, S->stepnow - e->t0);
       n = 1;
       break;
     case K_AWAITED: { /* {w, target, isany, n, result...} */
@@ -596,7 +600,7 @@ static int q_take(lw_sched *S, step_args *a, lw_ent *e) {
 static int step_protected(lua_State *L) {
   step_args *a = (step_args *)lua_touserdata(L, 1);
   lw_sched *S = a->S;
-  double now = lw_sched_now(S);
+  double now = S->stepnow = lw_sched_now(S);
   unsigned long long seq0 = S->tq.seq;
   lw_ent e;
   lw_timer *p;
