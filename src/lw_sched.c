@@ -537,7 +537,13 @@ int lws_suspend(lua_State *L) {
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
   lw_rec *r;
   lw_ent e;
-  double now = lw_sched_now(S);
+  double now;
+  seconds = lws_sane_seconds(seconds);
+  /* a wait for the next step, inside a step, is timed from the step's
+     reading (the loop's time: K_WAIT reports stepnow - t0), so a step of
+     such waits reads the clock once; a wait with a deadline reads it now,
+     so that the deadline is what was asked for */
+  now = (seconds == 0 && S->stepping) ? S->stepnow : lw_sched_now(S);
   if (!lw_yieldable(L))
     return lw_errorat(L, LW_TASK_LEVEL,
                       "task.wait: not in a task (cannot yield here)");
@@ -552,7 +558,6 @@ int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
   e.ticket = r->ticket;
   e.kind = K_WAIT;
   e.t0 = now;
-  seconds = lws_sane_seconds(seconds);
   if (lws_tpush(S, now + seconds, &e, seconds == 0) != LW_OK) {
     lws_unanchor(S, L, e.ref);
     lws_task_put(S, r, T_RUNNING); /* t_push allocates outside Lua: r holds */

@@ -100,9 +100,9 @@ static int c_tick(lua_State *co) {
 }
 
 /* the waits a step runs all see the clock as the step began: a task
-   that takes time does not lengthen the next one's wait (the clock is
-   read once per step, not once per task), and each gets at least what
-   it asked for */
+   that takes time does not lengthen the next one's wait, and each gets
+   at least what it asked for; a wait(0) made in a step starts at that
+   step's reading (the clock is read once per step, not twice per task) */
 static void test_wait_step_clock(void **state) {
   (void)state;
   open_all();
@@ -110,13 +110,20 @@ static void test_wait_step_clock(void **state) {
   lua_setglobal(L, "tick");
   clk = 10;
   lwt_do(L,
-    "task.spawn(function() L('a', ('%g'):format(task.wait(1))); tick(5) end)\n"
+    "task.spawn(function()\n"
+    "  L('a', ('%g'):format(task.wait(1))); tick(5)\n"
+    "  L('a2', ('%g'):format(task.wait(0)))\n"
+    "end)\n"
     "task.spawn(function() L('b', ('%g'):format(task.wait(1.5))) end)\n"
     "task.spawn(function() L('c', ('%g'):format(task.wait(0))) end)\n");
   clk = 11.5;
   assert_int_equal(3, step());
   expect_log("c,1.5 a,1.5 b,1.5");
   assert_true(clk == 16.5);
+  /* a wait(0) made in a step is timed from that step's reading: the
+     tick(5) its task took before is in it */
+  assert_int_equal(1, step());
+  expect_log("a2,5");
   close_all();
 }
 
