@@ -11,8 +11,6 @@
 #include "common.h"
 #include "../src/lw_key.h" /* the map's hash, for W3's probe floor */
 
-static size_t probe_hash(const void *p) { return lw_key_hash(p); }
-
 static int recycle;
 
 #if LUA_VERSION_NUM >= 504
@@ -130,13 +128,13 @@ static double probe_ns(lua_State **co, long n, long *ok) {
   mask = cap - 1;
   if ((tab = calloc(cap, sizeof *tab)) == NULL) exit(2);
   for (i = 0; i < n; i++) {
-    for (h = probe_hash(co[i]) & mask; tab[h] != NULL; h = (h + 1) & mask) {}
+    for (h = lw_key_home(co[i], mask); tab[h] != NULL; h = (h + 1) & mask) {}
     tab[h] = co[i];
   }
   shuffle(co, n);
   t0 = now_s();
   for (i = 0; i < n; i++) {
-    for (h = probe_hash(co[i]) & mask; tab[h] != NULL; h = (h + 1) & mask)
+    for (h = lw_key_home(co[i], mask); tab[h] != NULL; h = (h + 1) & mask)
       if (tab[h] == co[i]) {
         (*ok)++;
         break;

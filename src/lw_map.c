@@ -13,7 +13,9 @@
 ** - Linear probing.  With a mixed hash (lw_key.h) clusters stay short at
 **   load <= 3/4, and probing neighbours is what caches and prefetchers do
 **   best.  Cost: a poor hash would cluster badly; the finalizer in
-**   lw_key.h is what makes raw addresses safe here.
+**   lw_key.h is what makes raw addresses safe here.  Homes keep memory
+**   order within a 16 KiB region (lw_key_home), so threads met in the
+**   order they were made touch nearby slots, not one random page each.
 **
 ** - Deletion by backward shift, not tombstones.  After removing a slot we
 **   pull later members of the same cluster back into the hole, so the
@@ -41,7 +43,7 @@
 #include <string.h>
 
 static size_t home(const lw_map *m, lw_tkey k) {
-  return lw_key_hash(k) & m->mask;
+  return lw_key_home(k, m->mask);
 }
 
 void lw_map_init(lw_map *m, lw_map_alloc alloc, void *ud) {

@@ -52,7 +52,7 @@ size_t lw_map_capacity(const lw_map *m);
 static inline lw_rec *lw_map_find(const lw_map *m, lw_tkey k) {
   size_t i;
   if (m->slots == NULL || !lw_key_valid(k)) return NULL;
-  for (i = lw_key_hash(k) & m->mask;; i = (i + 1) & m->mask) {
+  for (i = lw_key_home(k, m->mask);; i = (i + 1) & m->mask) {
     lw_slot *s = &m->slots[i];
     if (s->key == k) return &s->rec;
     if (s->key == NULL) return NULL;

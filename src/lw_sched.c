@@ -412,7 +412,11 @@ static int run_entry(lw_sched *S, const lw_ent *e) {
       lua_xmove(T, co, n);
       break;
     case K_WAIT:
-      lua_pushnumber(co, lw_sched_now(S) - e->t0);
+      /* the step's own reading: a wait's timer runs only once due <=
+         stepnow, so this is at least what was asked for, and a step of
+         many waits reads the clock once, not once per task (what the
+         waiting task sees is the loop's time, as libuv's uv_now) */
+      lua_pushnumber(co, S->stepnow - e->t0);
       n = 1;
       break;
     case K_AWAITED: { /* {w, target, isany, n, result...} */
@@ -533,7 +537,13 @@ int lws_suspend(lua_State *L) {
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
   lw_rec *r;
   lw_ent e;
-  double now = lw_sched_now(S);
+  double now;
+  seconds = lws_sane_seconds(seconds);
+  /* a wait for the next step, inside a step, is timed from the step's
+     reading (the loop's time: K_WAIT reports stepnow - t0), so a step of
+     such waits reads the clock once; a wait with a deadline reads it now,
+     so that the deadline is what was asked for */
+  now = (seconds == 0 && S->stepping) ? S->stepnow : lw_sched_now(S);
   if (!lw_yieldable(L))
     return lw_errorat(L, LW_TASK_LEVEL,
                       "task.wait: not in a task (cannot yield here)");
@@ -548,7 +558,6 @@ int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
   e.ticket = r->ticket;
   e.kind = K_WAIT;
   e.t0 = now;
-  seconds = lws_sane_seconds(seconds);
   if (lws_tpush(S, now + seconds, &e, seconds == 0) != LW_OK) {
     lws_unanchor(S, L, e.ref);
     lws_task_put(S, r, T_RUNNING); /* t_push allocates outside Lua: r holds */
@@ -596,7 +605,7 @@ static int q_take(lw_sched *S, step_args *a, lw_ent *e) {
 static int step_protected(lua_State *L) {
   step_args *a = (step_args *)lua_touserdata(L, 1);
   lw_sched *S = a->S;
-  double now = lw_sched_now(S);
+  double now = S->stepnow = lw_sched_now(S);
   unsigned long long seq0 = S->tq.seq;
   lw_ent e;
   lw_timer *p;

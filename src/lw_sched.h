@@ -70,6 +70,7 @@ struct lw_sched {
   unsigned long rungen; /* ... good while the store's map is at this gen */
   lw_clock_fn clock;
   void *clock_ud;
+  double stepnow;       /* the clock as the running step began */
   lw_error_fn onerror;
   void *onerror_ud;
   void (*poll)(void *ud);  /* the driver's I/O poll, run at each step */

@@ -134,12 +134,63 @@ static void test_growth_failure(void **state) {
   assert_int_equal(0, heap.blocks);
 }
 
+/* Keys laid out as threads are (lw_key.h), at the map's densest load:
+   the mean distance of an entry from its home stays that of a full mix
+   (about 1.5 slots), whatever the spacing, even when every region holds
+   keys at the same offsets; and keys made one after the other get homes
+   close together (what saves the cache and TLB misses). */
+static lw_tkey laid(uint64_t base, size_t i, size_t stride) {
+  return (lw_tkey)(uintptr_t)(base + (uint64_t)i * stride);
+}
+
+static void test_homes_spread_and_local(void **state) {
+  enum { N = 196000 }; /* load 0.75 in 2^18 slots: the densest the map gets */
+  static const uint64_t bases[] = {UINT64_C(0x7f3a12340000),
+                                   UINT64_C(0x55d1c0a01230)};
+  static const size_t strides[] = {1024, 208, 320, 512, 1168, 4096, 65536};
+  size_t b, s, i;
+  int bad = 0;
+  (void)state;
+  for (b = 0; b < sizeof bases / sizeof *bases; b++)
+    for (s = 0; s < sizeof strides / sizeof *strides; s++) {
+      lw_map m;
+      lw_rec *r;
+      lw_slot *sl;
+      size_t it = 0, disp = 0, maxdisp = 0, near = 0, mask;
+      memset(&heap, 0, sizeof heap);
+      lw_map_init(&m, lwt_alloc, &heap);
+      for (i = 0; i < N; i++)
+        assert_int_equal(1, lw_map_insert(&m, laid(bases[b], i, strides[s]), &r));
+      mask = m.mask;
+      for (i = 1; i < N; i++) {
+        size_t d = (lw_key_home(laid(bases[b], i, strides[s]), mask) -
+                    lw_key_home(laid(bases[b], i - 1, strides[s]), mask)) & mask;
+        if (d <= 1024 || d >= mask - 1024) near++; /* 16 KiB of slots */
+      }
+      while ((sl = lw_map_next(&m, &it)) != NULL) {
+        size_t d = ((size_t)(sl - m.slots) - lw_key_home(sl->key, mask)) & mask;
+        disp += d;
+        if (d > maxdisp) maxdisp = d;
+      }
+      print_message("stride %zu: mean displacement %.3f (max %zu), "
+                    "%.1f%% of neighbours near\n", strides[s],
+                    (double)disp / N, maxdisp, 100.0 * (double)near / N);
+      if (disp >= 2 * (size_t)N) bad++; /* mean < 2 slots */
+      if (strides[s] <= 1168 && near < N * 9 / 10) bad++;
+      assert_int_equal(0, lw_map_check(&m));
+      lw_map_free(&m);
+      assert_int_equal(0, heap.blocks);
+    }
+  assert_int_equal(0, bad);
+}
+
 int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_insert_find_remove),
     cmocka_unit_test(test_random_against_reference),
     cmocka_unit_test(test_remove_never_allocates),
     cmocka_unit_test(test_growth_failure),
+    cmocka_unit_test(test_homes_spread_and_local),
   };
   return lwt_main("map", tests, argc, argv);
 }

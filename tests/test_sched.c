@@ -93,6 +93,40 @@ static void test_wait0_next_step(void **state) {
   close_all();
 }
 
+/* the fake clock moves by the argument (work that takes time) */
+static int c_tick(lua_State *co) {
+  clk += luaL_checknumber(co, 1);
+  return 0;
+}
+
+/* the waits a step runs all see the clock as the step began: a task
+   that takes time does not lengthen the next one's wait, and each gets
+   at least what it asked for; a wait(0) made in a step starts at that
+   step's reading (the clock is read once per step, not twice per task) */
+static void test_wait_step_clock(void **state) {
+  (void)state;
+  open_all();
+  lua_pushcfunction(L, c_tick);
+  lua_setglobal(L, "tick");
+  clk = 10;
+  lwt_do(L,
+    "task.spawn(function()\n"
+    "  L('a', ('%g'):format(task.wait(1))); tick(5)\n"
+    "  L('a2', ('%g'):format(task.wait(0)))\n"
+    "end)\n"
+    "task.spawn(function() L('b', ('%g'):format(task.wait(1.5))) end)\n"
+    "task.spawn(function() L('c', ('%g'):format(task.wait(0))) end)\n");
+  clk = 11.5;
+  assert_int_equal(3, step());
+  expect_log("c,1.5 a,1.5 b,1.5");
+  assert_true(clk == 16.5);
+  /* a wait(0) made in a step is timed from that step's reading: the
+     tick(5) its task took before is in it */
+  assert_int_equal(1, step());
+  expect_log("a2,5");
+  close_all();
+}
+
 static void test_next(void **state) {
   (void)state;
   open_all();
@@ -1110,6 +1144,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_order),
     cmocka_unit_test(test_wait0_next_step),
+    cmocka_unit_test(test_wait_step_clock),
     cmocka_unit_test(test_next),
     cmocka_unit_test(test_cancel_queued_and_timer),
     cmocka_unit_test(test_cancel_awaiting),
