@@ -11,22 +11,10 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/lwwrk.XXXXXX") || exit 2
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$T"' EXIT INT TERM
 echo "1..9"
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+. tests/io_http.inc
 CONNS=16
 # --timeout: a slow answer on a loaded machine is not an error here
 WRK="wrk -t1 -c$CONNS --timeout 30s"
-
-printf 'static file\nsecond line\n' >"$T/file.txt"
-"$B/luaweave" examples/http.lua 0 "$T/file.txt" >"$T/out" 2>"$T/err" &
-pid=$!
-i=0
-while [ $i -lt 200 ] && ! grep -q '^listening ' "$T/out"; do sleep 0.1; i=$((i + 1)); done
-port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$T/out")
-check "the server prints the port it listens on" [ -n "$port" ]
-U="http://127.0.0.1:$port"
 
 fds() { ls "/proc/$pid/fd" 2>/dev/null | wc -l; }
 rss() { sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null; }
@@ -73,13 +61,6 @@ check "keep-alive: the server counted >= $want requests ($sreq) on <= $((4 * CON
 $WRK -d2s "$U/file" >"$T/w3" 2>&1
 check "wrk on /file (fs.readfile per request): $(reqs "$T/w3") requests, all 2xx" wrk_ok "$T/w3"
 
-curl -s --max-time 20 "$U/quit" >/dev/null
-i=0
-while [ $i -lt 300 ] && kill -0 $pid 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-rc=1
-if ! kill -0 $pid 2>/dev/null; then wait $pid; rc=$?; pid=; fi
-check "/quit: the server ends by itself, exit 0, nothing on stderr (exit $rc)" \
-  sh -c '[ "$1" = 0 ] && [ ! -s "$2" ]' - $rc "$T/err"
+quit_ends curl -s --max-time 20
 for w in w1 w2 w3; do grep -qi 'error\|non-2xx' "$T/$w" && sed 's/^/# /' "$T/$w"; done
-[ -s "$T/err" ] && sed 's/^/# /' "$T/err"
 exit 0
