@@ -140,12 +140,12 @@ printf '%-5s %-8s %12s %10s %12s\n' lua impl requests/s p99_ms ratio_req/s
 awk -F, '$1 == "W6" { if ($3 == "lw") ref[$2] = $4; row[NR] = $0 }
   END { for (i = 1; i <= NR; i++) if (i in row) { split(row[i], f, ",")
     printf "%-5s %-8s %12.0f %10s %12s\n", f[2], f[3], f[4], f[5],
-      ref[f[2]] > 0 ? sprintf("%.2f", f[4] / ref[f[2]]) : "" } }' "$TMP/csv"
+      (ref[f[2]] > 0) ? sprintf("%.2f", f[4] / ref[f[2]]) : "" } }' "$TMP/csv"
 echo
 echo "W7 TCP echo, client and server in one process, 64 KiB writes, $BYTES bytes, medians of $RUNS runs"
 printf '%-5s %-8s %10s %8s\n' lua impl MB/s ratio
 awk -F, '$1 == "W7" { if ($3 == "lw") ref[$2] = $4; row[NR] = $0 }
   END { for (i = 1; i <= NR; i++) if (i in row) { split(row[i], f, ",")
     printf "%-5s %-8s %10s %8s\n", f[2], f[3], f[4],
-      ref[f[2]] > 0 ? sprintf("%.2f", f[4] / ref[f[2]]) : "" } }' "$TMP/csv"
+      (ref[f[2]] > 0) ? sprintf("%.2f", f[4] / ref[f[2]]) : "" } }' "$TMP/csv"
 echo "wrote bench/results/net.csv"

@@ -7,11 +7,13 @@
 ** Lifetimes.  A libuv handle lives in malloc'ed memory, never in a Lua
 ** userdata: its close callback runs after the userdata may be gone
 ** (collected, or lua_close).  The userdata (a box) points at it; closing
-** detaches the two, so that either side can go first.  A handle is
-** active only while an async operation of a task waits on it, and every
-** such operation registers a cancel hook (lw_async_oncancel) that closes
-** the handle: so at lua_close every active handle is closed before the
-** driver finishes its loop, and a cancelled task leaks nothing.
+** detaches the two, so that either side can go first.  A handle keeps
+** the loop alive (is active and ref'd) only while an async operation of
+** a task waits on it (a stream may read on unref'd: lw_stream.c), and
+** every such operation registers a cancel hook (lw_async_oncancel) that
+** closes the handle: so at lua_close every such handle is closed before
+** the driver finishes its loop, the others by their box's __gc, and a
+** cancelled task leaks nothing.
 */
 #ifndef LW_IO_H
 #define LW_IO_H

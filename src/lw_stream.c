@@ -3,9 +3,12 @@
 ** read(n) / read() / readline() / readall() / lines(), write(...) with
 ** back-pressure, shutdown(), close().
 **
-** Reading: the socket is read only while a task waits for data, and
-** stops once it is answered (plus what one read of the kernel brings):
-** a stream nobody reads holds no more than that, and the peer is slowed
+** Reading: the socket is read from a task's first read on, and goes on
+** after the reader was answered until READ_CHUNK bytes wait unread (the
+** handle unref'd meanwhile: only a waiting reader keeps the loop alive).
+** Stopping after every answer cost two epoll_ctl calls per request of a
+** keep-alive HTTP connection (W6); a stream nobody reads still holds no
+** more than READ_CHUNK plus one read of the kernel, and the peer is slowed
 ** by TCP itself.  Writing: data is handed to libuv at once (copied); a
 ** writer suspends while more than HIGH_WATER bytes are queued and
 ** resumes when the queue fell to half of it, so a fast writer to a slow
@@ -195,7 +198,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     st->rerr = (int)nread;
   }
   answer_reader(st);
-  if (st->rop == NULL || st->eof || st->rerr) stop_reading(st);
+  if (st->eof || st->rerr || (st->rop == NULL && st->len - st->off >= READ_CHUNK))
+    stop_reading(st);
+  else if (st->rop == NULL)
+    uv_unref(&st->u.h); /* reading on for nobody must not keep the loop */
 }
 
 /* ------------------------------------------------------------------ */
@@ -224,6 +230,7 @@ static int do_read(lua_State *L, int mode, size_t want) {
   st->rwant = want;
   if (can_answer(st)) return push_answer(L, st);
   op = lw_async_begin(L); /* raises before anything started */
+  uv_ref(&st->u.h);
   if (!st->reading) {
     if ((e = uv_read_start(&st->u.s, on_alloc, on_read)) != 0) {
       lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)e);
