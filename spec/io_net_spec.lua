@@ -344,5 +344,47 @@ print("code", got)
     assert.are.equal(0, status, out)
     assert.truthy(out:match("code%s+EPIPE") or out:match("code%s+ECONNRESET"), out)
   end)
-end)
 
+  it("closes a handler's stream when the handler returns, after what it wrote left", function()
+    local big = ("0123456789abcdef"):rep(256 * 1024) -- 4 MiB: more than the queue's mark
+    local all, err, handled
+    lw.run(function()
+      local srv, port = serve(function(s)
+        assert(s:write(big, "end\n"))
+        handled = true
+        return "the task's result" -- no close: returning ends the connection
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      local guard = task.delay(60, function() c:close() end) -- a hang guard only
+      task.wait(0.05) -- the handler fills the queue before anyone reads
+      all, err = c:readall()
+      task.cancel(guard)
+      if not err then c:close() end
+      srv:close()
+    end)
+    assert.is_true(handled)
+    assert.is_nil(err)
+    assert.are.equal(#big + 4, #all)
+    assert.are.equal(big .. "end\n", all)
+  end)
+
+  it("a handler that hands its stream to a task and awaits it keeps it open until then", function()
+    local got
+    lw.run(function()
+      local srv, port = serve(function(s)
+        local t = task.spawn(function()
+          task.wait(0.02)
+          local line = s:readline()
+          assert(s:write("<", line, ">\n"))
+        end)
+        task.await(t)
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      c:write("hi\n")
+      got = pack(c:readline(), c:readline())
+      c:close()
+      srv:close()
+    end)
+    assert.are.same({ n = 2, "<hi>" }, got)
+  end)
+end)

@@ -78,6 +78,7 @@ struct lw_stream {
   size_t rwant;
   lw_async *wop;       /* the writer waiting for the queue to drain */
   lw_async *sop;       /* a shutdown under way */
+  int finishing;       /* lw_stream_finish: closes when sreq is done */
   uv_shutdown_t sreq;
 };
 
@@ -97,6 +98,11 @@ void lw_stream_push(lua_State *L, lw_stream *st);
 /* close st (once): its waiting operations end with ECANCELED, its
    memory goes in the close callback.  Calls no Lua. */
 void lw_stream_close(lw_stream *st);
+
+/* the end of st's use from Lua (a listen handler returned): detached
+   from its box at once, closed once the queued writes left (a shutdown),
+   or at once when none wait or a shutdown cannot start.  Calls no Lua. */
+void lw_stream_finish(lw_stream *st);
 
 /* net.udp() (lw_udp.c): a new UDP socket, or nil, msg, code.  May raise
    a memory error. */

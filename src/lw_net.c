@@ -20,6 +20,7 @@
 
 #define SERVER_MT "luaweave.server"
 #define ACCEPTOR_KEY "luaweave.net.acceptor"
+#define OWNER_KEY "luaweave.net.owner"
 
 /* ------------------------------------------------------------------ */
 /* connect                                                             */
@@ -350,7 +351,9 @@ static int start_server(lua_State *L, uv_loop_t *loop, int hidx, int unix_,
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
+  lua_getfield(L, LUA_REGISTRYINDEX, OWNER_KEY);
   lua_pushvalue(L, hidx);
+  lua_call(L, 1, 1); /* the handler, closing its stream when it returns */
   b->href = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, LUA_REGISTRYINDEX, ACCEPTOR_KEY);
   lua_pushvalue(L, -2); /* the acceptor and its argument, ready to defer */
@@ -411,8 +414,33 @@ static int net_unix_listen(lua_State *L) {
   return start_server(L, lw_io_loop(L), 2, 1, NULL, path);
 }
 
+/* the handler's stream, when the handler returned: closed (after what it
+   wrote left), unless the script closed it.  Raises no Lua error. */
+static int net_handler_done(lua_State *L) {
+  lw_stream_box *b = (lw_stream_box *)lua_touserdata(L, 1);
+  if (b != NULL && b->st != NULL) lw_stream_finish(b->st);
+  return 0;
+}
+
+/* owner(handler) -> the function that a connection's task runs: the
+   handler, then its stream closed.  In Lua, so that the handler may
+   yield on every version (a C caller could not on 5.1).  A handler that
+   raises leaves its stream to the collector (no pcall: 5.1 cannot yield
+   across one). */
+static const char owner_chunk[] =
+  "local done = ...\n"
+  "local function after(s, ...) done(s) return ... end\n"
+  "return function(handler)\n"
+  "  return function(s) return after(s, handler(s)) end\n"
+  "end\n";
+
 int luaopen_luaweave_net(lua_State *L) {
   lw_io_nosigpipe();
+  if (luaL_loadbuffer(L, owner_chunk, sizeof owner_chunk - 1, "=luaweave.net") != 0)
+    lua_error(L);
+  lua_pushcfunction(L, net_handler_done);
+  lua_call(L, 1, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, OWNER_KEY);
   lw_async_wrap(L, srv_wait);
   lua_setfield(L, LUA_REGISTRYINDEX, ACCEPTOR_KEY);
   lua_createtable(L, 0, 3);

@@ -313,9 +313,24 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   lw_stream *st = (lw_stream *)req->handle->data;
   lw_async *op = st->sop;
   st->sop = NULL;
+  if (st->finishing) lw_stream_close(st);
   if (op == NULL) return;
   if (status < 0) lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)status);
   else lw_async_complete(op, lw_io_pushtrue, NULL);
+}
+
+/* Raises no Lua error. */
+void lw_stream_finish(lw_stream *st) {
+  if (st->closing) return;
+  if (st->box != NULL) st->box->st = NULL;
+  st->box = NULL;
+  /* a close now would drop what the kernel did not take yet */
+  if (st->u.s.write_queue_size > 0 && st->sop == NULL && st->werr == 0 &&
+      uv_shutdown(&st->sreq, &st->u.s, on_shutdown) == 0) {
+    st->finishing = 1;
+    return;
+  }
+  lw_stream_close(st);
 }
 
 /* shutdown(): the queued data goes out, then the end of the stream */
