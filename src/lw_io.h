@@ -76,6 +76,7 @@ struct lw_stream {
   lw_async *rop;       /* the waiting reader, or NULL */
   int rmode;           /* what it waits for (lw_stream.c) */
   size_t rwant;
+  size_t maxline;      /* readline's limit (bytes before the newline) */
   lw_async *wop;       /* the writer waiting for the queue to drain */
   lw_async *sop;       /* a shutdown under way */
   int finishing;       /* lw_stream_finish: closes when sreq is done */

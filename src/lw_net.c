@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #define SERVER_MT "luaweave.server"
 #define ACCEPTOR_KEY "luaweave.net.acceptor"
@@ -119,19 +120,29 @@ static int net_connect(lua_State *L) {
   return lw_async_yield(L, op);
 }
 
+/* a Unix socket's path that fits sun_path (with its NUL): 0, else a
+   libuv error.  libuv would cut a longer one short and bind or connect
+   to another path.  Raises no Lua error. */
+static int unix_path_error(const char *path, size_t len) {
+  if (len >= sizeof ((struct sockaddr_un *)0)->sun_path) return UV_ENAMETOOLONG;
+  return strlen(path) != len ? UV_EINVAL : 0; /* a NUL inside */
+}
+
 /* unix_connect(path) -> stream | nil, msg, code */
 static int net_unix_connect(lua_State *L) {
-  const char *path = lw_io_checkstring(L, 1, NULL);
+  size_t len;
+  const char *path = lw_io_checkstring(L, 1, &len);
   uv_loop_t *loop = lw_io_loop(L);
   lw_async *op = lw_async_begin(L);
-  conn *c = (conn *)calloc(1, sizeof *c);
-  int e;
+  conn *c = NULL;
+  int e = unix_path_error(path, len);
+  if (e == 0 && (c = (conn *)calloc(1, sizeof *c)) == NULL) e = UV_ENOMEM;
   if (c != NULL && (c->st = lw_stream_pipe(loop, &e)) == NULL) {
     free(c);
     c = NULL;
   }
   if (c == NULL) {
-    lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)UV_ENOMEM);
+    lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)e);
     return lw_async_yield(L, op);
   }
   c->op = op;
@@ -409,8 +420,11 @@ static int net_listen(lua_State *L) {
 
 /* unix_listen(path, handler) -> server | nil, msg, code */
 static int net_unix_listen(lua_State *L) {
-  const char *path = lw_io_checkstring(L, 1, NULL);
+  size_t len;
+  const char *path = lw_io_checkstring(L, 1, &len);
+  int e;
   if (lua_type(L, 2) != LUA_TFUNCTION) lw_io_argerror(L, 2, "function expected");
+  if ((e = unix_path_error(path, len)) != 0) return lw_io_fail(L, e);
   return start_server(L, lw_io_loop(L), 2, 1, NULL, path);
 }
 
