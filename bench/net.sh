@@ -60,7 +60,7 @@ http_once() {
   "$@" http >"$TMP/srv" 2>"$TMP/srv.err" &
   spid=$!
   i=0
-  while [ $i -lt 100 ] && ! grep -q '^listening ' "$TMP/srv"; do sleep 0.1; i=$((i + 1)); done
+  while [ $i -lt 300 ] && ! grep -q "^listening " "$TMP/srv"; do sleep 0.1; i=$((i + 1)); done
   port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$TMP/srv")
   if [ -z "$port" ]; then
     WHY="no port: $(head -c 200 "$TMP/srv.err" | tr '\n' ' ')"
