@@ -355,7 +355,7 @@ print("code", got)
         return "the task's result" -- no close: returning ends the connection
       end)
       local c = assert(net.connect("127.0.0.1", port))
-      local guard = task.delay(60, function() c:close() end) -- a hang guard only
+      local guard = task.delay(10, function() c:close() srv:close() end) -- a hang guard only
       task.wait(0.05) -- the handler fills the queue before anyone reads
       all, err = c:readall()
       task.cancel(guard)
@@ -397,7 +397,7 @@ print("code", got)
         s:close()
       end)
       local c = assert(net.connect("127.0.0.1", port))
-      local guard = task.delay(60, function() c:close() end) -- a hang guard only
+      local guard = task.delay(10, function() c:close() srv:close() end) -- a hang guard only
       r.default = c:linelimit(10)
       r.now = c:linelimit()
       r.exact = pack(c:readline())       -- 10 bytes: at the limit
