@@ -175,7 +175,7 @@ run_one() { # lua impl workload n cmd...
 start=$(date +%s)
 # the plan, up front: in smoke mode one size per workload, so one test per
 # workload and implementation (a run that stops early comes out short)
-[ "$MODE" = smoke ] && echo "1..$(( $(wc -l <"$TMP/impls") * 5 + $(wc -l <"$TMP/wraps") ))"
+[ "$MODE" = smoke ] && echo "1..$(( $(wc -l <"$TMP/impls") * 5 + $(wc -l <"$TMP/wraps") + $(sh bench/net.sh --count) ))"
 for w in W1 W2 W3 W4 W5; do
   eval "sizes=\$${w}S"
   say "running $w ($sizes on Lua 5.4, $OTHER elsewhere)..."
@@ -199,6 +199,19 @@ while read -r v impl cmd; do
   done
 done <"$TMP/wraps"
 set +f
+
+# issue 16's W6 (HTTP under wrk) and W7 (TCP echo): bench/net.sh, its
+# results numbered here, its report printed with the others
+say "running issue 16's W6, W7 (bench/net.sh)..."
+sh bench/net.sh "$MODE" >"$TMP/net"
+: >"$TMP/net.txt"
+while IFS= read -r l; do
+  case $l in
+    "ok|"*) tap ok "${l#ok|}" ;;
+    "not ok|"*) tap "not ok" "${l#not ok|}"; fails=$((fails + 1)) ;;
+    *) echo "$l" >>"$TMP/net.txt" ;;
+  esac
+done <"$TMP/net"
 
 if [ "$MODE" = smoke ]; then
   [ "$fails" = 0 ] || exit 1
@@ -269,6 +282,8 @@ for w in W1 W2 W3 W4 W5 W8; do
     awk -F, -v w=$w '$1 == w && $5 == "total" { printf "%-5s %-12s %10s %10.4f %10s %12s %8s %8s %9s\n", $2, $3, $4, $6, $7, $8, $9, $10, $11 }' "$OUT/latest.csv"
   fi
 done
+
+cat "$TMP/net.txt"
 
 # ---------------------------------------------------------------- plots
 if command -v gnuplot >/dev/null; then

@@ -4,6 +4,8 @@
 -- Keep-alive connections; three answers:
 --   GET /file   the file given (this script by default), text/plain
 --   GET /json   {"ok":true,"requests":N,"path":"/json"}: N counts requests
+--   GET /stats  {"requests":N,"connections":C}: C counts connections accepted
+--               (tests/io_wrk.sh: keep-alive means far fewer than requests)
 --   GET /quit   answers, then closes the server: the script ends by itself
 -- anything else: 404.  Only GET and HEAD; no request bodies.
 local net = require "luaweave.net"
@@ -11,7 +13,7 @@ local fs = require("luaweave").fs
 
 local port = tonumber(arg[1] or "8080")
 local file = arg[2] or arg[0]
-local requests = 0
+local requests, connections = 0, 0
 local server
 
 local reasons = { [200] = "OK", [400] = "Bad Request", [404] = "Not Found",
@@ -46,6 +48,7 @@ local function request(s)
 end
 
 local function serve(s)
+  connections = connections + 1
   while true do
     local method, path, keep = request(s)
     if method == nil then break end
@@ -64,6 +67,9 @@ local function serve(s)
     elseif path == "/json" then
       ok = answer(s, 200, "application/json",
         ('{"ok":true,"requests":%d,"path":"%s"}'):format(requests, path), keep, head)
+    elseif path == "/stats" then
+      ok = answer(s, 200, "application/json",
+        ('{"requests":%d,"connections":%d}'):format(requests, connections), keep, head)
     elseif path == "/quit" then
       answer(s, 200, "text/plain", "bye\n", false, head)
       keep = false

@@ -344,5 +344,111 @@ print("code", got)
     assert.are.equal(0, status, out)
     assert.truthy(out:match("code%s+EPIPE") or out:match("code%s+ECONNRESET"), out)
   end)
-end)
 
+  it("closes a handler's stream when the handler returns, after what it wrote left", function()
+    local big = ("0123456789abcdef"):rep(256 * 1024) -- 4 MiB: more than the queue's mark
+    local all, err, handled
+    lw.run(function()
+      local srv, port = serve(function(s)
+        assert(s:write(big, "end\n"))
+        handled = true
+        return "the task's result" -- no close: returning ends the connection
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      local guard = task.delay(10, function() c:close() srv:close() end) -- a hang guard only
+      task.wait(0.05) -- the handler fills the queue before anyone reads
+      all, err = c:readall()
+      task.cancel(guard)
+      if not err then c:close() end
+      srv:close()
+    end)
+    assert.is_true(handled)
+    assert.is_nil(err)
+    assert.are.equal(#big + 4, #all)
+    assert.are.equal(big .. "end\n", all)
+  end)
+
+  it("a handler that hands its stream to a task and awaits it keeps it open until then", function()
+    local got
+    lw.run(function()
+      local srv, port = serve(function(s)
+        local t = task.spawn(function()
+          task.wait(0.02)
+          local line = s:readline()
+          assert(s:write("<", line, ">\n"))
+        end)
+        task.await(t)
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      c:write("hi\n")
+      got = pack(c:readline(), c:readline())
+      c:close()
+      srv:close()
+    end)
+    assert.are.same({ n = 2, "<hi>" }, got)
+  end)
+
+  it("readline stops at its limit (64 KiB unless linelimit says): nil, 'line too long', EMSGSIZE", function()
+    local r = {}
+    lw.run(function()
+      local srv, port = serve(function(s)
+        s:write("0123456789\n0123456789a\n", ("z"):rep(200 * 1024))
+        s:readline() -- until the client closes
+        s:close()
+      end)
+      local c = assert(net.connect("127.0.0.1", port))
+      local guard = task.delay(10, function() c:close() srv:close() end) -- a hang guard only
+      r.default = c:linelimit(10)
+      r.now = c:linelimit()
+      r.exact = pack(c:readline())       -- 10 bytes: at the limit
+      r.over = pack(c:readline())        -- 11 bytes: one too many
+      r.kept = c:read(11)                -- the bytes stay to be read
+      r.nl = c:read(1)
+      c:linelimit(64 * 1024)
+      r.endless = pack(c:readline())     -- 200 KiB and no newline
+      r.rest = c:read(5)
+      r.bad = pack(pcall(function() return c:linelimit(0) end))
+      task.cancel(guard)
+      c:close()
+      srv:close()
+    end)
+    assert.are.equal(64 * 1024, r.default)
+    assert.are.equal(10, r.now)
+    assert.are.same({ n = 1, "0123456789" }, r.exact)
+    assert.are.same({ n = 3, nil, "line too long", "EMSGSIZE" }, r.over)
+    assert.are.equal("0123456789a", r.kept)
+    assert.are.equal("\n", r.nl)
+    assert.are.same({ n = 3, nil, "line too long", "EMSGSIZE" }, r.endless)
+    assert.are.equal("zzzzz", r.rest)
+    assert.is_false(r.bad[1])
+    -- (LuaJIT names neither the method nor its argument as the others do)
+    assert.truthy(tostring(r.bad[2]):find("bad argument #%d to '[^']*' %(limit out of range%)"), r.bad[2])
+  end)
+
+  it("a Unix socket path longer than sun_path is an error, never cut short", function()
+    local r = {}
+    local dir = os.tmpname()
+    os.remove(dir)
+    local long = dir .. ("x"):rep(120)
+    local fits = (dir .. ("y"):rep(120)):sub(1, 107) -- 107 bytes and the NUL
+    lw.run(function()
+      r.listen = pack(net.unix_listen(long, function(s) s:close() end))
+      r.connect = pack(net.unix_connect(long))
+      r.nul = pack(net.unix_listen(dir .. "\0z", function(s) s:close() end))
+      local srv = assert(net.unix_listen(fits, function(s) s:write("ok\n") s:close() end))
+      local c = assert(net.unix_connect(fits))
+      r.fits = c:readline()
+      c:close()
+      srv:close()
+      for _, got in ipairs({ r.listen, r.connect, r.nul }) do -- fail, not hang
+        if got[1] then got[1]:close() end
+      end
+    end)
+    os.remove(fits)
+    assert.are.same({ n = 3, nil, "name too long", "ENAMETOOLONG" }, r.listen)
+    assert.are.same({ n = 3, nil, "name too long", "ENAMETOOLONG" }, r.connect)
+    assert.are.equal("EINVAL", r.nul[3])
+    assert.are.equal("ok", r.fits)
+    assert.is_nil(io.open(long:sub(1, 107)), "nothing made at the cut path")
+  end)
+end)

@@ -7,11 +7,13 @@
 ** Lifetimes.  A libuv handle lives in malloc'ed memory, never in a Lua
 ** userdata: its close callback runs after the userdata may be gone
 ** (collected, or lua_close).  The userdata (a box) points at it; closing
-** detaches the two, so that either side can go first.  A handle is
-** active only while an async operation of a task waits on it, and every
-** such operation registers a cancel hook (lw_async_oncancel) that closes
-** the handle: so at lua_close every active handle is closed before the
-** driver finishes its loop, and a cancelled task leaks nothing.
+** detaches the two, so that either side can go first.  A handle keeps
+** the loop alive (is active and ref'd) only while an async operation of
+** a task waits on it (a stream may read on unref'd: lw_stream.c), and
+** every such operation registers a cancel hook (lw_async_oncancel) that
+** closes the handle: so at lua_close every such handle is closed before
+** the driver finishes its loop, the others by their box's __gc, and a
+** cancelled task leaks nothing.
 */
 #ifndef LW_IO_H
 #define LW_IO_H
@@ -74,8 +76,10 @@ struct lw_stream {
   lw_async *rop;       /* the waiting reader, or NULL */
   int rmode;           /* what it waits for (lw_stream.c) */
   size_t rwant;
+  size_t maxline;      /* readline's limit (bytes before the newline) */
   lw_async *wop;       /* the writer waiting for the queue to drain */
   lw_async *sop;       /* a shutdown under way */
+  int finishing;       /* lw_stream_finish: closes when sreq is done */
   uv_shutdown_t sreq;
 };
 
@@ -95,6 +99,11 @@ void lw_stream_push(lua_State *L, lw_stream *st);
 /* close st (once): its waiting operations end with ECANCELED, its
    memory goes in the close callback.  Calls no Lua. */
 void lw_stream_close(lw_stream *st);
+
+/* the end of st's use from Lua (a listen handler returned): detached
+   from its box at once, closed once the queued writes left (a shutdown),
+   or at once when none wait or a shutdown cannot start.  Calls no Lua. */
+void lw_stream_finish(lw_stream *st);
 
 /* net.udp() (lw_udp.c): a new UDP socket, or nil, msg, code.  May raise
    a memory error. */

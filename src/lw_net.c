@@ -17,9 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #define SERVER_MT "luaweave.server"
 #define ACCEPTOR_KEY "luaweave.net.acceptor"
+#define OWNER_KEY "luaweave.net.owner"
 
 /* ------------------------------------------------------------------ */
 /* connect                                                             */
@@ -118,19 +120,29 @@ static int net_connect(lua_State *L) {
   return lw_async_yield(L, op);
 }
 
+/* a Unix socket's path that fits sun_path (with its NUL): 0, else a
+   libuv error.  libuv would cut a longer one short and bind or connect
+   to another path.  Raises no Lua error. */
+static int unix_path_error(const char *path, size_t len) {
+  if (len >= sizeof ((struct sockaddr_un *)0)->sun_path) return UV_ENAMETOOLONG;
+  return strlen(path) != len ? UV_EINVAL : 0; /* a NUL inside */
+}
+
 /* unix_connect(path) -> stream | nil, msg, code */
 static int net_unix_connect(lua_State *L) {
-  const char *path = lw_io_checkstring(L, 1, NULL);
+  size_t len;
+  const char *path = lw_io_checkstring(L, 1, &len);
   uv_loop_t *loop = lw_io_loop(L);
   lw_async *op = lw_async_begin(L);
-  conn *c = (conn *)calloc(1, sizeof *c);
-  int e;
+  conn *c = NULL;
+  int e = unix_path_error(path, len);
+  if (e == 0 && (c = (conn *)calloc(1, sizeof *c)) == NULL) e = UV_ENOMEM;
   if (c != NULL && (c->st = lw_stream_pipe(loop, &e)) == NULL) {
     free(c);
     c = NULL;
   }
   if (c == NULL) {
-    lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)UV_ENOMEM);
+    lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)e);
     return lw_async_yield(L, op);
   }
   c->op = op;
@@ -350,7 +362,9 @@ static int start_server(lua_State *L, uv_loop_t *loop, int hidx, int unix_,
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
+  lua_getfield(L, LUA_REGISTRYINDEX, OWNER_KEY);
   lua_pushvalue(L, hidx);
+  lua_call(L, 1, 1); /* the handler, closing its stream when it returns */
   b->href = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, LUA_REGISTRYINDEX, ACCEPTOR_KEY);
   lua_pushvalue(L, -2); /* the acceptor and its argument, ready to defer */
@@ -406,13 +420,41 @@ static int net_listen(lua_State *L) {
 
 /* unix_listen(path, handler) -> server | nil, msg, code */
 static int net_unix_listen(lua_State *L) {
-  const char *path = lw_io_checkstring(L, 1, NULL);
+  size_t len;
+  const char *path = lw_io_checkstring(L, 1, &len);
+  int e;
   if (lua_type(L, 2) != LUA_TFUNCTION) lw_io_argerror(L, 2, "function expected");
+  if ((e = unix_path_error(path, len)) != 0) return lw_io_fail(L, e);
   return start_server(L, lw_io_loop(L), 2, 1, NULL, path);
 }
 
+/* the handler's stream, when the handler returned: closed (after what it
+   wrote left), unless the script closed it.  Raises no Lua error. */
+static int net_handler_done(lua_State *L) {
+  lw_stream_box *b = (lw_stream_box *)lua_touserdata(L, 1);
+  if (b != NULL && b->st != NULL) lw_stream_finish(b->st);
+  return 0;
+}
+
+/* owner(handler) -> the function that a connection's task runs: the
+   handler, then its stream closed.  In Lua, so that the handler may
+   yield on every version (a C caller could not on 5.1).  A handler that
+   raises leaves its stream to the collector (no pcall: 5.1 cannot yield
+   across one). */
+static const char owner_chunk[] =
+  "local done = ...\n"
+  "local function after(s, ...) done(s) return ... end\n"
+  "return function(handler)\n"
+  "  return function(s) return after(s, handler(s)) end\n"
+  "end\n";
+
 int luaopen_luaweave_net(lua_State *L) {
   lw_io_nosigpipe();
+  if (luaL_loadbuffer(L, owner_chunk, sizeof owner_chunk - 1, "=luaweave.net") != 0)
+    lua_error(L);
+  lua_pushcfunction(L, net_handler_done);
+  lua_call(L, 1, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, OWNER_KEY);
   lw_async_wrap(L, srv_wait);
   lua_setfield(L, LUA_REGISTRYINDEX, ACCEPTOR_KEY);
   lua_createtable(L, 0, 3);

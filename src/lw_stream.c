@@ -3,9 +3,12 @@
 ** read(n) / read() / readline() / readall() / lines(), write(...) with
 ** back-pressure, shutdown(), close().
 **
-** Reading: the socket is read only while a task waits for data, and
-** stops once it is answered (plus what one read of the kernel brings):
-** a stream nobody reads holds no more than that, and the peer is slowed
+** Reading: the socket is read from a task's first read on, and goes on
+** after the reader was answered until READ_CHUNK bytes wait unread (the
+** handle unref'd meanwhile: only a waiting reader keeps the loop alive).
+** Stopping after every answer cost two epoll_ctl calls per request of a
+** keep-alive HTTP connection (W6); a stream nobody reads still holds no
+** more than READ_CHUNK plus one read of the kernel, and the peer is slowed
 ** by TCP itself.  Writing: data is handed to libuv at once (copied); a
 ** writer suspends while more than HIGH_WATER bytes are queued and
 ** resumes when the queue fell to half of it, so a fast writer to a slow
@@ -24,6 +27,9 @@
 #define STREAM_MT "luaweave.stream"
 #define HIGH_WATER ((size_t)1 << 20)
 #define READ_CHUNK ((size_t)64 * 1024)
+/* readline's default limit: a peer sending an endless line must not grow
+   the buffer without bound */
+#define MAX_LINE ((size_t)64 * 1024)
 
 /* what a reader waits for */
 enum { R_SOME, R_N, R_LINE, R_ALL };
@@ -64,6 +70,7 @@ static lw_stream *stream_new(uv_loop_t *loop, int *err, int pipe) {
     return NULL;
   }
   st->u.h.data = st;
+  st->maxline = MAX_LINE;
   return st;
 }
 
@@ -105,9 +112,18 @@ lw_stream *lw_stream_fd(uv_loop_t *loop, int fd, int *err) {
     return NULL;
   }
   st->u.h.data = st;
+  st->maxline = MAX_LINE;
   return st;
 }
 lw_stream *lw_stream_pipe(uv_loop_t *loop, int *err) { return stream_new(loop, err, 1); }
+
+/* the newline ending the next line, looked for no further than the
+   limit allows; NULL when there is none there */
+static const char *line_end(const lw_stream *st) {
+  size_t avail = st->len - st->off;
+  if (avail > st->maxline) avail = st->maxline + 1;
+  return avail > 0 ? (const char *)memchr(st->buf + st->off, '\n', avail) : NULL;
+}
 
 static int can_answer(const lw_stream *st) {
   size_t avail = st->len - st->off;
@@ -115,7 +131,7 @@ static int can_answer(const lw_stream *st) {
   switch (st->rmode) {
     case R_SOME: return avail > 0;
     case R_N: return avail >= st->rwant;
-    case R_LINE: return avail > 0 && memchr(st->buf + st->off, '\n', avail) != NULL;
+    case R_LINE: return avail > st->maxline || line_end(st) != NULL;
     default: return 0;
   }
 }
@@ -137,10 +153,17 @@ static int push_answer(lua_State *L, lw_stream *st) {
     return 1;
   }
   if (st->rmode == R_N && n > st->rwant) n = st->rwant;
-  if (st->rmode == R_LINE && (nl = (const char *)memchr(p, '\n', avail)) != NULL) {
+  if (st->rmode == R_LINE && (nl = line_end(st)) != NULL) {
     lua_pushlstring(L, p, (size_t)(nl - p));
     consume(st, (size_t)(nl - p) + 1);
     return 1;
+  }
+  if (st->rmode == R_LINE && avail > st->maxline) {
+    /* the bytes stay: read(n) may take them, or the stream is dropped */
+    lua_pushnil(L);
+    lua_pushliteral(L, "line too long");
+    lua_pushstring(L, uv_err_name(UV_EMSGSIZE));
+    return 3;
   }
   lua_pushlstring(L, p, n);
   consume(st, n);
@@ -195,7 +218,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     st->rerr = (int)nread;
   }
   answer_reader(st);
-  if (st->rop == NULL || st->eof || st->rerr) stop_reading(st);
+  if (st->eof || st->rerr || (st->rop == NULL && st->len - st->off >= READ_CHUNK))
+    stop_reading(st);
+  else if (st->rop == NULL)
+    uv_unref(&st->u.h); /* reading on for nobody must not keep the loop */
 }
 
 /* ------------------------------------------------------------------ */
@@ -224,6 +250,7 @@ static int do_read(lua_State *L, int mode, size_t want) {
   st->rwant = want;
   if (can_answer(st)) return push_answer(L, st);
   op = lw_async_begin(L); /* raises before anything started */
+  uv_ref(&st->u.h);
   if (!st->reading) {
     if ((e = uv_read_start(&st->u.s, on_alloc, on_read)) != 0) {
       lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)e);
@@ -249,6 +276,20 @@ static int s_read(lua_State *L) {
 }
 
 static int s_readline(lua_State *L) { return do_read(L, R_LINE, 0); }
+
+/* linelimit([n]): readline's limit before this call; n (>= 1) the new
+   one.  Raises an argument error. */
+static int s_linelimit(lua_State *L) {
+  lw_stream *st = check_stream(L);
+  lua_Number n;
+  lua_pushinteger(L, (lua_Integer)st->maxline);
+  if (lua_isnoneornil(L, 2)) return 1;
+  if (lua_type(L, 2) != LUA_TNUMBER) lw_io_argerror(L, 2, "number expected");
+  n = lua_tonumber(L, 2);
+  if (!(n >= 1) || n > 1e15) lw_io_argerror(L, 2, "limit out of range");
+  st->maxline = (size_t)n;
+  return 1;
+}
 static int s_readall(lua_State *L) { return do_read(L, R_ALL, 0); }
 
 typedef struct wreq {
@@ -306,9 +347,24 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   lw_stream *st = (lw_stream *)req->handle->data;
   lw_async *op = st->sop;
   st->sop = NULL;
+  if (st->finishing) lw_stream_close(st);
   if (op == NULL) return;
   if (status < 0) lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)status);
   else lw_async_complete(op, lw_io_pushtrue, NULL);
+}
+
+/* Raises no Lua error. */
+void lw_stream_finish(lw_stream *st) {
+  if (st->closing) return;
+  if (st->box != NULL) st->box->st = NULL;
+  st->box = NULL;
+  /* a close now would drop what the kernel did not take yet */
+  if (st->u.s.write_queue_size > 0 && st->sop == NULL && st->werr == 0 &&
+      uv_shutdown(&st->sreq, &st->u.s, on_shutdown) == 0) {
+    st->finishing = 1;
+    return;
+  }
+  lw_stream_close(st);
 }
 
 /* shutdown(): the queued data goes out, then the end of the stream */
@@ -377,6 +433,8 @@ void lw_stream_push(lua_State *L, lw_stream *st) {
     lua_setfield(L, -2, "close");
     lua_pushcfunction(L, s_lines);
     lua_setfield(L, -2, "lines");
+    lua_pushcfunction(L, s_linelimit);
+    lua_setfield(L, -2, "linelimit");
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, s_gc);
     lua_setfield(L, -2, "__gc");

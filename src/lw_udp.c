@@ -10,6 +10,7 @@
 #include "lw_compat.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,21 +27,31 @@ typedef struct lw_udp {
   ssize_t got;          /* the datagram for it: its length */
   struct sockaddr_storage from;
   unsigned sends;       /* sends in flight */
+  unsigned lookups;     /* sends resolving their host: u outlives them */
+  int closed;           /* the close callback ran */
 } lw_udp;
 
 typedef struct sendreq {
   uv_udp_send_t req;
+  uv_getaddrinfo_t gai;
   lw_async *op;
   lw_udp *u;
+  int resolving;
+  size_t len;
   char data[1];
 } sendreq;
+
+static void udp_free(lw_udp *u) {
+  free(u->buf);
+  free(u);
+}
 
 static void udp_closed(uv_handle_t *h) {
   lw_udp *u = (lw_udp *)h->data;
   /* libuv ended the sends before (ECANCELED); a receiver has no request */
   if (u->rop) lw_async_complete(u->rop, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
-  free(u->buf);
-  free(u);
+  u->closed = 1;
+  if (u->lookups == 0) udp_free(u);
 }
 
 static void udp_close(lw_udp *u) {
@@ -141,34 +152,84 @@ static void on_send(uv_udp_send_t *req, int status) {
   free(s);
 }
 
-/* u:send(data, host, port) -> true | nil, msg, code */
+/* hand s to libuv for addr, or complete it with the error */
+static void start_send(sendreq *s, const struct sockaddr *addr) {
+  uv_buf_t b = uv_buf_init(s->data, (unsigned)s->len);
+  int e = s->u->closing ? UV_ECANCELED
+                        : uv_udp_send(&s->req, &s->u->h, &b, 1, addr, on_send);
+  if (e != 0) {
+    lw_async_complete(s->op, lw_io_pushfail, (void *)(intptr_t)e);
+    free(s);
+    return;
+  }
+  s->u->sends++;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  sendreq *s = (sendreq *)req->data;
+  lw_udp *u = s->u;
+  s->resolving = 0;
+  u->lookups--;
+  if (status < 0 || res == NULL) {
+    lw_async_complete(s->op, lw_io_pushfail, (void *)(intptr_t)(status < 0 ? status : UV_EAI_NONAME));
+    free(s);
+  } else {
+    start_send(s, res->ai_addr);
+  }
+  uv_freeaddrinfo(res);
+  if (u->closed && u->lookups == 0) udp_free(u);
+}
+
+/* a task in send was cancelled: its lookup, or the socket */
+static void send_cancel(void *ud) {
+  sendreq *s = (sendreq *)ud;
+  if (s->resolving) uv_cancel((uv_req_t *)&s->gai);
+  else udp_close(s->u);
+}
+
+/* u:send(data, host, port) -> true | nil, msg, code.  A host that is
+   not a numeric address is looked up (getaddrinfo, of the socket's own
+   family once it is bound), then the datagram goes to its first address */
 static int u_send(lua_State *L) {
   lw_udp *u = check_udp(L);
   size_t len;
   const char *data = lw_io_checkstring(L, 2, &len);
+  const char *host = lw_io_checkstring(L, 3, NULL);
+  int port = lw_io_checkport(L, 4), e, n = (int)sizeof(struct sockaddr_storage);
   struct sockaddr_storage ss;
-  int e;
+  struct addrinfo hints;
+  char service[8];
   lw_async *op;
   sendreq *s;
-  uv_buf_t b;
-  lw_io_checkaddr(L, 3, &ss);
   op = lw_async_begin(L);
   if ((s = (sendreq *)malloc(sizeof *s + len)) == NULL) {
     lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)UV_ENOMEM);
     return lw_async_yield(L, op);
   }
   memcpy(s->data, data, len);
+  s->len = len;
   s->op = op;
   s->u = u;
   s->req.data = s;
-  b = uv_buf_init(s->data, (unsigned)len);
-  if ((e = uv_udp_send(&s->req, &u->h, &b, 1, (const struct sockaddr *)&ss, on_send)) != 0) {
-    free(s);
-    lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)e);
+  s->gai.data = s;
+  s->resolving = 0;
+  lw_async_oncancel(op, send_cancel, s);
+  if (lw_io_numeric(host, port, &ss)) {
+    start_send(s, (const struct sockaddr *)&ss);
     return lw_async_yield(L, op);
   }
-  u->sends++;
-  lw_async_oncancel(op, udp_cancel, u);
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &n) == 0
+                    ? ss.ss_family : AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  snprintf(service, sizeof service, "%d", port);
+  s->resolving = 1;
+  if ((e = uv_getaddrinfo(u->h.loop, &s->gai, on_resolved, host, service, &hints)) != 0) {
+    lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)e);
+    free(s);
+    return lw_async_yield(L, op);
+  }
+  u->lookups++;
   return lw_async_yield(L, op);
 }
 

@@ -20,8 +20,10 @@ command -v busted >/dev/null 2>&1 || need="$need lua-busted"
 for p in lua-cqueues lua-luv lua-copas time; do
   dpkg -s $p >/dev/null 2>&1 || need="$need $p"
 done
-# tests/io_http.sh: a real HTTP client against examples/http.lua
+# tests/io_http.sh, tests/io_wrk.sh: real HTTP clients against examples/http.lua
+# (wrk: also make bench's W6)
 command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v wrk >/dev/null 2>&1 || need="$need wrk"
 # packaging checks: luarocks make, the man page's lint
 command -v luarocks >/dev/null 2>&1 || need="$need luarocks"
 command -v mandoc >/dev/null 2>&1 || need="$need mandoc"

@@ -8,20 +8,8 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/lwhttp.XXXXXX") || exit 2
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$T"' EXIT INT TERM
 echo "1..9"
-n=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); echo "not ok $n - $1"; }
-check() { d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
 C="curl -s --max-time 20"
-
-printf 'static file\nsecond line\n' >"$T/file.txt"
-"$B/luaweave" examples/http.lua 0 "$T/file.txt" >"$T/out" 2>"$T/err" &
-pid=$!
-i=0
-while [ $i -lt 200 ] && ! grep -q '^listening ' "$T/out"; do sleep 0.1; i=$((i + 1)); done
-port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$T/out")
-check "the server prints the port it listens on" [ -n "$port" ]
-U="http://127.0.0.1:$port"
+. tests/io_http.inc
 
 $C -i "$U/json" | tr -d '\r' >"$T/json"
 check "GET /json: 200, application/json, the body" \
@@ -46,12 +34,6 @@ seq 1 40 | xargs -P 8 -I{} $C -o /dev/null -w "%{http_code}\n" "$U/json?{}" >"$T
 check "40 requests from 8 clients at once: all answered 200" \
   sh -c '[ "$(grep -c "^200$" "$1")" = 40 ]' - "$T/many"
 
-check "GET /quit answers" sh -c '[ "$($1 "$2/quit")" = bye ]' - "$C" "$U"
-i=0
-while [ $i -lt 200 ] && kill -0 $pid 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-rc=1
-if ! kill -0 $pid 2>/dev/null; then wait $pid; rc=$?; pid=; fi
-check "the server then ends by itself: exit 0, nothing on stderr (exit $rc)" \
-  sh -c '[ "$1" = 0 ] && [ ! -s "$2" ]' - $rc "$T/err"
-[ -s "$T/err" ] && sed 's/^/# /' "$T/err"
+quit_ends $C
+check "GET /quit answers" [ "$(cat "$T/quit")" = bye ]
 exit 0
