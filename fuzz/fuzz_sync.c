@@ -109,6 +109,12 @@ static const char *const MODEL =
   "  end\n"
   "end\n"
   "local ctl = {}\n"
+  /* a task that cancels another from inside a step: between a wake and
+     the woken task's turn (a permit or a value handed, not yet taken) */
+  "function P.cancel(sec, b, id)\n"
+  "  task.wait(sec)\n"
+  "  if b ~= id then ctl.cancel(b) end\n"
+  "end\n"
   "function ctl.spawn(id, k, sec, b)\n"
   "  kind[id] = k\n"
   "  T[id] = task.spawn(P[k], sec, b, id)\n"
@@ -247,7 +253,17 @@ void lwfz_sync(const uint8_t *p, size_t len) {
         break;
       case 6: case 7: case 8: lw_sched_step(S); break;
       case 9: now += x % 3; break;
-      case 10: if (x % 8 == 0) call(L, ctl, "close", 0); break;
+      case 10:
+        if (x % 8 == 0) {
+          call(L, ctl, "close", 0);
+        } else if (nt < NT) {
+          lua_pushinteger(L, ++nt);
+          lua_pushliteral(L, "cancel");
+          lua_pushinteger(L, (lua_Integer)(x % 8 % 3));
+          lua_pushinteger(L, (lua_Integer)(x / 8 % NT + 1));
+          call(L, ctl, "spawn", 4);
+        }
+        break;
       default: lua_gc(L, LUA_GCCOLLECT, 0); break;
     }
     check(L, ctl, "check", lw_sched_ready(S) == 0);
