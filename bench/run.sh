@@ -118,6 +118,21 @@ done
 W8S=${BENCH_W8:-100000}
 [ "$MODE" = smoke ] && W8S=1000
 
+# W9 (issue 18): n round trips between two tasks over task.channel (lw,
+# bench/pingpong.lua), against cqueues' condition variables (cq-cond) and
+# two plain coroutines (coro: the floor), on Lua 5.4 and LuaJIT
+: >"$TMP/pongs"
+for v in 5.4 jit; do
+  case " $LUAS " in *" $v "*) ;; *) continue ;; esac
+  li=$(interp "$v") bd=$(builddir "$v")
+  command -v "$li" >/dev/null || continue
+  [ -f "$bd/luaweave.so" ] && echo "$v lw env LUA_CPATH=$bd/?.so;; $li bench/pingpong.lua lw" >>"$TMP/pongs"
+  has_mod "$v" cqueues && echo "$v cq-cond $li bench/pingpong.lua cq" >>"$TMP/pongs"
+  echo "$v coro $li bench/pingpong.lua coro" >>"$TMP/pongs"
+done
+W9S=${BENCH_W9:-100000}
+[ "$MODE" = smoke ] && W9S=1000
+
 expect() { # workload n -> the right answer
   case $1 in
     W1) echo $(( $2 / 10 * 10 )) ;;
@@ -175,7 +190,7 @@ run_one() { # lua impl workload n cmd...
 start=$(date +%s)
 # the plan, up front: in smoke mode one size per workload, so one test per
 # workload and implementation (a run that stops early comes out short)
-[ "$MODE" = smoke ] && echo "1..$(( $(wc -l <"$TMP/impls") * 5 + $(wc -l <"$TMP/wraps") + $(sh bench/net.sh --count) ))"
+[ "$MODE" = smoke ] && echo "1..$(( $(wc -l <"$TMP/impls") * 5 + $(wc -l <"$TMP/wraps") + $(wc -l <"$TMP/pongs") + $(sh bench/net.sh --count) ))"
 for w in W1 W2 W3 W4 W5; do
   eval "sizes=\$${w}S"
   say "running $w ($sizes on Lua 5.4, $OTHER elsewhere)..."
@@ -198,6 +213,11 @@ while read -r v impl cmd; do
     run_one "$v" "$impl" W8 "$n" $cmd
   done
 done <"$TMP/wraps"
+say "running W9 ($W9S)..."
+while read -r v impl cmd; do
+  # shellcheck disable=SC2086
+  run_one "$v" "$impl" W9 "$W9S" $cmd
+done <"$TMP/pongs"
 set +f
 
 # issue 16's W6 (HTTP under wrk) and W7 (TCP echo): bench/net.sh, its
@@ -258,10 +278,11 @@ echo
 echo "luaweave benchmarks: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $RUNS runs each, medians"
 echo "ratio = this row's time / luaweave's (CLI for Lua rows, C API for raw/lwc rows): > 1 means luaweave is faster"
 echo "cpu_s, cpu_ratio: the process's user+sys seconds (start-up included) and the same ratio on them; plain times itself in CPU seconds, the others in wall time"
-for w in W1 W2 W3 W4 W5 W8; do
+for w in W1 W2 W3 W4 W5 W8 W9; do
   echo
   case $w in
     W8) echo "W8 task.wrap on luv: n luv timers, awaited by tasks (lw), on bare callbacks (luv-bare), on coroutines by hand (luv-coro)" ;;
+    W9) echo "W9 ping-pong: n round trips (2n messages) between two tasks over task.channel (lw), cqueues condition variables (cq-cond), two plain coroutines (coro; CPU time)" ;;
     W1) echo "W1 lots_of_threads: 10 batches of n/10 tasks, each task.wait(0) once" ;;
     W2) echo "W2 spawn + await: n tasks return 3 values, await each, sum one" ;;
     W3) echo "W3 store operations: ns per operation with n threads tracked (bytes_per_thread: bytes)" ;;

@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_B := build/fuzz/$(LUA)
 FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_SRC := fuzz/fuzz_lw.c $(LIB_SRC)
+FUZZ_SRC := fuzz/fuzz_lw.c fuzz/fuzz_sync.c $(LIB_SRC)
 
 .PHONY: fuzz fuzz-bin
 $(FUZZ_B)/fuzz_lw: $(FUZZ_SRC) $(HDRS)
@@ -26,9 +26,9 @@ fuzz: $(FUZZ_B)/fuzz_lw
 	  -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 	  -artifact_prefix=$(FUZZ_B)/crashes/ $(FUZZ_B)/corpus fuzz/corpus
 
-$(B)/fuzz/replay: fuzz/replay.c fuzz/fuzz_lw.c $(B)/libluaweave.a $(HDRS)
+$(B)/fuzz/replay: fuzz/replay.c fuzz/fuzz_lw.c fuzz/fuzz_sync.c $(B)/libluaweave.a $(HDRS)
 	@mkdir -p $(B)/fuzz
-	$(CC) $(CFLAGS_ALL) fuzz/replay.c fuzz/fuzz_lw.c -o $@ $(B)/libluaweave.a \
+	$(CC) $(CFLAGS_ALL) fuzz/replay.c fuzz/fuzz_lw.c fuzz/fuzz_sync.c -o $@ $(B)/libluaweave.a \
 	  $(LUA_LIBS) $(UV_LIBS) -lm $(LDFLAGS)
 
 tests-c: $(B)/fuzz/replay

@@ -1546,6 +1546,8 @@ static void teardown(void) {
 
 /* host actions beyond the first 19 operations: op 19, then x selects
    one (an old input's op 19 did nothing) */
+void lwfz_sync(const uint8_t *p, size_t len); /* fuzz_sync.c */
+
 static int extended(unsigned x, input *in) {
   int k = (int)(byte(in) % NSLOT), id;
   switch (x % 12) {
@@ -1578,6 +1580,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   input in;
   int i;
   if (trace < 0) trace = getenv("FUZZ_TRACE") != NULL;
+  lwfz_sync(data, size); /* the same bytes, read as a program of fuzz_sync.c */
   in.p = data;
   in.n = size;
   if (setup() != 0) return 0;

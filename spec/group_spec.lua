@@ -129,4 +129,38 @@ describe("task.group", function()
       end)
     end)
   end
+
+  -- a new user's trial: two children failing in the step that wakes the
+  -- wait; the second's error was reported as unhandled
+  it("failures are the group's: wait raises the first, errors() keeps all", function()
+    local unhandled = {}
+    task.onerror(function(_, err) unhandled[#unhandled + 1] = err end)
+    local raised, errs
+    lw.run(function()
+      local g = task.group()
+      local other = g:spawn(function() task.wait(60) end)
+      g:defer(function() error("one", 0) end)
+      g:defer(function() error("two", 0) end)
+      local ok, err = task.await(task.spawn(function() g:wait(60) end))
+      assert.is_false(ok)
+      raised, errs = err, g:errors()
+      assert.are.equal("cancelled", lw.status(other))
+    end)
+    task.onerror(nil)
+    assert.matches("^one\nstack traceback:", raised)
+    assert.are.same({ "one", "two" }, errs)
+    assert.are.same({}, unhandled)
+  end)
+
+  it("delay takes a C function on every version (5.1 makes no coroutine of one)", function()
+    local got
+    lw.run(function()
+      local g = task.group()
+      g:delay(0, rawset, _G, "lw_group_c_fn", 7)
+      assert.is_true(g:wait(60))
+      got = rawget(_G, "lw_group_c_fn")
+    end)
+    rawset(_G, "lw_group_c_fn", nil)
+    assert.are.equal(7, got)
+  end)
 end)

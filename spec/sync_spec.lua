@@ -305,3 +305,98 @@ describe("timed-out waits", function()
     assert.are.equal(0, left)
   end)
 end)
+
+describe("misuse", function()
+  -- s:release() beyond the count lets a second holder into a mutex
+  it("an extra release of a semaphore(n) raises; semaphore(0) and max count on", function()
+    local m = task.semaphore(1)
+    assert.is_true(m:acquire())
+    m:release()
+    local ok, err = pcall(m.release, m)
+    assert.is_false(ok)
+    assert.matches("release without acquire$", err)
+    assert.are.equal(1, m:count())
+    local sig = task.semaphore(0)
+    for _ = 1, 3 do sig:release() end
+    assert.are.equal(3, sig:count())
+    local b = task.semaphore(1, 2)
+    b:release()
+    assert.are.equal(2, b:count())
+    assert.has_error(function() b:release() end)
+    assert.has_error(function() task.semaphore(2, 1) end,
+      "bad argument #2 to 'semaphore' (max below the count)")
+  end)
+
+  -- a count cannot tell whose permit a release gives back: a release
+  -- while another task holds the mutex is not caught (docs/guide.md)
+  it("after a refused extra release, a mutex still lets one holder in", function()
+    local inside, most, refused = 0, 0, false
+    lw.run(function()
+      local m = task.semaphore(1)
+      m:acquire()
+      m:release()
+      refused = not pcall(m.release, m)
+      local ts = {}
+      for i = 1, 3 do
+        ts[i] = task.spawn(function()
+          m:acquire()
+          inside = inside + 1
+          if inside > most then most = inside end
+          task.wait()
+          inside = inside - 1
+          m:release()
+        end)
+      end
+      assert.are.equal(3, #task.all(ts, 60))
+      assert.are.equal(1, m:count())
+    end)
+    assert.is_true(refused)
+    assert.are.equal(1, most)
+  end)
+
+  it("errors name the caller's line, as Lua's own", function()
+    local here = debug.getinfo(1, "S").short_src
+    local function at(f, msg)
+      local ok, err = pcall(f)
+      assert.is_false(ok)
+      assert.are.equal(here .. ":" .. msg, err)
+    end
+    local s, e, c = task.semaphore(0), task.event(), task.channel()
+    local line = debug.getinfo(1, "l").currentline
+    at(function() s:acquire() end, (line + 1) .. ": semaphore: not in a task (cannot yield here)")
+    at(function() s.acquire() end,
+      (line + 2) .. ": bad argument #1 to 'acquire' (semaphore expected, got nil)")
+    at(function() e:wait() end, (line + 4) .. ": event: not in a task (cannot yield here)")
+    at(function() e.set(s) end,
+      (line + 5) .. ": bad argument #1 to 'set' (event expected, got table)")
+    at(function() c:recv() end, (line + 7) .. ": channel: not in a task (cannot yield here)")
+    at(function() c:send(1) end, (line + 8) .. ": channel: not in a task (cannot yield here)")
+    at(function() for _ in c do end end,
+      (line + 9) .. ": channel: not in a task (cannot yield here)")
+    at(function() c.len() end,
+      (line + 11) .. ": bad argument #1 to 'len' (channel expected, got nil)")
+    at(function() s:release(); s:release(); task.semaphore(1):release() end,
+      (line + 13) .. ": release without acquire")
+    -- task.group's methods
+    local g = task.group()
+    line = debug.getinfo(1, "l").currentline
+    at(function() g.spawn(print) end,
+      (line + 1) .. ": bad argument #1 to 'spawn' (group expected, got function)")
+    at(function() g:delay("x", print) end,
+      (line + 3) .. ": bad argument #1 to 'delay' (number expected, got string)")
+    at(function() g:defer(42) end,
+      (line + 5) .. ": bad argument #1 to 'defer' (function or thread expected, got number)")
+    at(function() g.wait() end,
+      (line + 7) .. ": bad argument #1 to 'wait' (group expected, got nil)")
+    g:spawn(function() task.wait(60) end)
+    at(function() g:wait() end,
+      (line + 10) .. ": group:wait: not in a task (cannot yield here)")
+    lw.run(function()
+      local h = task.group()
+      local ok, err = task.await(h:spawn(function() h:wait() end))
+      assert.is_false(ok)
+      assert.matches("_spec.lua:%d+: group:wait: a child cannot wait for its own group", err)
+    end)
+    g:cancel()
+  end)
+end)

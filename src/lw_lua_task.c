@@ -242,11 +242,27 @@ static int t_clock(lua_State *L) {
   return 1;
 }
 
-/* lw.run(f, ...): f as the main task, until no task can run any more */
+/* lw.run's main task failed: stop the loop at once, as the CLI does, so
+   that a listening server or a far timer cannot hold its error back.  A
+   host's own end callback is still told first.  Raises no Lua error */
+typedef struct run_end {
+  lw_sched *S; lua_State *co; int failed; lw_end_fn prev; void *prev_ud;
+} run_end;
+static void run_onend(void *ud, lua_State *co, int status) {
+  run_end *e = (run_end *)ud;
+  if (e->prev != NULL) e->prev(e->prev_ud, co, status);
+  if (co != e->co || status != LW_FAILED || lws_isexited(e->S)) return;
+  e->failed = 1;
+  lws_setexited(e->S, 1);
+}
+
+/* lw.run(f, ...): f as the main task, until no task can run any more, or
+   until f fails.  May raise */
 int lw_lua_run(lua_State *L) {
   lw_sched *S = lw_sched_check(L);
   lua_State *co;
   int rc, n;
+  run_end e;
   luaL_checktype(L, 1, LUA_TFUNCTION);
   if (lws_main(S) != NULL || lws_stepping(S))
     return luaL_error(L, "run: the scheduler is already running");
@@ -258,17 +274,24 @@ int lw_lua_run(lua_State *L) {
     return luaL_error(L, "run: too many arguments");
   lua_xmove(L, co, lua_gettop(L) - 1);
   lws_setmain(S, co);
+  e.S = S, e.co = co, e.failed = 0, e.prev = S->onend, e.prev_ud = S->onend_ud;
+  lw_sched_onend(S, run_onend, &e);
   rc = lw_sched_resume(S, co, L, lua_gettop(co) - 1);
   lw_sync_running(L); /* L ran other threads; what follows may raise */
+  if (rc != LW_EMEM && !e.failed) rc = lw_sched_run(S);
+  lw_sync_running(L);
+  lw_sched_onend(S, e.prev, e.prev_ud);
+  lws_setmain(S, NULL);
   if (rc == LW_EMEM) {
-    lws_setmain(S, NULL);
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);
   }
-  rc = lw_sched_run(S);
-  lw_sync_running(L);
-  lws_setmain(S, NULL);
   lua_settop(L, 1);
+  if (e.failed) { /* what else is queued or timed goes, as after task.exit */
+    lw_sched_clear(S, L);
+    lws_setexited(S, 0);
+    rc = LW_OK;
+  }
   if (rc == LW_EBUSY) /* in a luv callback under uv.run, or a host's loop */
     return luaL_error(L, "run: the event loop is running already and libuv "
                       "cannot run it inside itself (f goes on as a task)");
