@@ -413,6 +413,26 @@ describe("to-be-closed variables calling back", function()
     same(pack(false, "close failed"), got)
   end)
 
+  it("give a failed task's awaiter the error its raising __close put instead, yielded or not", function()
+    -- the scheduler closes a task that failed in its resumption before it
+    -- wakes the awaiters: both get the __close's error (one awaiter used to
+    -- get the first error when the task had yielded before failing)
+    local got = {}
+    lw.run(function()
+      for _, yield in ipairs({ false, true }) do
+        local t = task.spawn(load([[
+          local task, yield = ...
+          local x <close> = setmetatable({}, { __close = function() error("close failed", 0) end })
+          if yield then task.wait() end
+          error("task failed", 0)
+        ]]), task, yield)
+        got[#got + 1] = pack(task.await(t))
+        got[#got + 1] = pack(lw.result(t))
+      end
+    end)
+    for i = 1, 4 do same(pack(false, "close failed"), got[i]) end
+  end)
+
   it("report a raising __close of an unawaited cancelled task", function()
     local out = child([[
       lw.run(function()

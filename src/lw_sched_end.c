@@ -266,16 +266,18 @@ static void close_failed(lw_sched *S, lua_State *co, lua_State *W) {
 /* co's end is recorded; report: a task the scheduler ran (or cancelled)
    that failed is reported unless awaited by the end of the step */
 static void end_now(lw_sched *S, lua_State *co, lua_State *W, int report_it) {
-  int woke, st;
+  int woke, st, failed;
   if (S->guards) run_guard(S, co, W);
+  failed = report_it && co != S->main && lw_status(S->s, co) == LW_FAILED;
+  /* closed before its awaiters are told: a __close that raises replaces
+     the error they get, whether or not the task yielded before failing */
+  if (failed && lw_co_canreset() && lua_status(co) > LUA_YIELD &&
+      lua_gettop(co) > 0)
+    close_failed(S, co, W);
   woke = lws_wake(S, co, W);
-  if (report_it && co != S->main &&
-      lw_status(S->s, co) == LW_FAILED) {
+  if (failed) {
     if (woke) lws_handled(S, co, W);
     else pend_add(S, co, W);
-    if (lw_co_canreset() && lua_status(co) > LUA_YIELD &&
-        lua_gettop(co) > 0)
-      close_failed(S, co, W);
   }
   if (S->onend != NULL && (st = lw_status(S->s, co)) > 0)
     S->onend(S->onend_ud, co, st);
