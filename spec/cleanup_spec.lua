@@ -12,9 +12,7 @@ local is51 = _VERSION == "Lua 5.1" and type(jit) ~= "table"
 
 describe("cleanup on cancel", function()
   if is54 then
-    it("(5.4: to-be-closed variables run instead)", function()
-      assert.is_true(is54) -- covered by group_spec's <close> tests
-    end)
+    pending("5.4 closes a cancelled task instead: its to-be-closed variables run (group_spec, reentrancy_spec)")
     return
   end
 
