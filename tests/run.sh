@@ -40,12 +40,12 @@ for v in 5.1 5.2 5.3 5.4 jit; do
   if [ "$MODE" = --sanitize ]; then
     B=build/san/$v
     SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
-    timeout -k $GRACE $TO_BUILD make -s LUA=$v B=$B OPT="-O1 -g" CFLAGS="$SAN" LDFLAGS="$SAN" tests-c \
+    timeout -k $GRACE $TO_BUILD make -j2 -s LUA=$v B=$B OPT="-O1 -g" CFLAGS="$SAN" LDFLAGS="$SAN" tests-c \
       >$LOG/build-san-$v.log 2>&1 </dev/null ||
       { echo "FAIL build (sanitize, $v): see $LOG/build-san-$v.log"; FAIL=$((FAIL + 1)); continue; }
   else
     B=build/$v; [ $v = 5.4 ] && B=build
-    timeout -k $GRACE $TO_BUILD make -s LUA=$v all tests-c >$LOG/build-$v.log 2>&1 </dev/null ||
+    timeout -k $GRACE $TO_BUILD make -j2 -s LUA=$v all tests-c >$LOG/build-$v.log 2>&1 </dev/null ||
       { echo "FAIL build ($v): see $LOG/build-$v.log"; FAIL=$((FAIL + 1)); continue; }
   fi
   # C tests: the plan is the binary's test array; --list names its tests
