@@ -131,6 +131,29 @@ print("host alive")
     assert.are.equal("on the main chunk thread: false\nexit=0\n", out)
   end)
 
+  -- luv calls back on the thread that required it; a coroutine (a task:
+  -- in the CLI every main chunk is one) may be collected while luv's
+  -- handles live on, and luv called back on freed memory at exit (a
+  -- crash in a new-user trial): luaweave gives luv a thread of its own
+  it("luv required from a coroutine calls back on luaweave's thread, not on that coroutine", function()
+    local out, rc = child("local task = require 'luaweave.task'\n"
+      .. "local co = coroutine.create(function() return require 'luv' end)\n"
+      .. "local _, uv = assert(coroutine.resume(co))\n"
+      .. "local t, on = uv.new_timer(), nil\n"
+      .. "t:start(0, 0, function() on = coroutine.running(); t:close() end)\n"
+      .. "uv.run()\nprint(on ~= nil and on ~= co)\n")
+    assert.are.equal("true\nexit=0\n", out)
+    assert.are.equal(0, rc)
+  end)
+
+  it("the CLI: a luv handle left running when the main chunk ends: exit 0, no callback on its thread", function()
+    local out = cli("local uv = require 'luv'\n"
+      .. "local t = uv.new_timer()\n"
+      .. "t:start(1, 1, function() local x = {} for i = 1, 2000 do x[i] = {i} end end)\n"
+      .. "task.wait(0.02)\ncollectgarbage()\nprint('ends')\n")
+    assert.are.equal("ends\nexit=0\n", out)
+  end)
+
   -- a luv-style script's uv.run() inside a task while lw.run or the CLI
   -- runs the loop: the task waits until the loop has nothing else to do
   local inner_run = [[

@@ -95,19 +95,26 @@ static int report_pcall(lua_State *L, int nargs, int nresults, int flags) {
   return -st;
 }
 
-/* luv's context, and the thread luaweave has luv call back on, made once
-   and kept in the registry */
+/* the thread luaweave has luv call back on, made once and kept in the
+   registry (it lives until lua_close).  May raise a memory error. */
+static lua_State *own_thread(lua_State *L) {
+  lua_State *t;
+  lua_getfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
+  t = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (t == NULL) {
+    t = lua_newthread(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
+  }
+  return t;
+}
+
+/* luv's context, and own_thread */
 static int find_protected(lua_State *L) {
   lw_luv_swap *w = (lw_luv_swap *)lua_touserdata(L, 1);
   w->ctx = context(L);
   if (w->ctx == NULL) return 0;
-  lua_getfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
-  w->thread = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  if (w->thread == NULL) {
-    w->thread = lua_newthread(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
-  }
+  w->thread = own_thread(L);
   return 0;
 }
 
@@ -239,6 +246,13 @@ static int attach_now(lua_State *L) {
   e = lws_attach_shared(S, c->loop);
   if (e == LW_EMEM) lws_raise_mem(L);
   if (e != LW_OK) return 0; /* attached already (to luv's or a host's loop) */
+  /* luv calls back on the thread that required it.  Required from a task
+     (every script's main chunk is one in the CLI), that thread may be
+     collected while luv's handles live on, and luv would call back on
+     freed memory (as it would for any coroutine that requires luv).
+     Unless it is the main thread, luv gets one that lives until
+     lua_close. */
+  if (S->s == NULL || !lw_store_ismain(S->s, c->L)) c->L = own_thread(L);
   pin_library();
   *(luv_ctx **)lua_newuserdata(L, sizeof(luv_ctx *)) = c;
   if (luaL_newmetatable(L, DETACH_META)) {
