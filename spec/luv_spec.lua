@@ -100,6 +100,34 @@ print("host alive")
     assert.are.equal(0, rc)
   end)
 
+  it("task.onerror gets errors of luv callbacks under lw.run: (nil, the error object, its report)", function()
+    local out, rc = child([[
+local lw = require 'luaweave'
+local uv = require 'luv'
+local task = require 'luaweave.task'
+local E = {code = 42}
+task.onerror(function(co, err, report)
+  print(co, err == E and "the object" or tostring(err), (report:match("^[^\n]*")),
+        report:find("stack traceback:", 1, true) ~= nil)
+end)
+lw.run(function()
+  local t = uv.new_timer()
+  t:start(1, 0, function() t:close(); error(E) end)
+  task.wait(0.05)
+end)
+task.onerror(function() error("handler broke") end)
+lw.run(function()
+  local t = uv.new_timer()
+  t:start(1, 0, function() t:close(); error("second") end)
+  task.wait(0.05)
+end)
+]])
+    assert.matches("nil\tthe object\t%(error object is a table value%)\ttrue\n", out)
+    -- a handler that raises: the callback's error, then the handler's
+    assert.matches("luaweave: [^\n]*second\nstack traceback:.*luaweave: task.onerror: [^\n]*handler broke", out)
+    assert.are.equal(0, rc)
+  end)
+
   -- the CLI's main chunk is a task, suspended while the loop runs
   local function cli(code)
     local path = os.tmpname()

@@ -67,17 +67,25 @@ static luv_ctx *context(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* errors in luv callbacks                                             */
 
+static const char TB_KEY = 'T'; /* registry: the latest error's report */
+
+/* message handler: the error object stays what it is (task.onerror gets
+   it), its report (message and traceback) waits in the registry */
 static int add_traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  lw_traceback(L, L, msg ? msg : "(error object is not a string)");
+  lua_settop(L, 1);
+  lua_pushvalue(L, 1);
+  lw_sched_errmsg(L); /* a message for any error object */
+  lw_traceback(L, L, lua_tostring(L, -1));
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &TB_KEY);
+  lua_settop(L, 1);
   return 1;
 }
 
 /* luv's callback pcall while luaweave runs the loop: as luv's own, but an
-   error goes to the scheduler's reporter instead of exit(-1) */
+   error goes to the scheduler's reporter (task.onerror's handler, or
+   stderr) instead of exit(-1) */
 static int report_pcall(lua_State *L, int nargs, int nresults, int flags) {
   int top = lua_gettop(L), hidx = top - nargs, st;
-  const char *msg;
   lw_sched *S;
   (void)flags;
   lua_pushcfunction(L, add_traceback);
@@ -86,12 +94,22 @@ static int report_pcall(lua_State *L, int nargs, int nresults, int flags) {
   lua_remove(L, hidx);
   if (st == LUA_OK)
     return nresults == LUA_MULTRET ? lua_gettop(L) - top + nargs + 1 : nresults;
-  msg = lua_tostring(L, -1);
-  if (msg == NULL) msg = "(error object is not a string)";
   S = lw_sched_get(L);
-  if (S != NULL && !lws_gone(S)) lws_report_msg(S, L, msg);
-  else fprintf(stderr, "luaweave: %s\n", msg);
-  lua_pop(L, 1);
+  if (S != NULL && !lws_gone(S) && lua_checkstack(L, 4)) {
+    lw_rawgetp(L, LUA_REGISTRYINDEX, &TB_KEY);
+    if (!lua_isstring(L, -1)) { /* the handler itself failed (memory) */
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lw_sched_errmsg(L);
+    }
+    lua_pushnil(L);
+    lw_rawsetp(L, LUA_REGISTRYINDEX, &TB_KEY);
+    lws_report_loose(S, L);
+  } else {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "luaweave: %s\n", msg ? msg : "(error object is not a string)");
+    lua_pop(L, 1);
+  }
   return -st;
 }
 
