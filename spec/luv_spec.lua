@@ -128,6 +128,15 @@ end)
     assert.are.equal(0, rc)
   end)
 
+  it("luaweave first and no luv installed: require 'luv' fails with Lua's own message layout", function()
+    local build = os.getenv("LUAWEAVE_BUILD") or "build"
+    local out = child("package.cpath = '" .. build .. "/?.so'\n"
+      .. "package.path = '/nonexistent/?.lua'\n"
+      .. "require 'luaweave.task'\nprint(select(2, pcall(require, 'luv')))\n")
+    assert.matches("module 'luv' not found:\n\tno field package.preload%['luv'%]\n"
+      .. "\tno file '/nonexistent/luv.lua'\n\tno file '[^\n]*/luv.so'", out)
+  end)
+
   -- the CLI's main chunk is a task, suspended while the loop runs
   local function cli(code)
     local path = os.tmpname()

@@ -324,7 +324,9 @@ void lw_luv_share(lua_State *L) {
     "      if m == nil then m = pk.loaded[name] end\n"
     "      attach(m)\n"
     "      return m\n"
-    "    elseif type(f) == 'string' then why[#why + 1] = f end\n"
+    "    elseif type(f) == 'string' then\n"
+    "      why[#why + 1] = f:find('^\\n') and f or '\\n\\t' .. f\n"
+    "    end\n"
     "  end\n"
     "  error(\"module '\" .. name .. \"' not found:\" .. table.concat(why), 2)\n"
     "end\n";
