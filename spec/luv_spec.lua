@@ -137,6 +137,16 @@ end)
       .. "\tno file '/nonexistent/luv.lua'\n\tno file '[^\n]*/luv.so'", out)
   end)
 
+  it("uv.walk while luaweave shares the loop raises at the caller's line instead of aborting (luv asserts on foreign handles)", function()
+    for _, order in ipairs { "local task = require 'luaweave.task'\nlocal uv = require 'luv'\n",
+                             "local uv = require 'luv'\nlocal task = require 'luaweave.task'\n" } do
+      local out, rc = child(order .. "task.spawn(function() task.wait(0.001) end)\n"
+        .. "print(pcall(uv.walk, function() end))\n")
+      assert.matches("^false\t[^\n]*:4: uv.walk: not available while luaweave shares luv's loop", out)
+      assert.are.equal(0, rc)
+    end
+  end)
+
   -- the CLI's main chunk is a task, suspended while the loop runs
   local function cli(code)
     local path = os.tmpname()

@@ -229,6 +229,43 @@ static void hook_run(lua_State *L, int idx) {
   lua_setfield(L, idx, "run");
 }
 
+/* uv.walk, behind luv's once attached: luv's walk callback asserts that
+   every handle of the loop is one of luv's (luv 1.44, Debian 12's), and
+   the scheduler's handles share the loop: the process would abort.  A
+   clear error instead, at the caller's line.  May raise. */
+static int walk_call(lua_State *L) {
+  lw_sched *S = lw_sched_get(L);
+  luv_ctx *c = context(L);
+  if (S != NULL && !lws_gone(S) && c != NULL && lw_sched_loop(S) == c->loop)
+    return lws_error_at_caller(L, "uv.walk: not available while luaweave "
+                               "shares luv's loop (luv aborts on the handles "
+                               "it did not make): close your handles by name");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static const char WALK_KEY[] = "luaweave.luv.walk";
+
+/* put walk_call behind luv.walk, the module table at index idx (once).
+   May raise. */
+static void hook_walk(lua_State *L, int idx) {
+  idx = lw_absindex(L, idx);
+  if (!lua_istable(L, idx)) return;
+  lua_getfield(L, idx, "walk");
+  lua_getfield(L, LUA_REGISTRYINDEX, WALK_KEY);
+  if (!lua_isfunction(L, -2) || lua_rawequal(L, -1, -2)) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushcclosure(L, walk_call, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, WALK_KEY);
+  lua_setfield(L, idx, "walk");
+}
+
 /* ------------------------------------------------------------------ */
 /* sharing                                                             */
 
@@ -292,6 +329,7 @@ static int attach_loaded(lua_State *L) {
     if (lua_istable(L, -1)) {
       lua_getfield(L, -1, "luv");
       hook_run(L, -1);
+      hook_walk(L, -1);
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -303,7 +341,10 @@ static int attach_loaded(lua_State *L) {
 /* the preload entry's attach(m): luv's module m just loaded.  May raise. */
 static int attach_module(lua_State *L) {
   attach_now(L);
-  if (context(L) != NULL) hook_run(L, 1);
+  if (context(L) != NULL) {
+    hook_run(L, 1);
+    hook_walk(L, 1);
+  }
   return 0;
 }
 
