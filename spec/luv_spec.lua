@@ -100,6 +100,53 @@ print("host alive")
     assert.are.equal(0, rc)
   end)
 
+  it("task.onerror gets errors of luv callbacks under lw.run: (nil, the error object, its report)", function()
+    local out, rc = child([[
+local lw = require 'luaweave'
+local uv = require 'luv'
+local task = require 'luaweave.task'
+local E = {code = 42}
+task.onerror(function(co, err, report)
+  print(co, err == E and "the object" or tostring(err), (report:match("^[^\n]*")),
+        report:find("stack traceback:", 1, true) ~= nil)
+end)
+lw.run(function()
+  local t = uv.new_timer()
+  t:start(1, 0, function() t:close(); error(E) end)
+  task.wait(0.05)
+end)
+task.onerror(function() error("handler broke") end)
+lw.run(function()
+  local t = uv.new_timer()
+  t:start(1, 0, function() t:close(); error("second") end)
+  task.wait(0.05)
+end)
+]])
+    assert.matches("nil\tthe object\t%(error object is a table value%)\ttrue\n", out)
+    -- a handler that raises: the callback's error, then the handler's
+    assert.matches("luaweave: [^\n]*second\nstack traceback:.*luaweave: task.onerror: [^\n]*handler broke", out)
+    assert.are.equal(0, rc)
+  end)
+
+  it("luaweave first and no luv installed: require 'luv' fails with Lua's own message layout", function()
+    local build = os.getenv("LUAWEAVE_BUILD") or "build"
+    local out = child("package.cpath = '" .. build .. "/?.so'\n"
+      .. "package.path = '/nonexistent/?.lua'\n"
+      .. "require 'luaweave.task'\nprint(select(2, pcall(require, 'luv')))\n")
+    assert.matches("module 'luv' not found:\n\tno field package.preload%['luv'%]\n"
+      .. "\tno file '/nonexistent/luv.lua'\n\tno file '[^\n]*/luv.so'", out)
+  end)
+
+  it("uv.walk while luaweave shares the loop raises at the caller's line instead of aborting (luv asserts on foreign handles)", function()
+    for _, order in ipairs { "local task = require 'luaweave.task'\nlocal uv = require 'luv'\n",
+                             "local uv = require 'luv'\nlocal task = require 'luaweave.task'\n" } do
+      local out, rc = child(order .. "task.spawn(function() task.wait(0.001) end)\n"
+        .. "print(pcall(uv.walk, function() end))\n")
+      assert.matches("^false\t[^\n]*:4: uv.walk: not available while luaweave shares luv's loop", out)
+      assert.are.equal(0, rc)
+    end
+  end)
+
   -- the CLI's main chunk is a task, suspended while the loop runs
   local function cli(code)
     local path = os.tmpname()
@@ -129,6 +176,29 @@ print("host alive")
       .. "t:start(1, 0, function() t:close(); same = coroutine.running() == main end)\n"
       .. "task.wait(0.05)\nprint('on the main chunk thread: ' .. tostring(same))\n")
     assert.are.equal("on the main chunk thread: false\nexit=0\n", out)
+  end)
+
+  -- luv calls back on the thread that required it; a coroutine (a task:
+  -- in the CLI every main chunk is one) may be collected while luv's
+  -- handles live on, and luv called back on freed memory at exit (a
+  -- crash in a new-user trial): luaweave gives luv a thread of its own
+  it("luv required from a coroutine calls back on luaweave's thread, not on that coroutine", function()
+    local out, rc = child("local task = require 'luaweave.task'\n"
+      .. "local co = coroutine.create(function() return require 'luv' end)\n"
+      .. "local _, uv = assert(coroutine.resume(co))\n"
+      .. "local t, on = uv.new_timer(), nil\n"
+      .. "t:start(0, 0, function() on = coroutine.running(); t:close() end)\n"
+      .. "uv.run()\nprint(on ~= nil and on ~= co)\n")
+    assert.are.equal("true\nexit=0\n", out)
+    assert.are.equal(0, rc)
+  end)
+
+  it("the CLI: a luv handle left running when the main chunk ends: exit 0, no callback on its thread", function()
+    local out = cli("local uv = require 'luv'\n"
+      .. "local t = uv.new_timer()\n"
+      .. "t:start(1, 1, function() local x = {} for i = 1, 2000 do x[i] = {i} end end)\n"
+      .. "task.wait(0.02)\ncollectgarbage()\nprint('ends')\n")
+    assert.are.equal("ends\nexit=0\n", out)
   end)
 
   -- a luv-style script's uv.run() inside a task while lw.run or the CLI

@@ -67,17 +67,25 @@ static luv_ctx *context(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* errors in luv callbacks                                             */
 
+static const char TB_KEY = 'T'; /* registry: the latest error's report */
+
+/* message handler: the error object stays what it is (task.onerror gets
+   it), its report (message and traceback) waits in the registry */
 static int add_traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  lw_traceback(L, L, msg ? msg : "(error object is not a string)");
+  lua_settop(L, 1);
+  lua_pushvalue(L, 1);
+  lw_sched_errmsg(L); /* a message for any error object */
+  lw_traceback(L, L, lua_tostring(L, -1));
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &TB_KEY);
+  lua_settop(L, 1);
   return 1;
 }
 
 /* luv's callback pcall while luaweave runs the loop: as luv's own, but an
-   error goes to the scheduler's reporter instead of exit(-1) */
+   error goes to the scheduler's reporter (task.onerror's handler, or
+   stderr) instead of exit(-1) */
 static int report_pcall(lua_State *L, int nargs, int nresults, int flags) {
   int top = lua_gettop(L), hidx = top - nargs, st;
-  const char *msg;
   lw_sched *S;
   (void)flags;
   lua_pushcfunction(L, add_traceback);
@@ -86,28 +94,45 @@ static int report_pcall(lua_State *L, int nargs, int nresults, int flags) {
   lua_remove(L, hidx);
   if (st == LUA_OK)
     return nresults == LUA_MULTRET ? lua_gettop(L) - top + nargs + 1 : nresults;
-  msg = lua_tostring(L, -1);
-  if (msg == NULL) msg = "(error object is not a string)";
   S = lw_sched_get(L);
-  if (S != NULL && !lws_gone(S)) lws_report_msg(S, L, msg);
-  else fprintf(stderr, "luaweave: %s\n", msg);
-  lua_pop(L, 1);
+  if (S != NULL && !lws_gone(S) && lua_checkstack(L, 4)) {
+    lw_rawgetp(L, LUA_REGISTRYINDEX, &TB_KEY);
+    if (!lua_isstring(L, -1)) { /* the handler itself failed (memory) */
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lw_sched_errmsg(L);
+    }
+    lua_pushnil(L);
+    lw_rawsetp(L, LUA_REGISTRYINDEX, &TB_KEY);
+    lws_report_loose(S, L);
+  } else {
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "luaweave: %s\n", msg ? msg : "(error object is not a string)");
+    lua_pop(L, 1);
+  }
   return -st;
 }
 
-/* luv's context, and the thread luaweave has luv call back on, made once
-   and kept in the registry */
+/* the thread luaweave has luv call back on, made once and kept in the
+   registry (it lives until lua_close).  May raise a memory error. */
+static lua_State *own_thread(lua_State *L) {
+  lua_State *t;
+  lua_getfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
+  t = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (t == NULL) {
+    t = lua_newthread(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
+  }
+  return t;
+}
+
+/* luv's context, and own_thread */
 static int find_protected(lua_State *L) {
   lw_luv_swap *w = (lw_luv_swap *)lua_touserdata(L, 1);
   w->ctx = context(L);
   if (w->ctx == NULL) return 0;
-  lua_getfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
-  w->thread = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  if (w->thread == NULL) {
-    w->thread = lua_newthread(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, THREAD_KEY);
-  }
+  w->thread = own_thread(L);
   return 0;
 }
 
@@ -204,6 +229,43 @@ static void hook_run(lua_State *L, int idx) {
   lua_setfield(L, idx, "run");
 }
 
+/* uv.walk, behind luv's once attached: luv's walk callback asserts that
+   every handle of the loop is one of luv's (luv 1.44, Debian 12's), and
+   the scheduler's handles share the loop: the process would abort.  A
+   clear error instead, at the caller's line.  May raise. */
+static int walk_call(lua_State *L) {
+  lw_sched *S = lw_sched_get(L);
+  luv_ctx *c = context(L);
+  if (S != NULL && !lws_gone(S) && c != NULL && lw_sched_loop(S) == c->loop)
+    return lws_error_at_caller(L, "uv.walk: not available while luaweave "
+                               "shares luv's loop (luv aborts on the handles "
+                               "it did not make): close your handles by name");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static const char WALK_KEY[] = "luaweave.luv.walk";
+
+/* put walk_call behind luv.walk, the module table at index idx (once).
+   May raise. */
+static void hook_walk(lua_State *L, int idx) {
+  idx = lw_absindex(L, idx);
+  if (!lua_istable(L, idx)) return;
+  lua_getfield(L, idx, "walk");
+  lua_getfield(L, LUA_REGISTRYINDEX, WALK_KEY);
+  if (!lua_isfunction(L, -2) || lua_rawequal(L, -1, -2)) {
+    lua_pop(L, 2);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_pushcclosure(L, walk_call, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, WALK_KEY);
+  lua_setfield(L, idx, "walk");
+}
+
 /* ------------------------------------------------------------------ */
 /* sharing                                                             */
 
@@ -239,6 +301,13 @@ static int attach_now(lua_State *L) {
   e = lws_attach_shared(S, c->loop);
   if (e == LW_EMEM) lws_raise_mem(L);
   if (e != LW_OK) return 0; /* attached already (to luv's or a host's loop) */
+  /* luv calls back on the thread that required it.  Required from a task
+     (every script's main chunk is one in the CLI), that thread may be
+     collected while luv's handles live on, and luv would call back on
+     freed memory (as it would for any coroutine that requires luv).
+     Unless it is the main thread, luv gets one that lives until
+     lua_close. */
+  if (S->s == NULL || !lw_store_ismain(S->s, c->L)) c->L = own_thread(L);
   pin_library();
   *(luv_ctx **)lua_newuserdata(L, sizeof(luv_ctx *)) = c;
   if (luaL_newmetatable(L, DETACH_META)) {
@@ -260,6 +329,7 @@ static int attach_loaded(lua_State *L) {
     if (lua_istable(L, -1)) {
       lua_getfield(L, -1, "luv");
       hook_run(L, -1);
+      hook_walk(L, -1);
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -271,7 +341,10 @@ static int attach_loaded(lua_State *L) {
 /* the preload entry's attach(m): luv's module m just loaded.  May raise. */
 static int attach_module(lua_State *L) {
   attach_now(L);
-  if (context(L) != NULL) hook_run(L, 1);
+  if (context(L) != NULL) {
+    hook_run(L, 1);
+    hook_walk(L, 1);
+  }
   return 0;
 }
 
@@ -292,7 +365,9 @@ void lw_luv_share(lua_State *L) {
     "      if m == nil then m = pk.loaded[name] end\n"
     "      attach(m)\n"
     "      return m\n"
-    "    elseif type(f) == 'string' then why[#why + 1] = f end\n"
+    "    elseif type(f) == 'string' then\n"
+    "      why[#why + 1] = f:find('^\\n') and f or '\\n\\t' .. f\n"
+    "    end\n"
     "  end\n"
     "  error(\"module '\" .. name .. \"' not found:\" .. table.concat(why), 2)\n"
     "end\n";

@@ -220,6 +220,11 @@ void lws_onresume(void *ud, lua_State *co); /* the store's onresume */
 void lws_cancel(lw_sched *S, lua_State *co, lua_State *W);
 void lws_refused(lw_sched *S, lua_State *co, lua_State *W);
 void lws_report_msg(lw_sched *S, lua_State *co, const char *msg);
+/* an error raised outside any task (a luv callback luaweave runs): W's
+   top is its report (a string: message and traceback), below it the error
+   object; both popped.  To task.onerror's handler as fn(nil, err, report),
+   else as any task error.  May raise a memory error. */
+void lws_report_loose(lw_sched *S, lua_State *W);
 void lws_handled(lw_sched *S, lua_State *co, lua_State *W); /* awaited */
 void lws_flush_errors(lw_sched *S, lua_State *W); /* at a step's end */
 void lws_setonerror(lua_State *L); /* task.onerror: pops fn or nil */

@@ -404,6 +404,29 @@ void lws_report_msg(lw_sched *S, lua_State *co, const char *msg) {
   deliver(S, co, msg);
 }
 
+void lws_report_loose(lw_sched *S, lua_State *W) {
+  int top = lua_gettop(W);
+  luaL_checkstack(W, 6, "report");
+  lw_rawgetp(W, LUA_REGISTRYINDEX, &ONERROR_KEY);
+  if (lua_isfunction(W, -1)) {
+    lua_pushnil(W); /* not a task */
+    lua_pushvalue(W, top - 1);
+    lua_pushvalue(W, top);
+    if (lua_pcall(W, 3, 0, 0) == LUA_OK) {
+      lua_settop(W, top - 2);
+      return;
+    }
+    /* the handler failed: both errors are told, the first one first */
+    deliver(S, W, lua_tostring(W, top));
+    lw_sched_errmsg(W);
+    lua_pushfstring(W, "task.onerror: %s", lua_tostring(W, -1));
+    deliver(S, W, lua_tostring(W, -1));
+  } else {
+    deliver(S, W, lua_tostring(W, top));
+  }
+  lua_settop(W, top - 2);
+}
+
 /* cancel co; W is the running thread (memory errors are raised there) */
 int lw_sched_cancel_from(lw_sched *S, lua_State *co, lua_State *W) {
   lw_rec *r;
