@@ -331,7 +331,7 @@ static int editor_step(lua_State *L) {
   attachment *a = d != NULL ? d->att : NULL;
   if (a == NULL || !by_editor(a, d)) return 0;
   a->pending = 0;
-  if (!lws_stepping(S)) lw_sched_step(S);
+  lw_sched_step(S); /* refuses (LW_EBUSY) inside a step: vim.wait in a task */
   rearm(S);
   return 0;
 }
@@ -389,15 +389,19 @@ static void on_timer(uv_timer_t *t) {
   lw_sched *S = a->S;
   if (S == NULL) return;
   settle_mode(a);
+  /* inside a step (a task in vim.wait) a request would only be refused,
+     and asked again at every turn: the step's end rearms instead */
   if (!by_editor(a, (driver *)S->driver) || a->pending || lws_stepping(S))
     return;
   if (lw_cpcall(S->T, request_step, NULL) == LUA_OK) {
     a->pending = 1;
   } else {
-    /* vim.schedule refused: say why, and step here rather than stall */
+    /* vim.schedule refused (replaced, or no memory): said once, and the
+       prepare handle steps from now on, as outside the editor, rather
+       than the tasks stalling or the request failing at every turn */
     lws_report_msg(S, S->T, lua_isstring(S->T, -1) ? lua_tostring(S->T, -1)
                    : "vim.schedule failed");
-    lw_sched_step(S);
+    a->nvim = NV_NO;
   }
   lua_settop(S->T, 0);
   rearm(S);

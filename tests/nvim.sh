@@ -10,7 +10,9 @@
 # vim.schedule (it aborted Neovim when tasks were stepped from a prepare
 # handle), vim.in_fast_event() is false there, a vim.schedule from a
 # timer-resumed task runs at once (not after 'updatetime'), vim.wait
-# drives tasks, and :qa with a step request pending exits cleanly.  Neovim
+# drives tasks, and :qa with a step request pending exits cleanly; if
+# vim.schedule refuses the request, that is reported once and the tasks
+# are stepped from the prepare handle.  Neovim
 # embeds LuaJIT: the suite runs in the jit pass (1..0 in the others).
 # Skipped, with the reason, only if nvim cannot be installed.
 #   LUAWEAVE_V  the Lua version of this pass (default 5.4)
@@ -20,12 +22,12 @@ if [ "$V" != jit ]; then
   echo "1..0 # Neovim runs LuaJIT: this suite runs in the jit pass"
   exit 0
 fi
-echo "1..10"
+echo "1..11"
 n=0 F=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); F=1; echo "not ok $n - $1"; }
 check() { d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
-skip_all() { while [ $n -lt 10 ]; do n=$((n + 1)); echo "ok $n # SKIP $1"; done; exit 0; }
+skip_all() { while [ $n -lt 11 ]; do n=$((n + 1)); echo "ok $n # SKIP $1"; done; exit 0; }
 
 if ! command -v nvim >/dev/null 2>&1; then
   if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -76,7 +78,7 @@ end)
 say("spawned " .. lw.status(main))
 LUA
 
-LUA_CPATH="build/jit/?.so;;" LW_OUT="$T/out" timeout 120 nvim --headless -u NONE \
+LUA_CPATH="build/jit/?.so;;" LW_OUT="$T/out" timeout -k 5 120 nvim --headless -u NONE \
   -c "luafile $T/test.lua" >"$T/stdout" 2>"$T/stderr" </dev/null
 rc=$?
 got=$(cat "$T/out" 2>/dev/null)
@@ -88,7 +90,7 @@ check "spawn returns to the editor; tasks wait, await wrapped fs_stat and a luv 
 check "a task's error is reported with its traceback, and the editor goes on" \
   sh -c 'grep -q "luaweave: .*task boom" "$1" && grep -q "stack traceback" "$1"' - "$T/stderr"
 
-LUA_CPATH="build/jit/?.so;;" timeout 120 nvim --headless -u NONE \
+LUA_CPATH="build/jit/?.so;;" timeout -k 5 120 nvim --headless -u NONE \
   -c "luafile examples/neovim.lua" >"$T/ex.out" 2>"$T/ex.err" </dev/null
 rc=$?
 check "examples/neovim.lua exits 0 (exit $rc)" [ $rc = 0 ]
@@ -130,7 +132,7 @@ task.spawn(function()
   vim.schedule(function() say("scheduled"); finish(0) end)
 end)
 LUA
-LUA_CPATH="build/jit/?.so;;" LW_OUT="$T/api.out" timeout 60 nvim --headless -u NONE \
+LUA_CPATH="build/jit/?.so;;" LW_OUT="$T/api.out" timeout -k 5 60 nvim --headless -u NONE \
   -c "set updatetime=600000" -c "luafile $T/api.lua" >"$T/api.stdout" 2>"$T/api.err" </dev/null
 rc=$?
 got=$(cat "$T/api.out" 2>/dev/null)
@@ -150,9 +152,27 @@ local task = require "luaweave.task"
 task.spawn(function() while true do task.wait() end end)
 vim.defer_fn(function() vim.cmd("qa!") end, 20)
 LUA
-LUA_CPATH="build/jit/?.so;;" timeout 60 nvim --headless -u NONE \
+LUA_CPATH="build/jit/?.so;;" timeout -k 5 60 nvim --headless -u NONE \
   -c "luafile $T/qa.lua" >"$T/qa.out" 2>"$T/qa.err" </dev/null
 rc=$?
 check ":qa with tasks ready (a step request pending) exits 0, nothing on stderr (exit $rc)" \
   sh -c '[ "$1" = 0 ] && [ ! -s "$2" ]' - $rc "$T/qa.err"
+
+# a vim.schedule that always raises: the tasks still run (a fast context:
+# the task ends the editor with os.exit), the error is said once
+cat >"$T/refuse.lua" <<'LUA'
+local task = require "luaweave.task"
+vim.schedule = function() error("schedule refused") end
+task.spawn(function()
+  task.wait(0.001); task.wait(0.001); task.wait()
+  io.stderr:write("task ran\n")
+  os.exit(0)
+end)
+LUA
+# (a request failing at every turn floods stderr: at most 512 KiB of it)
+(ulimit -f 1024; LUA_CPATH="build/jit/?.so;;" exec timeout -k 5 60 nvim --headless -u NONE \
+  -c "luafile $T/refuse.lua" >"$T/refuse.out" 2>"$T/refuse.err" </dev/null)
+rc=$?
+check "vim.schedule refusing the step request: reported once, the tasks run on (exit $rc)" \
+  sh -c '[ "$1" = 0 ] && grep -q "^task ran" "$2" && [ "$(grep -c "luaweave: .*schedule refused" "$2")" = 1 ]' - $rc "$T/refuse.err"
 exit $F
