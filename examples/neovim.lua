@@ -14,8 +14,8 @@ task.spawn(function()
   local err, st = stat(vim.fn.getcwd())
   sleep(10)                     -- the editor keeps running meanwhile
   task.wait(0.01)
-  vim.schedule(function()       -- back to the editor to print and quit
-    io.stdout:write("cwd is a ", err or st.type, "\n")
-    vim.cmd("qa!")
-  end)
+  -- tasks run from the editor's event queue: the editor API is safe here
+  vim.api.nvim_buf_set_lines(0, 0, -1, false, { "cwd is a " .. (err or st.type) })
+  io.stdout:write(vim.api.nvim_buf_get_lines(0, 0, 1, false)[1], "\n")
+  vim.cmd("qa!")
 end)

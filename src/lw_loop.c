@@ -13,6 +13,12 @@
 ** Shared (lw_luv.c): attached to luv's loop, which uv.run or the host
 ** (Neovim) runs, and which lw_sched_run also runs itself, rather than
 ** luaweave's own loop, so that luv callbacks and tasks take turns.
+** Inside Neovim the steps do not run in the prepare callback: libuv's
+** callbacks are a "fast" context there, where the editor API aborts the
+** editor, and a vim.schedule made in a prepare callback waits for the
+** next input poll ('updatetime').  The timer (due, or at 0 when tasks are
+** ready) asks the editor instead, with vim.schedule(step), to step the
+** scheduler from its event queue, one request pending at a time.
 */
 #include "lw_sched.h"
 #include "lw_luv.h"
@@ -28,7 +34,13 @@ typedef struct attachment {
   lw_sched *S;          /* NULL once detached */
   int closing;          /* handles still to close */
   int shared;           /* luv's loop (lws_attach_shared) */
+  int nvim;             /* NV_: who steps (shared mode inside Neovim) */
+  int pending;          /* a vim.schedule(step) not run yet */
 } attachment;
+
+/* nvim: not looked at yet (the first callback does: attaching may happen
+   inside a step, when the scheduler's thread cannot call Lua), no, yes */
+enum { NV_UNKNOWN, NV_NO, NV_YES };
 
 /* a task suspended in uv.run while run_shared runs luv's loop */
 typedef struct run_waiter {
@@ -56,7 +68,6 @@ static uint64_t to_ms(double sec) {
   return (uint64_t)ceil(sec * 1000.0);
 }
 
-static void noop_timer(uv_timer_t *t) { (void)t; }
 static void noop_idle(uv_idle_t *h) { (void)h; }
 /* uv_run(ONCE) runs a timer already due before it polls: without the
    stop, the poll then blocks on open sockets past the deadline */
@@ -277,20 +288,130 @@ int lw_sched_run(lw_sched *S) {
 
 /* attached mode */
 
+static void on_timer(uv_timer_t *t);
+
+/* steps come from Neovim's event queue now (not while lw_sched_run
+   runs the loop itself, stepping between turns) */
+static int by_editor(const attachment *a, const driver *d) {
+  return a->nvim == NV_YES && !d->running;
+}
+
 static void rearm(lw_sched *S) {
   driver *d = (driver *)S->driver;
   attachment *a = d ? d->att : NULL;
+  int work;
   if (a == NULL) return;
-  if (lws_queued(S) > 0 && !lws_isexited(S)) uv_idle_start(&a->idle, noop_idle);
+  work = !lws_isexited(S);
+  if (by_editor(a, d)) {
+    /* a timer callback asks for the step: a zero timeout, for ready
+       tasks, also keeps the poll from blocking.  Nothing while a request
+       is pending: its step rearms */
+    uv_idle_stop(&a->idle);
+    if (a->pending || !work) uv_timer_stop(&a->timer);
+    else if (lws_queued(S) > 0) uv_timer_start(&a->timer, on_timer, 0, 0);
+    else if (lw_sched_ntimers(S) > 0)
+      uv_timer_start(&a->timer, on_timer, to_ms(lw_sched_next(S)), 0);
+    else uv_timer_stop(&a->timer);
+    return;
+  }
+  if (lws_queued(S) > 0 && work) uv_idle_start(&a->idle, noop_idle);
   else uv_idle_stop(&a->idle);
-  if (lw_sched_ntimers(S) > 0 && !lws_isexited(S))
-    uv_timer_start(&a->timer, noop_timer, to_ms(lw_sched_next(S)), 0);
+  if (lw_sched_ntimers(S) > 0 && work)
+    uv_timer_start(&a->timer, on_timer, to_ms(lw_sched_next(S)), 0);
   else uv_timer_stop(&a->timer);
+}
+
+/* vim.schedule's callback: a step, from the editor's event queue.  A
+   request made before a detach, or one that a nested vim.wait runs
+   inside a step, does nothing (the outer step rearms).  Never raises:
+   task errors are reported by the scheduler, not into the editor's */
+static int editor_step(lua_State *L) {
+  lw_sched *S = lw_sched_get(L);
+  driver *d = S != NULL && !lws_gone(S) ? (driver *)S->driver : NULL;
+  attachment *a = d != NULL ? d->att : NULL;
+  if (a == NULL || !by_editor(a, d)) return 0;
+  a->pending = 0;
+  lw_sched_step(S); /* refuses (LW_EBUSY) inside a step: vim.wait in a task */
+  rearm(S);
+  return 0;
+}
+
+/* on the scheduler's thread: is this Neovim (a global `vim` whose
+   schedule is a function and whose uv/loop is luv's module)?  Raw reads:
+   vim's __index loads modules */
+static int detect_editor(lua_State *L) {
+  int *yes = (int *)lua_touserdata(L, 1);
+  lua_getglobal(L, "vim");
+  if (!lua_istable(L, -1)) return 0;
+  lua_pushliteral(L, "schedule");
+  lua_rawget(L, -2);
+  if (!lua_isfunction(L, -1)) return 0;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (!lua_istable(L, -1)) return 0;
+  lua_pushliteral(L, "luv");
+  lua_rawget(L, -2);
+  if (lua_isnil(L, -1)) return 0;
+  lua_pushliteral(L, "uv");
+  lua_rawget(L, -5);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "loop");
+    lua_rawget(L, -5);
+  }
+  *yes = lua_rawequal(L, -1, -2);
+  return 0;
+}
+
+/* on the scheduler's thread: vim.schedule(editor_step) */
+static int request_step(lua_State *L) {
+  lua_settop(L, 0);
+  lua_getglobal(L, "vim");
+  lua_getfield(L, -1, "schedule");
+  lua_pushcfunction(L, editor_step);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+/* the first callback decides who steps: the scheduler's thread is free
+   here (never inside a step) */
+static void settle_mode(attachment *a) {
+  int yes = 0;
+  if (a->nvim != NV_UNKNOWN || lws_stepping(a->S)) return;
+  if (a->shared && lw_cpcall(a->S->T, detect_editor, &yes) != LUA_OK)
+    yes = 0; /* no memory, or a `vim` that raises: not the editor */
+  lua_settop(a->S->T, 0);
+  a->nvim = yes ? NV_YES : NV_NO;
+  if (yes) rearm(a->S);
+}
+
+static void on_timer(uv_timer_t *t) {
+  attachment *a = (attachment *)t->data;
+  lw_sched *S = a->S;
+  if (S == NULL) return;
+  settle_mode(a);
+  /* inside a step (a task in vim.wait) a request would only be refused,
+     and asked again at every turn: the step's end rearms instead */
+  if (!by_editor(a, (driver *)S->driver) || a->pending || lws_stepping(S))
+    return;
+  if (lw_cpcall(S->T, request_step, NULL) == LUA_OK) {
+    a->pending = 1;
+  } else {
+    /* vim.schedule refused (replaced, or no memory): said once, and the
+       prepare handle steps from now on, as outside the editor, rather
+       than the tasks stalling or the request failing at every turn */
+    lws_report_msg(S, S->T, lua_isstring(S->T, -1) ? lua_tostring(S->T, -1)
+                   : "vim.schedule failed");
+    a->nvim = NV_NO;
+  }
+  lua_settop(S->T, 0);
+  rearm(S);
 }
 
 static void on_prepare(uv_prepare_t *h) {
   attachment *a = (attachment *)h->data;
   if (a->S == NULL) return;
+  settle_mode(a);
+  if (by_editor(a, (driver *)a->S->driver)) return;
   if (!lws_stepping(a->S)) lw_sched_step(a->S);
   rearm(a->S);
 }
@@ -314,6 +435,7 @@ static int attach(lw_sched *S, uv_loop_t *loop, int shared) {
   uv_timer_init(loop, &a->timer);
   a->prep.data = a->idle.data = a->timer.data = a;
   uv_prepare_start(&a->prep, on_prepare);
+  a->nvim = shared ? NV_UNKNOWN : NV_NO;
   uv_unref((uv_handle_t *)&a->prep);
   d->att = a;
   S->poll = NULL;
