@@ -147,6 +147,20 @@ end)
     end
   end)
 
+  it("the script's own uv.run('once') loop finishes a task in task.wait (a due timer keeps the loop alive for the step)", function()
+    local out, rc = child([[
+local uv = require 'luv'
+local task = require 'luaweave.task'
+local done = false
+task.spawn(function() task.wait(0.005); done = true end)
+local turns = 0
+while uv.run("once") and turns < 10000 do turns = turns + 1 end
+print("done", done)
+]])
+    assert.are.equal("done\ttrue\nexit=0\n", out)
+    assert.are.equal(0, rc)
+  end)
+
   -- the CLI's main chunk is a task, suspended while the loop runs
   local function cli(code)
     local path = os.tmpname()

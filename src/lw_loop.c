@@ -389,10 +389,18 @@ static void on_timer(uv_timer_t *t) {
   lw_sched *S = a->S;
   if (S == NULL) return;
   settle_mode(a);
+  if (!by_editor(a, (driver *)S->driver)) {
+    /* a deadline passed: the next turn's prepare steps, and the idle
+       handle keeps the loop alive until then (the step's rearm stops
+       it).  Without it a uv.run("once") whose turn ended on this timer
+       found nothing alive, and every later "once" ran no turn at all:
+       the due task waited for good */
+    if (!lws_isexited(S)) uv_idle_start(&a->idle, noop_idle);
+    return;
+  }
   /* inside a step (a task in vim.wait) a request would only be refused,
      and asked again at every turn: the step's end rearms instead */
-  if (!by_editor(a, (driver *)S->driver) || a->pending || lws_stepping(S))
-    return;
+  if (a->pending || lws_stepping(S)) return;
   if (lw_cpcall(S->T, request_step, NULL) == LUA_OK) {
     a->pending = 1;
   } else {
