@@ -161,6 +161,20 @@ print("done", done)
     assert.are.equal(0, rc)
   end)
 
+  it("task.exit under the script's own uv.run raises at its line (no run to end) and the other tasks go on", function()
+    local out, rc = child([[
+local uv = require 'luv'
+local task = require 'luaweave.task'
+task.spawn(function() task.wait(0.001); print(pcall(task.exit, 3)) end)
+task.spawn(function() for i = 1, 3 do task.wait(0.002) end print("other done") end)
+uv.run()
+print("exitcode", task.exitcode())
+]])
+    assert.matches("^false\t[^\n]*task.exit: no run to end: the tasks run on luv's loop", out)
+    assert.matches("\nother done\nexitcode\tnil\nexit=0\n$", out)
+    assert.are.equal(0, rc)
+  end)
+
   -- the CLI's main chunk is a task, suspended while the loop runs
   local function cli(code)
     local path = os.tmpname()

@@ -36,6 +36,8 @@ typedef struct attachment {
   int shared;           /* luv's loop (lws_attach_shared) */
   int nvim;             /* NV_: who steps (shared mode inside Neovim) */
   int pending;          /* a vim.schedule(step) not run yet */
+  int hosted;           /* in a step it runs for the host's loop (uv.run,
+                           Neovim), not for lw_sched_run */
 } attachment;
 
 /* nvim: not looked at yet (the first callback does: attaching may happen
@@ -177,6 +179,11 @@ static void drop_runs(driver *d) {
 int lws_driving_shared(lw_sched *S) {
   driver *d = (driver *)S->driver;
   return d != NULL && d->running && d->att != NULL;
+}
+
+int lws_hosted_shared(lw_sched *S) {
+  driver *d = (driver *)S->driver;
+  return d != NULL && d->att != NULL && d->att->shared && d->att->hosted;
 }
 
 int lws_run_wait(lw_sched *S, lw_async *op, int once) {
@@ -329,9 +336,13 @@ static int editor_step(lua_State *L) {
   lw_sched *S = lw_sched_get(L);
   driver *d = S != NULL && !lws_gone(S) ? (driver *)S->driver : NULL;
   attachment *a = d != NULL ? d->att : NULL;
+  int was;
   if (a == NULL || !by_editor(a, d)) return 0;
   a->pending = 0;
+  was = a->hosted;
+  a->hosted = 1;
   lw_sched_step(S); /* refuses (LW_EBUSY) inside a step: vim.wait in a task */
+  a->hosted = was;
   rearm(S);
   return 0;
 }
@@ -420,7 +431,11 @@ static void on_prepare(uv_prepare_t *h) {
   if (a->S == NULL) return;
   settle_mode(a);
   if (by_editor(a, (driver *)a->S->driver)) return;
-  if (!lws_stepping(a->S)) lw_sched_step(a->S);
+  if (!lws_stepping(a->S)) {
+    a->hosted = !((driver *)a->S->driver)->running;
+    lw_sched_step(a->S);
+    a->hosted = 0;
+  }
   rearm(a->S);
 }
 

@@ -5,6 +5,7 @@
 */
 #include "lw_sched.h"
 #include "lw_compat.h"
+#include "lw_luv.h"
 
 #include <limits.h>
 #include <math.h>
@@ -211,6 +212,13 @@ static int t_exit(lua_State *L) {
                         "bad argument #1 to 'exit' (number expected, got %s)",
                         luaL_typename(L, 1));
   }
+  if (lws_hosted_shared(S))
+    /* stopping the scheduler there would freeze every other task of the
+       state for good (other plugins' in Neovim), and nobody reads a code */
+    return lw_errorat(L, LW_TASK_LEVEL,
+                      "task.exit: no run to end: the tasks run on luv's loop "
+                      "(uv.run, Neovim); end them with task.cancel, or run "
+                      "them under lw.run");
   lua_settop(L, 0);
   return lw_sched_exit(S, L, code);
 }

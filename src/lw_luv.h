@@ -48,6 +48,11 @@ int lws_attach_shared(lw_sched *S, uv_loop_t *loop);
    error. */
 int lws_driving_shared(lw_sched *S);
 
+/* lw_loop.c: 1 inside a step that S's attachment to luv's loop runs for
+   the host (the script's uv.run, Neovim), not for lw_sched_run:
+   task.exit has no run to end there */
+int lws_hosted_shared(lw_sched *S);
+
 /* lw_lua_wrap.c: raise msg at the line of the nearest caller outside
    luaweave's own Lua wrappers (where luaL_error would name a line of
    them).  Raises. */
