@@ -189,6 +189,34 @@ describe("timeouts", function()
     assert.are.equal(0, errors)
   end)
 
+  it("all and any take lists of 100000 threads on every version (no stack use per thread)", function()
+    local n = 100000
+    lw.run(function()
+      local list = {}
+      for i = 1, n do list[i] = task.spawn(function() task.wait(); return i end) end
+      local rs = task.all(list, 600) -- a hang guard
+      assert.are.equal(n, #rs)
+      for i = 1, n, 9973 do assert.are.same({ n = 2, true, i }, rs[i]) end
+      assert.are.same({ n = 2, true, n }, rs[n])
+      -- those that ended before the call, and a thread listed twice
+      list[n + 1] = list[1]
+      rs = task.all(list)
+      assert.are.same({ n = 2, true, 1 }, rs[n + 1])
+      assert.are_not.equal(rs[1], rs[n + 1])
+      -- a timeout unregisters them all; the threads run on
+      local gate = task.event()
+      list = {}
+      for i = 1, n do list[i] = task.spawn(function() gate:wait(); return i end) end
+      assert.are.same({ n = 2, nil, "timeout" }, pack(task.all(list, 0)))
+      assert.are.same({ n = 2, nil, "timeout" }, pack(task.any(list, { timeout = 0 })))
+      gate:set()
+      local r = pack(task.any(list, { timeout = 600 }))
+      assert.are.equal(true, r[2])
+      assert.are.equal(r[1], list[r[3]])
+      assert.are.equal(n, #task.all(list, 600))
+    end)
+  end)
+
   it("all checks its arguments", function()
     lw.run(function()
       local ok, err = pcall(task.all, 1)

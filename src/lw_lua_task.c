@@ -175,20 +175,33 @@ static int t_any(lua_State *L) {
     len = (int)lw_rawlen(L, 1);
     if (len == 0)
       return lw_errorat(L, LW_TASK_LEVEL, "bad argument #1 to 'any' (empty list)");
-    luaL_checkstack(L, len, "task.any: too many threads");
     for (i = 1; i <= len; i++) {
       lua_rawgeti(L, 1, i);
       if (lua_type(L, -1) != LUA_TTHREAD)
         return lw_errorat(L, LW_TASK_LEVEL,
                           "bad argument #1 to 'any' (list item %d: thread expected, got %s)",
                           i, luaL_typename(L, -1));
+      lua_pop(L, 1);
     }
-    lua_remove(L, 1);
+    return lw_sched_any_list(sched(L), L, 1, timeout);
   } else if (n >= 2 && lua_istable(L, n)) {
     timeout = opts_timeout(L, n);
     lua_settop(L, n - 1);
   }
   return await_common(L, "any", 1, timeout);
+}
+
+/* awaitall(list, failfast, sec): task.all's and group:wait's wait (the
+   Lua sides checked the list's items); see lw_sched_await_all */
+static int t_awaitall(lua_State *L) {
+  double timeout = -1;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 3) == LUA_TNUMBER) {
+    timeout = (double)lua_tonumber(L, 3);
+    if (!(timeout >= 0)) timeout = 0; /* NaN and negatives: at once */
+  }
+  lua_settop(L, 2);
+  return lw_sched_await_all(sched(L), L, 1, lua_toboolean(L, 2), timeout);
 }
 
 static int t_exit(lua_State *L) {
@@ -331,6 +344,7 @@ static const luaL_Reg task_funcs[] = {
   {"any", t_any},     {"exit", t_exit},     {"clock", t_clock},
   {"wrap", lw_task_wrap},
   {"onerror", t_onerror}, {"exitcode", t_exitcode},
+  {"_awaitall", t_awaitall}, /* moved to the shared table (add_all) */
   {NULL, NULL}
 };
 
@@ -352,8 +366,8 @@ static void wrap_suspending(lua_State *L, int t) {
     "  if ... == mark then return again(yield()) end\n"
     "  return ...\n"
     "end\n"
-    "local names = { 'wait', 'await', 'any', 'exit' }\n"
-    "for i = 1, 4 do\n"
+    "local names = { 'wait', 'await', 'any', 'exit', '_awaitall' }\n"
+    "for i = 1, 5 do\n"
     "  local f = t[names[i]]\n"
     "  t[names[i]] = function(...) return after(f(...)) end\n"
     "end\n";
@@ -371,15 +385,16 @@ static void wrap_suspending(lua_State *L, int t) {
 }
 #endif
 
-/* task.all(list, sec?), on task.any: each round waits for the first of
-   the threads not yet ended, so that every one of them is awaited all
-   along (a failure is heard, not reported), and one deadline bounds the
-   whole wait.  Rounds cost O(threads left) each: O(n^2) registrations
-   at worst, for lists that end one by one. */
-static void add_all(lua_State *L, int t) {
+/* task.all(list, sec?): one wait for every thread of the list, each
+   registered once (lw_sched_await_all), so that every one of them is
+   awaited all along (a failure is heard, not reported) and the cost is
+   linear; shared.awaitall is that wait, for group:wait too */
+static void add_all(lua_State *L, int t, int shared) {
   static const char code[] =
-    "local t = ...\n"
-    "local any, clock, select, type = t.any, t.clock, select, type\n"
+    "local t, shared = ...\n"
+    "local awaitall, type, error = t._awaitall, type, error\n"
+    "t._awaitall = nil\n"
+    "shared.awaitall = awaitall\n"
     "function t.all(list, sec)\n"
     "  if type(list) ~= 'table' then\n"
     "    error(\"bad argument #1 to 'all' (table expected, got \" .. type(list) .. ')', 2)\n"
@@ -387,45 +402,38 @@ static void add_all(lua_State *L, int t) {
     "  if sec ~= nil and type(sec) ~= 'number' then\n"
     "    error(\"bad argument #2 to 'all' (number expected, got \" .. type(sec) .. ')', 2)\n"
     "  end\n"
-    "  local n, out, left, k = #list, {}, {}, 0\n"
+    "  local n = #list\n"
     "  for i = 1, n do\n"
     "    local co = list[i]\n"
     "    if type(co) ~= 'thread' then\n"
     "      error(\"bad argument #1 to 'all' (list item \" .. i ..\n"
     "            ': thread expected, got ' .. type(co) .. ')', 2)\n"
     "    end\n"
-    "    if left[co] == nil then left[co] = {}; k = k + 1 end\n"
-    "    local at = left[co]\n"
-    "    at[#at + 1] = i\n"
     "  end\n"
-    "  local deadline\n"
-    "  if sec ~= sec then deadline = clock()\n" /* NaN: at once, as await */
-    "  elseif sec and sec < 2147483648 then deadline = clock() + sec end\n"
-    "  local opts = {}\n"
-    "  local function took(co, ...)\n"
-    "    if co == nil then return false end\n"
-    "    local at = left[co]\n"
-    "    left[co] = nil\n"
-    "    k = k - 1\n"
-    "    for j = 1, #at do out[at[j]] = { n = select('#', ...), ... } end\n"
-    "    return true\n"
-    "  end\n"
-    "  while k > 0 do\n"
-    "    local ws, m = {}, 0\n"
-    "    for co in pairs(left) do m = m + 1; ws[m] = co end\n"
-    "    if deadline then\n"
-    "      local d = deadline - clock()\n"
-    "      opts.timeout = d > 0 and d or 0\n"
+    "  local got, why = awaitall(list, false, sec)\n"
+    "  if got == nil then return nil, why end\n"
+    "  -- each index its own table, a thread listed twice included\n"
+    "  local out, seen = {}, {}\n"
+    "  for i = 1, n do\n"
+    "    local co = list[i]\n"
+    "    local r = got[co]\n"
+    "    if seen[co] then\n"
+    "      local c = { n = r.n }\n"
+    "      for j = 1, r.n do c[j] = r[j] end\n"
+    "      r = c\n"
     "    end\n"
-    "    if not took(any(ws, opts)) then return nil, 'timeout' end\n"
+    "    seen[co] = true\n"
+    "    out[i] = r\n"
     "  end\n"
     "  return out\n"
     "end\n";
   t = lw_absindex(L, t);
+  shared = lw_absindex(L, shared);
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.task") != 0)
     lua_error(L);
   lua_pushvalue(L, t);
-  lua_call(L, 1, 0);
+  lua_pushvalue(L, shared);
+  lua_call(L, 2, 0);
 }
 
 int luaopen_luaweave_task(lua_State *L) {
@@ -437,8 +445,8 @@ int luaopen_luaweave_task(lua_State *L) {
 #if LW_SUSPEND_WRAPPED
   wrap_suspending(L, -1);
 #endif
-  add_all(L, -1);
   lua_newtable(L); /* what the Lua sides share */
+  add_all(L, -2, -1);
   lw_sync_open(L, -2, -1);
   lw_group_open(L, -2, -1);
   lw_info_open(L, -2, -1);

@@ -145,6 +145,13 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany);
    from the targets' waiter lists, and the targets keep running */
 int lw_sched_await_for(lw_sched *S, lua_State *L, int first, int last,
                        int isany, double timeout);
+/* task.any of the threads in the list at index list */
+int lw_sched_any_list(lw_sched *S, lua_State *L, int list, double timeout);
+/* task.all (failfast 0) and group:wait (1) of the threads in that list:
+   one value, a table whose [co] is {n = k, results...} of each ended
+   target (all of them unless failfast met a failure), or nil, "timeout" */
+int lw_sched_await_all(lw_sched *S, lua_State *L, int list, int failfast,
+                       double timeout);
 int lw_sched_exit(lw_sched *S, lua_State *L, int code);
 
 /* replace the error object on L's top by a printable message: a string
@@ -223,6 +230,9 @@ void lws_report_msg(lw_sched *S, lua_State *co, const char *msg);
 void lws_handled(lw_sched *S, lua_State *co, lua_State *W); /* awaited */
 void lws_flush_errors(lw_sched *S, lua_State *W); /* at a step's end */
 void lws_setonerror(lua_State *L); /* task.onerror: pops fn or nil */
+/* push the traceback kept for failed co when its close wiped its stack
+   (5.4), or nil */
+void lws_push_failtrace(lua_State *L, lua_State *co);
 /* push guard(co, key, fn|nil): fn(co) is called, once, when co ends by
    any path (cancel included) while set (one fn per key); the synchronization primitives hand
    back what a waiter was given but never took.  Needs the scheduler's
