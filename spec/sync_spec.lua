@@ -400,3 +400,47 @@ describe("misuse", function()
     g:cancel()
   end)
 end)
+
+describe("the end of lw.run", function()
+  -- each way a run can end, with tasks parked in ch:recv and e:wait,
+  -- and one handed a permit that (when the run stops at once) never ran
+  local ends = {
+    failed = function() error("main fails", 0) end,
+    exited = function() task.exit(3) end,
+    returned = function() end,
+    deadlocked = function() task.event():wait() end,
+  }
+  for how, finish in pairs(ends) do
+    it("leaves no waiter of its tasks in a primitive when it " .. how, function()
+      local ch, ev, sem = task.channel(), task.event(), task.semaphore(1, 1)
+      local got = {}
+      pcall(lw.run, function()
+        task.spawn(function() got[#got + 1] = "old recv " .. tostring(ch:recv()) end)
+        task.spawn(function() ev:wait(); got[#got + 1] = "old event" end)
+        sem:acquire()
+        task.spawn(function() sem:acquire(); got[#got + 1] = "old acquire"; sem:release() end)
+        task.wait()
+        sem:release() -- handed to the old waiter, which never runs
+        if how ~= "returned" then finish() end
+      end)
+      -- a run that goes on until nothing can run lets the woken one run
+      local stops = how == "failed" or how == "exited"
+      assert.are.same(stops and {} or { "old acquire" }, got)
+      got = {}
+      -- the permit came back; the next run's tasks are the only waiters
+      assert.are.equal(1, sem:count())
+      lw.run(function()
+        local r = task.spawn(function() got[#got + 1] = "new recv " .. tostring(ch:recv()) end)
+        local w = task.spawn(function() ev:wait(); got[#got + 1] = "new event" end)
+        task.wait()
+        ch:send("v")
+        ev:set()
+        assert.is_true(sem:acquire(60))
+        sem:release()
+        task.all({ r, w }, 60) -- a hang guard
+      end)
+      table.sort(got)
+      assert.are.same({ "new event", "new recv v" }, got)
+    end)
+  end
+end)

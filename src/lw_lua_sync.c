@@ -31,7 +31,7 @@ static const char *const code[] = {
     "local yield, running, status = coroutine.yield, coroutine.running, coroutine.status\n"
     "local defer, delay, cancel = task.defer, task.delay, task.cancel\n"
     "local select, type, error, pcall = select, type, error, pcall\n"
-    "local getmetatable, tostring = getmetatable, tostring\n"
+    "local getmetatable, tostring, pairs = getmetatable, tostring, pairs\n"
     "local floor = math.floor\n"
     "-- A waiter queue is a FIFO of entries {co, state, vals, undo, timer}.\n"
     "-- state: \"queued\", \"woken\" (handed vals, not yet run), \"timeout\",\n"
@@ -337,9 +337,37 @@ static const char *const code[] = {
     "Ch.__call = function(self)\n"
     "  local v = recv(self, nil, 2)\n"
     "  return v\n"
+    "end\n"
+    "-- lw.run has ended: no task of it may be resumed by a later run, so\n"
+    "-- every waiter still parked goes, and what a woken one was handed but\n"
+    "-- never took goes back to its primitive.  All are marked gone before\n"
+    "-- any undo, which would hand a permit or value to the next waiter\n"
+    "function shared.abandon()\n"
+    "  local es, undos, n = {}, {}, 0\n"
+    "  for _, e in pairs(waiting) do n = n + 1; es[n] = e end\n"
+    "  for i = 1, n do\n"
+    "    local e = es[i]\n"
+    "    undos[i] = e.state == \"woken\" and e.undo\n"
+    "    e.state = \"gone\"\n"
+    "    waiting[e.co] = nil\n"
+    "    guard(e.co, e, nil)\n"
+    "  end\n"
+    "  for i = 1, n do if undos[i] then undos[i]() end end\n"
     "end\n",
   NULL
 };
+
+/* the registry key of shared.abandon */
+static const char ABANDON_KEY = 'A';
+
+/* lw.run has ended: the synchronization primitives forget its waiters
+   (shared.abandon), when the task library is loaded.  May raise */
+void lw_sync_abandon(lua_State *L) {
+  luaL_checkstack(L, 2, "run");
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &ABANDON_KEY);
+  if (lua_isfunction(L, -1)) lua_call(L, 0, 0);
+  else lua_pop(L, 1);
+}
 
 /* run the Lua code in pieces (a NULL-terminated array: C99 guarantees
    string literals of 4095 bytes only) with the nargs values on L's top
@@ -370,4 +398,6 @@ void lw_sync_open(lua_State *L, int t, int shared) {
   lua_pushcfunction(L, l_yieldable);
   lua_pushvalue(L, shared);
   lw_lua_chunk(L, code, 4);
+  lua_getfield(L, shared, "abandon");
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &ABANDON_KEY);
 }

@@ -300,6 +300,10 @@ int lw_lua_run(lua_State *L) {
     return lua_error(L);
   }
   lua_settop(L, 1);
+  /* the run is over (unless it goes on in a running loop): none of its
+     tasks may wait in a channel, event or semaphore for the next run;
+     a deadlock's message names them first */
+  if (e.failed || (rc == LW_OK && lws_isover(S, co))) lw_sync_abandon(L);
   if (e.failed) { /* what else is queued or timed goes, as after task.exit */
     lw_sched_clear(S, L);
     lws_setexited(S, 0);
@@ -311,6 +315,7 @@ int lw_lua_run(lua_State *L) {
   if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {
     n = (int)lw_sched_waiting(S);
     lw_push_waiters(L, S); /* before the clear forgets them */
+    lw_sync_abandon(L);
     lw_sched_clear(S, L); /* the next run starts clean */
     lws_setexited(S, 0);
     if (rc == LW_EEXITED) {
@@ -334,6 +339,7 @@ int lw_lua_run(lua_State *L) {
   }
   n = (int)lw_sched_waiting(S);
   lw_push_waiters(L, S);
+  lw_sync_abandon(L);
   return luaL_error(L, "deadlock: %d thread%s waiting%s", n ? n : 1,
                     n > 1 ? "s" : "", lua_tostring(L, -1));
 }

@@ -243,6 +243,7 @@ void lws_pushguard(lua_State *L);
    the loader of the task library's Lua code */
 void lw_sync_open(lua_State *L, int t, int shared);
 void lw_lua_chunk(lua_State *L, const char *const *pieces, int nargs);
+void lw_sync_abandon(lua_State *L); /* lw.run ended: drop its waiters */
 /* lw_lua_group.c: task.group into the table at t */
 void lw_group_open(lua_State *L, int t, int shared);
 /* lw_lua_info.c: task.info and task.list */
