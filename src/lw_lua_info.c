@@ -40,9 +40,11 @@ static int l_state(lua_State *L) {
   lw_rec *r = (S != NULL && co != NULL) ? lws_task_rec(S, co) : NULL;
   const lw_timer *t;
   if (r == NULL || r->task > T_ASYNC) return 0;
-  lua_pushstring(L, names[r->task]);
-  if ((r->task == T_WAIT || r->task == T_AWAIT) &&
-      (t = find_timer(S, co, r->ticket)) != NULL) {
+  t = (r->task == T_WAIT || r->task == T_AWAIT || r->task == T_READY)
+          ? find_timer(S, co, r->ticket) : NULL;
+  /* a ready task with a live timer is a task.delay's, not yet due */
+  lua_pushstring(L, r->task == T_READY && t != NULL ? "timer" : names[r->task]);
+  if (t != NULL) {
     lua_pushnumber(L, (lua_Number)t->e.t0);
     lua_pushnumber(L, (lua_Number)t->due);
     return 3;
