@@ -313,8 +313,7 @@ int lw_lua_run(lua_State *L) {
     return luaL_error(L, "run: the event loop is running already and libuv "
                       "cannot run it inside itself (f goes on as a task)");
   if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {
-    n = (int)lw_sched_waiting(S);
-    lw_push_waiters(L, S); /* before the clear forgets them */
+    n = lw_push_waiters(L, S); /* before the clear forgets them */
     lw_sync_abandon(L);
     lw_sched_clear(S, L); /* the next run starts clean */
     lws_setexited(S, 0);
@@ -337,8 +336,7 @@ int lw_lua_run(lua_State *L) {
     lua_settop(L, 3);
     return lua_error(L);
   }
-  n = (int)lw_sched_waiting(S);
-  lw_push_waiters(L, S);
+  n = lw_push_waiters(L, S);
   lw_sync_abandon(L);
   return luaL_error(L, "deadlock: %d thread%s waiting%s", n ? n : 1,
                     n > 1 ? "s" : "", lua_tostring(L, -1));

@@ -248,7 +248,7 @@ void lw_sync_abandon(lua_State *L); /* lw.run ended: drop its waiters */
 void lw_group_open(lua_State *L, int t, int shared);
 /* lw_lua_info.c: task.info and task.list */
 void lw_info_open(lua_State *L, int t, int shared);
-void lw_push_waiters(lua_State *L, lw_sched *S); /* for deadlock errors */
+int lw_push_waiters(lua_State *L, lw_sched *S); /* for deadlock errors */
 void lws_sweep(lw_sched *S, lua_State *W); /* wake awaiters of ended threads */
 
 /* lw_sched_await.c */
