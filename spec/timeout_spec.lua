@@ -217,6 +217,32 @@ describe("timeouts", function()
     end)
   end)
 
+  it("await(co, sec) of a plain coroutine returns when a raw coroutine.resume ends it, as the untimed await", function()
+    lw.run(function()
+      local results = {}
+      local function plain()
+        local p = coroutine.create(function() coroutine.yield(); return "done" end)
+        coroutine.resume(p)
+        return p
+      end
+      local p1, p2 = plain(), plain()
+      local timed = task.spawn(function() results.timed = pack(task.await(p1, 600)) end)
+      local untimed = task.spawn(function() results.untimed = pack(task.await(p2)) end)
+      -- a pending timer, as in a program that also waits for something else
+      local other = task.spawn(function() task.wait(600) end)
+      task.spawn(function() task.wait(); coroutine.resume(p1); coroutine.resume(p2) end)
+      for _ = 1, 5 do task.wait() end
+      -- by now, not in 600 seconds (no timing: the step that ended it)
+      local outside = { n = 2, false, "thread ended outside luaweave: its result is unknown" }
+      assert.are.same(outside, results.timed)
+      task.cancel(timed)
+      -- the untimed one hears of it once nothing else can run
+      task.cancel(other)
+      task.await(untimed)
+      assert.are.same(outside, results.untimed)
+    end)
+  end)
+
   it("all checks its arguments", function()
     lw.run(function()
       local ok, err = pcall(task.all, 1)

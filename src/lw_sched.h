@@ -258,6 +258,7 @@ void lws_any_hold(lw_sched *S, lua_State *T, lua_State *co, int d);
 int lws_awaited(lw_sched *S, lua_State *co);
 int lws_isover(lw_sched *S, lua_State *co);
 void lws_unregister(lw_sched *S, lua_State *T, int pack, int first);
+void lws_sweep_plain(lw_sched *S, lua_State *W); /* plain targets' ends */
 
 /* lw_sched_spawn.c */
 void lws_drop_start_args(lua_State *co); /* a pending start's arguments go */

@@ -327,10 +327,62 @@ static int has_deadline(double timeout) {
   return timeout >= 0 && timeout <= 2147483647.0;
 }
 
+/* Threads that are not tasks (plain coroutines, which a raw
+   coroutine.resume may run to their end unseen) awaited with a timeout,
+   in a weak-keyed registry table under this address: lws_sweep_plain
+   looks at them alone, at every step's end.  An untimed await hears of
+   such an end from the full sweep, once nothing else can run; that moment
+   never comes for a timed one, whose own timer is pending */
+static const char PLAIN_KEY = 'P';
+
+static void mark_plain(lua_State *L, lua_State *co) {
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &PLAIN_KEY);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lws_new_hold_table(L); /* weak keys */
+    lua_pushvalue(L, -1);
+    lw_rawsetp(L, LUA_REGISTRYINDEX, &PLAIN_KEY);
+  }
+  lws_push_thread(L, co);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* wake the awaiters of the plain threads that ended unseen, and forget
+   those nobody awaits any more: O(plain awaited threads), nothing when
+   there are none.  W is the running thread; may raise a memory error */
+void lws_sweep_plain(lw_sched *S, lua_State *W) {
+  luaL_checkstack(W, 8, "sweep");
+  lw_rawgetp(W, LUA_REGISTRYINDEX, &PLAIN_KEY);
+  if (lua_istable(W, -1)) {
+    lua_pushnil(W);
+    while (lua_next(W, -2)) { /* plain, co, true */
+      lua_State *co = lua_tothread(W, -2);
+      int gone;
+      lua_pop(W, 1);
+      push_wlist(S, W, co); /* plain, co, wref, list */
+      gone = lua_isnil(W, -1);
+      lua_pop(W, 2);
+      if (!gone && (lws_isover(S, co) || lw_co_status(W, co) == LW_CO_DEAD)) {
+        lws_wake(S, co, W); /* drops co's list */
+        gone = 1;
+      }
+      if (gone) { /* clearing a field while traversing is allowed */
+        lua_pushvalue(W, -1);
+        lua_pushnil(W);
+        lua_rawset(W, -4);
+      }
+    }
+  }
+  lua_pop(W, 1);
+}
+
 /* register the running task L, with ticket, on co's waiter list; how: a
-   boolean (isany) or a task.all collector; W: wref's index on L */
+   boolean (isany) or a task.all collector; W: wref's index on L; timed:
+   the wait has a deadline */
 static void add_reg(lw_sched *S, lua_State *L, int W, lua_State *co,
-                    unsigned ticket, int how) {
+                    unsigned ticket, int how, int timed) {
   int n;
   lws_push_thread(L, co);
   lua_rawget(L, W);
@@ -342,6 +394,7 @@ static void add_reg(lw_sched *S, lua_State *L, int W, lua_State *co,
     lua_rawset(L, W);
     S->wlists++;
   }
+  if (timed && lws_task_rec(S, co) == NULL) mark_plain(L, co);
   n = (int)lw_rawlen(L, -1);
   /* stale registrations (a task.any woken by another target, a timeout)
      would pile up on a long-lived target: compact each time the list
@@ -396,7 +449,8 @@ static int await_core(lw_sched *S, lua_State *L, int list, int first,
   how = lua_gettop(L);
   lua_rawgeti(L, LUA_REGISTRYINDEX, S->wref);
   for (i = first; i <= last; i++)
-    add_reg(S, L, how + 1, target(L, list, i), ticket, how);
+    add_reg(S, L, how + 1, target(L, list, i), ticket, how,
+            has_deadline(timeout));
   lua_pop(L, 2);
   /* registering allocates, and a finalizer run by that can end a target
      (task.cancel) before L is on its list, where nobody would wake L:
@@ -510,7 +564,7 @@ int lw_sched_await_all(lw_sched *S, lua_State *L, int list, int failfast,
   while (lua_next(L, c)) { /* the pending targets: C[co] == false */
     lua_State *co = lua_tothread(L, -2);
     if (co != NULL && lua_isboolean(L, -1)) {
-      add_reg(S, L, c + 1, co, ticket, c);
+      add_reg(S, L, c + 1, co, ticket, c, has_deadline(timeout));
       /* registering allocates, and a finalizer run by that can end a
          target (task.cancel) before L is on its list, where nobody would
          wake L: the sweep finds it */
