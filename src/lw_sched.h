@@ -254,6 +254,7 @@ void lws_sweep(lw_sched *S, lua_State *W); /* wake awaiters of ended threads */
 /* lw_sched_await.c */
 int lws_wake(lw_sched *S, lua_State *co, lua_State *W);
 void lws_new_hold_table(lua_State *L);
+void lws_push_weakreg(lua_State *L, const void *key); /* made if missing */
 void lws_any_hold(lw_sched *S, lua_State *T, lua_State *co, int d);
 int lws_awaited(lw_sched *S, lua_State *co);
 int lws_isover(lw_sched *S, lua_State *co);

@@ -335,14 +335,20 @@ static int has_deadline(double timeout) {
    never comes for a timed one, whose own timer is pending */
 static const char PLAIN_KEY = 'P';
 
-static void mark_plain(lua_State *L, lua_State *co) {
-  lw_rawgetp(L, LUA_REGISTRYINDEX, &PLAIN_KEY);
+/* push the weak-keyed table the registry holds under key, made when
+   missing; may raise a memory error */
+void lws_push_weakreg(lua_State *L, const void *key) {
+  lw_rawgetp(L, LUA_REGISTRYINDEX, key);
   if (!lua_istable(L, -1)) {
     lua_pop(L, 1);
     lws_new_hold_table(L); /* weak keys */
     lua_pushvalue(L, -1);
-    lw_rawsetp(L, LUA_REGISTRYINDEX, &PLAIN_KEY);
+    lw_rawsetp(L, LUA_REGISTRYINDEX, key);
   }
+}
+
+static void mark_plain(lua_State *L, lua_State *co) {
+  lws_push_weakreg(L, &PLAIN_KEY);
   lws_push_thread(L, co);
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);

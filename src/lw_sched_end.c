@@ -56,15 +56,7 @@ void lws_push_failtrace(lua_State *L, lua_State *co) {
    close wipes its stack; may raise a memory error */
 static void keep_failtrace(lua_State *co, lua_State *W, int tb) {
   luaL_checkstack(W, 24, "report");
-  lw_rawgetp(W, LUA_REGISTRYINDEX, &FAILTRACE_KEY);
-  if (!lua_istable(W, -1)) {
-    lua_pop(W, 1);
-    if (!tb) return;
-    lua_newtable(W);
-    lw_setweak(W, "k");
-    lua_pushvalue(W, -1);
-    lw_rawsetp(W, LUA_REGISTRYINDEX, &FAILTRACE_KEY);
-  }
+  lws_push_weakreg(W, &FAILTRACE_KEY);
   lws_push_thread(W, co);
   if (tb) lw_traceback(W, co, NULL);
   else lua_pushnil(W);
@@ -226,13 +218,7 @@ static int l_guard(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTHREAD);
   luaL_checkany(L, 2);
   lua_settop(L, 3);
-  lw_rawgetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    lws_new_hold_table(L); /* weak keys */
-    lua_pushvalue(L, -1);
-    lw_rawsetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
-  }
+  lws_push_weakreg(L, &GUARD_KEY);
   lua_pushvalue(L, 1);
   lua_rawget(L, 4);
   if (!lua_istable(L, -1)) {
