@@ -107,7 +107,7 @@ describe("task.group", function()
         "bad argument #1 to 'spawn' (function or thread expected, got number)")
       assert.has_error(function() g:delay(1, "x") end,
         "bad argument #2 to 'delay' (function or thread expected, got string)")
-      assert.has_error(function() g:wait("1") end,
+      assert.has_error(function() g:wait("soon") end,
         "bad argument #1 to 'wait' (number expected, got string)")
     end)
   end)

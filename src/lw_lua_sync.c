@@ -21,7 +21,7 @@ static int l_yieldable(lua_State *L) {
 
 /* the code, in pieces (C99 guarantees string literals of 4095 bytes) */
 static const char *const code[] = {
-    "local task, guard, yieldable, shared = ...\n"
+    "local task, guard, yieldable, shared, pcall_yields = ...\n"
     "local setmetatable = setmetatable\n"
     "local clock = task.clock\n"
     "-- weak both ways: before 5.2 a weak-key table holds its values strongly\n"
@@ -30,7 +30,7 @@ static const char *const code[] = {
     "shared.waiting = waiting\n"
     "local yield, running, status = coroutine.yield, coroutine.running, coroutine.status\n"
     "local defer, delay, cancel = task.defer, task.delay, task.cancel\n"
-    "local select, type, error, pcall = select, type, error, pcall\n"
+    "local select, type, error, pcall, tonumber = select, type, error, pcall, tonumber\n"
     "local getmetatable, tostring, pairs = getmetatable, tostring, pairs\n"
     "local floor = math.floor\n"
     "-- A waiter queue is a FIFO of entries {co, state, vals, undo, timer}.\n"
@@ -109,10 +109,14 @@ static const char *const code[] = {
     "-- Misuse errors name the user's line, as Lua's own do: the checks\n"
     "-- below are called straight from the public method (never in a tail\n"
     "-- call, whose frame 5.1 loses), and raise at level 3, its caller\n"
+    "-- sec as a number (a numeric string too, as Lua's own library takes)\n"
     "local function check_seconds(sec, fname)\n"
-    "  if sec ~= nil and type(sec) ~= \"number\" then\n"
+    "  if sec == nil then return nil end\n"
+    "  local n = tonumber(sec)\n"
+    "  if n == nil then\n"
     "    error(\"bad argument #1 to '\" .. fname .. \"' (number expected, got \" .. type(sec) .. \")\", 3)\n"
     "  end\n"
+    "  return n\n"
     "end\n"
     "-- s.acquire() for s:acquire() would fail inside this chunk\n"
     "local function check_self(self, mt, what, fname)\n"
@@ -196,7 +200,7 @@ static const char *const code[] = {
     "end\n"
     "function Sem:acquire(sec)\n"
     "  check_self(self, Sem, \"semaphore\", \"acquire\")\n"
-    "  check_seconds(sec, \"acquire\")\n"
+    "  sec = check_seconds(sec, \"acquire\")\n"
     "  if self.n > 0 then\n"
     "    self.n = self.n - 1\n"
     "    return true\n"
@@ -214,6 +218,35 @@ static const char *const code[] = {
     "  -- waiters queue only while the count is 0: one of them takes it\n"
     "  if self.n >= self.max then error(\"release without acquire\", 2) end\n"
     "  release(self)\n"
+    "end\n"
+    "-- s:with(fn, ...): fn(...) holding a permit, given back however fn ends:\n"
+    "-- returns, raises, or its task is cancelled (on 5.4 a cancelled task is\n"
+    "-- closed, not resumed: a pcall around acquire and release never returns,\n"
+    "-- and only the end guard gives the permit back).  held makes the two\n"
+    "-- ways of giving it back one: before 5.4 a cancel runs the guard and\n"
+    "-- then resumes the task once, with an error, through the pcall\n"
+    "function Sem:with(fn, ...)\n"
+    "  check_self(self, Sem, \"semaphore\", \"with\")\n"
+    "  if type(fn) ~= \"function\" and not (getmetatable(fn) or {}).__call then\n"
+    "    error(\"bad argument #1 to 'with' (function expected, got \" .. type(fn) .. \")\", 2)\n"
+    "  end\n"
+    "  intask(\"semaphore\", 2)\n"
+    "  self:acquire()\n"
+    "  local co, held, key = running(), true, {}\n"
+    "  local function give()\n"
+    "    if held then held = false; release(self) end\n"
+    "  end\n"
+    "  guard(co, key, give)\n"
+    "  local function finish(ok, ...)\n"
+    "    guard(co, key, nil)\n"
+    "    give()\n"
+    "    if not ok then error((...), 0) end\n"
+    "    return ...\n"
+    "  end\n"
+    "  -- 5.1 cannot yield inside a pcall: fn runs unprotected there, and an\n"
+    "  -- error gives the permit back when it ends the task\n"
+    "  if not pcall_yields then return finish(true, fn(...)) end\n"
+    "  return finish(pcall(fn, ...))\n"
     "end\n"
     "function Sem:count()\n"
     "  check_self(self, Sem, \"semaphore\", \"count\")\n"
@@ -239,7 +272,7 @@ static const char *const code[] = {
     "end\n"
     "function Ev:wait(sec)\n"
     "  check_self(self, Ev, \"event\", \"wait\")\n"
-    "  check_seconds(sec, \"wait\")\n"
+    "  sec = check_seconds(sec, \"wait\")\n"
     "  if self.flag then return true end\n"
     "  intask(\"event\", 2)\n"
     "  return park(self.q, sec, \"event\", \"wait\")\n"
@@ -317,7 +350,7 @@ static const char *const code[] = {
     "end\n"
     "function Ch:recv(sec)\n"
     "  check_self(self, Ch, \"channel\", \"recv\")\n"
-    "  check_seconds(sec, \"recv\")\n"
+    "  sec = check_seconds(sec, \"recv\")\n"
     "  return pass(recv(self, sec, 2)) -- recv's frame stays: lvl holds\n"
     "end\n",
     "function Ch:close()\n"
@@ -399,7 +432,12 @@ void lw_sync_open(lua_State *L, int t, int shared) {
   lws_pushguard(L);
   lua_pushcfunction(L, l_yieldable);
   lua_pushvalue(L, shared);
-  lw_lua_chunk(L, code, 4);
+#if LUA_VERSION_NUM == 501 && !defined(LW_LUAJIT)
+  lua_pushboolean(L, 0); /* a yield inside a pcall fails */
+#else
+  lua_pushboolean(L, 1);
+#endif
+  lw_lua_chunk(L, code, 5);
   lua_getfield(L, shared, "abandon");
   lw_rawsetp(L, LUA_REGISTRYINDEX, &ABANDON_KEY);
 }

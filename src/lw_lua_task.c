@@ -28,7 +28,7 @@ static void check_target(lua_State *L, int arg, const char *fname) {
 /* level: where errors are positioned (LW_TASK_LEVEL for task.wait) */
 static double opt_seconds(lua_State *L, int arg, const char *fname, int level) {
   if (lua_isnoneornil(L, arg)) return 0;
-  if (lua_type(L, arg) != LUA_TNUMBER)
+  if (!lua_isnumber(L, arg)) /* a numeric string too, as Lua's own library */
     lw_errorat(L, level, "bad argument #%d to '%s' (number expected, got %s)", arg,
                fname, luaL_typename(L, arg));
   return (double)lua_tonumber(L, arg);
@@ -125,7 +125,7 @@ static double opt_timeout(lua_State *L, int arg, const char *fname) {
   if (lua_isnoneornil(L, arg) ||
       (lua_type(L, arg) == LUA_TBOOLEAN && !lua_toboolean(L, arg)))
     return -1;
-  if (lua_type(L, arg) != LUA_TNUMBER)
+  if (!lua_isnumber(L, arg))
     return lw_errorat(L, LW_TASK_LEVEL,
                       "bad argument #%d to '%s' (number expected, got %s)", arg,
                       fname, luaL_typename(L, arg));
@@ -146,7 +146,7 @@ static double opts_timeout(lua_State *L, int arg) {
   double sec;
   lua_getfield(L, arg, "timeout");
   if (lua_isnil(L, -1)) sec = -1;
-  else if (lua_type(L, -1) != LUA_TNUMBER)
+  else if (!lua_isnumber(L, -1))
     return lw_errorat(L, LW_TASK_LEVEL,
                       "bad argument #%d to 'any' (timeout: number expected, got %s)",
                       arg, luaL_typename(L, -1));
@@ -196,7 +196,7 @@ static int t_any(lua_State *L) {
 static int t_awaitall(lua_State *L) {
   double timeout = -1;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (lua_type(L, 3) == LUA_TNUMBER) {
+  if (lua_isnumber(L, 3)) {
     timeout = (double)lua_tonumber(L, 3);
     if (!(timeout >= 0)) timeout = 0; /* NaN and negatives: at once */
   }
@@ -396,14 +396,14 @@ static void wrap_suspending(lua_State *L, int t) {
 static void add_all(lua_State *L, int t, int shared) {
   static const char code[] =
     "local t, shared = ...\n"
-    "local awaitall, type, error = t._awaitall, type, error\n"
+    "local awaitall, type, error, tonumber = t._awaitall, type, error, tonumber\n"
     "t._awaitall = nil\n"
     "shared.awaitall = awaitall\n"
     "function t.all(list, sec)\n"
     "  if type(list) ~= 'table' then\n"
     "    error(\"bad argument #1 to 'all' (table expected, got \" .. type(list) .. ')', 2)\n"
     "  end\n"
-    "  if sec ~= nil and type(sec) ~= 'number' then\n"
+    "  if sec ~= nil and tonumber(sec) == nil then\n"
     "    error(\"bad argument #2 to 'all' (number expected, got \" .. type(sec) .. ')', 2)\n"
     "  end\n"
     "  local n = #list\n"
