@@ -107,7 +107,7 @@ describe("task.group", function()
         "bad argument #1 to 'spawn' (function or thread expected, got number)")
       assert.has_error(function() g:delay(1, "x") end,
         "bad argument #2 to 'delay' (function or thread expected, got string)")
-      assert.has_error(function() g:wait("1") end,
+      assert.has_error(function() g:wait("soon") end,
         "bad argument #1 to 'wait' (number expected, got string)")
     end)
   end)
@@ -150,6 +150,52 @@ describe("task.group", function()
     assert.matches("^one\nstack traceback:", raised)
     assert.are.same({ "one", "two" }, errs)
     assert.are.same({}, unhandled)
+  end)
+
+  it("the raised error carries the failed child's own traceback, on every version", function()
+    local err
+    lw.run(function()
+      local g = task.group()
+      local function broken_helper() error("helper broke") end
+      g:spawn(function() task.wait(); broken_helper() end)
+      local ok
+      ok, err = task.await(task.spawn(function() g:wait(60) end))
+      assert.is_false(ok)
+    end)
+    assert.matches("helper broke\nstack traceback:\n.-in %a+ 'broken_helper'", err)
+  end)
+
+  it("every wait after a failure raises that failure again", function()
+    lw.run(function()
+      local g = task.group()
+      g:spawn(function() task.wait(); error("once", 0) end)
+      local function waiter() return g:wait(60) end
+      local ok1, e1 = task.await(task.spawn(waiter))
+      local ok2, e2 = task.await(task.spawn(waiter))
+      assert.is_false(ok1)
+      assert.is_false(ok2)
+      assert.matches("^once\nstack traceback:", e1)
+      assert.are.equal(e1, e2)
+      assert.are.same({ "once" }, g:errors())
+    end)
+  end)
+
+  it("waits for 100000 children on every version (no stack use per child)", function()
+    local n = 100000
+    lw.run(function()
+      local g = task.group()
+      for i = 1, n do g:spawn(function() task.wait(); return i end) end
+      assert.is_true(g:wait(600)) -- a hang guard
+      -- a failure among them still stops the wait
+      -- (on an event, not a timer: a wait that missed the failure is a
+      -- deadlock at once, not a hang)
+      local h, never = task.group(), task.event()
+      for _ = 1, n do h:spawn(function() never:wait() end) end
+      h:spawn(function() task.wait(); error("one of many", 0) end)
+      local ok, err = task.await(task.spawn(function() h:wait() end))
+      assert.is_false(ok)
+      assert.matches("^one of many", err)
+    end)
   end)
 
   it("delay takes a C function on every version (5.1 makes no coroutine of one)", function()

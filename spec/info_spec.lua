@@ -45,6 +45,12 @@ describe("task.info", function()
       assert.are.equal("semaphore", task.info(insem).waiting)
       assert.are.equal("yield", task.info(plain).waiting)
       assert.are.equal("ready", task.info(ready).waiting)
+      -- a task.delay'ed task waits for its timer, from the delay call on
+      local delayed = task.delay(25, function() end)
+      i = task.info(delayed)
+      assert.are.equal("timer", i.waiting)
+      assert.is_true(i.since >= t0 and i.deadline >= i.since + 25)
+      task.cancel(delayed)
       assert.are.equal("running", task.info(coroutine.running()).waiting)
       assert.are.equal(g, task.info(kid).group)
       assert.is_nil(task.info(timer).group)
@@ -90,6 +96,38 @@ describe("task.info", function()
     assert.is_false(ok)
     assert.matches("deadlock: 2 threads waiting: ", err, 1, true)
     assert.truthy(err:find(tostring(a) .. " awaits at " .. debug.getinfo(1, "S").short_src, 1, true), err)
+  end)
+
+  it("the deadlock error names the tasks waiting in primitives, each method and the user's line", function()
+    local r, s, w, line
+    local ok, err = pcall(lw.run, function()
+      local ch, ch2, sem, ev = task.channel(), task.channel(), task.semaphore(0), task.event()
+      line = debug.getinfo(1, "l").currentline
+      r = task.spawn(function() ch:recv() end)
+      s = task.spawn(function() ch2:send(1) end)
+      w = task.spawn(function() sem:acquire() end)
+      -- 5.1 cannot yield across pcall: elsewhere, the wait inside pcall
+      -- is still the event's, at the pcall's line
+      if not jit and _VERSION ~= "Lua 5.1" then
+        w = task.spawn(function() pcall(ev.wait, ev) end)
+      else
+        w = task.spawn(function() ev:wait() end)
+      end
+      task.await(r) -- only an await makes a deadlock: a run ends when f
+      -- returns and nothing else can run
+    end)
+    assert.is_false(ok)
+    local src = debug.getinfo(1, "S").short_src
+    local function named(co, what, l)
+      local text = tostring(co) .. " in " .. what .. " at " .. src .. ":" .. (line + l)
+      assert.truthy(err:find(text, 1, true), err)
+    end
+    named(r, "a channel's 'recv'", 1)
+    assert.matches("deadlock: 5 threads waiting: ", err, 1, true)
+    assert.is_nil(err:find(" at ?", 1, true))
+    assert.truthy(err:find(" in a channel's 'send' at " .. src .. ":" .. (line + 2), 1, true), err)
+    assert.truthy(err:find(" in a semaphore's 'acquire' at " .. src .. ":" .. (line + 3), 1, true), err)
+    named(w, "an event's 'wait'", (not jit and _VERSION ~= "Lua 5.1") and 7 or 9)
   end)
 
   it("checks its argument", function()

@@ -70,4 +70,24 @@ describe("task.onerror", function()
     assert.matches("luaweave: task.onerror: handler saw boom", out)
     assert.matches("after", out)
   end)
+
+  it("a handler that raises hides not the task's error: both are reported, the task's first", function()
+    local out = child([[
+      task.onerror(function() error("handler broke", 0) end)
+      lw.run(function() task.spawn(function() error("task broke", 0) end) end)
+    ]])
+    local a = out:find("luaweave: task broke\nstack traceback:", 1)
+    local b = out:find("luaweave: task.onerror: handler broke", 1, true)
+    assert.is_truthy(a, out)
+    assert.is_truthy(b, out)
+    assert.is_true(a < b)
+  end)
+
+  it("the default report carries the failed task's traceback on every version", function()
+    local out = child([[
+      local function deep() error("deep broke") end
+      lw.run(function() task.spawn(function() task.wait(); deep() end) end)
+    ]])
+    assert.matches("deep broke\nstack traceback:\n.-in %a+ 'deep'", out)
+  end)
 end)

@@ -400,3 +400,103 @@ describe("misuse", function()
     g:cancel()
   end)
 end)
+
+describe("the end of lw.run", function()
+  -- each way a run can end, with tasks parked in ch:recv and e:wait,
+  -- and one handed a permit that (when the run stops at once) never ran
+  local ends = {
+    failed = function() error("main fails", 0) end,
+    exited = function() task.exit(3) end,
+    returned = function() end,
+    deadlocked = function() task.event():wait() end,
+  }
+  for how, finish in pairs(ends) do
+    it("leaves no waiter of its tasks in a primitive when it " .. how, function()
+      local ch, ev, sem = task.channel(), task.event(), task.semaphore(1, 1)
+      local got = {}
+      pcall(lw.run, function()
+        task.spawn(function() got[#got + 1] = "old recv " .. tostring(ch:recv()) end)
+        task.spawn(function() ev:wait(); got[#got + 1] = "old event" end)
+        sem:acquire()
+        task.spawn(function() sem:acquire(); got[#got + 1] = "old acquire"; sem:release() end)
+        task.wait()
+        sem:release() -- handed to the old waiter, which never runs
+        if how ~= "returned" then finish() end
+      end)
+      -- a run that goes on until nothing can run lets the woken one run
+      local stops = how == "failed" or how == "exited"
+      assert.are.same(stops and {} or { "old acquire" }, got)
+      got = {}
+      -- the permit came back; the next run's tasks are the only waiters
+      assert.are.equal(1, sem:count())
+      lw.run(function()
+        local r = task.spawn(function() got[#got + 1] = "new recv " .. tostring(ch:recv()) end)
+        local w = task.spawn(function() ev:wait(); got[#got + 1] = "new event" end)
+        task.wait()
+        ch:send("v")
+        ev:set()
+        assert.is_true(sem:acquire(60))
+        sem:release()
+        task.all({ r, w }, 60) -- a hang guard
+      end)
+      table.sort(got)
+      assert.are.same({ "new event", "new recv v" }, got)
+    end)
+  end
+end)
+
+describe("semaphore:with", function()
+  it("runs fn holding a permit and gives it back when fn returns or raises", function()
+    lw.run(function()
+      local s = task.semaphore(1)
+      assert.are.same({ n = 2, "a", "b" }, pack(s:with(function(x, y)
+        assert.are.equal(0, s:count())
+        task.wait()
+        return x, y
+      end, "a", "b")))
+      assert.are.equal(1, s:count())
+      -- an error ends its task: the permit comes back on every version
+      local t = task.spawn(function() s:with(function() task.wait(); error("inside", 0) end) end)
+      assert.are.same({ false, "inside" }, { task.await(t) })
+      assert.are.equal(1, s:count())
+      if not (_VERSION == "Lua 5.1" and not jit) then -- pcall can yield
+        local ok, err = pcall(s.with, s, function() task.wait(); error("caught", 0) end)
+        assert.is_false(ok)
+        assert.are.equal("caught", err)
+        assert.are.equal(1, s:count())
+      end
+    end)
+  end)
+
+  it("gives the permit back when its task is cancelled inside fn, on every version", function()
+    lw.run(function()
+      local s = task.semaphore(1)
+      local ev = task.event()
+      local in_wait = task.spawn(function() s:with(function() task.wait(600) end) end)
+      local in_event = task.spawn(function() s:with(function() ev:wait() end) end)
+      task.wait()
+      assert.are.equal(0, s:count())
+      task.cancel(in_wait) -- the permit goes to in_event, queued in acquire
+      task.wait(); task.wait()
+      assert.are.equal("cancelled", lw.status(in_wait))
+      assert.are.equal(0, s:count())
+      task.cancel(in_event)
+      task.wait(); task.wait()
+      assert.are.equal(1, s:count())
+      -- and the semaphore still works (no double release: max 1)
+      assert.are.equal(7, s:with(function() return 7 end))
+      assert.are.equal(1, s:count())
+    end)
+  end)
+
+  it("checks its arguments", function()
+    lw.run(function()
+      local s = task.semaphore(1)
+      local ok, err = pcall(s.with, s, 42)
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'with' %(function expected, got number%)", err)
+      ok, err = pcall(s.with, nil, print)
+      assert.matches("bad argument #1 to 'with' %(semaphore expected, got nil%)", err)
+    end)
+  end)
+end)

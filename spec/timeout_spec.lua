@@ -68,10 +68,41 @@ describe("timeouts", function()
     end)
   end)
 
+  it("takes a numeric string for seconds wherever it takes a number, as Lua's own functions do", function()
+    lw.run(function()
+      local p = parked()
+      local timeout = { n = 2, nil, "timeout" }
+      assert.is_number(task.wait("0"))
+      assert.are.same(timeout, pack(task.await(p, "0")))
+      assert.are.same(timeout, pack(task.await(p, " 0x0 ")))
+      assert.are.same(timeout, pack(task.any(p, { timeout = "0" })))
+      assert.are.same(timeout, pack(task.all({ p }, "0")))
+      assert.are.same(timeout, pack(task.channel():recv("0")))
+      assert.are.same(timeout, pack(task.semaphore(0):acquire("0")))
+      assert.are.same(timeout, pack(task.event():wait("0")))
+      local g = task.group()
+      g:spawn(function() task.wait(600) end)
+      assert.are.same(timeout, pack(g:wait("0")))
+      g:cancel()
+      local ran = 0
+      local d1 = task.delay("0", function() ran = ran + 1 end)
+      local h = task.group()
+      h:delay("0.0", function() ran = ran + 1 end)
+      assert.is_true(h:wait(600))
+      task.await(d1)
+      assert.are.equal(2, ran)
+      local ok, err = pcall(task.wait, "soon")
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'wait' %(number expected, got string%)", err)
+      ok, err = pcall(task.channel().recv, task.channel(), "soon")
+      assert.matches("bad argument #1 to 'recv' %(number expected, got string%)", err)
+    end)
+  end)
+
   it("checks the timeout's type", function()
     lw.run(function()
       local p = parked()
-      local ok, err = pcall(task.await, p, "1")
+      local ok, err = pcall(task.await, p, "soon")
       assert.is_false(ok)
       assert.matches("bad argument #2 to 'await' %(number expected, got string%)", err)
       ok, err = pcall(task.any, p, { timeout = "x" })
@@ -189,13 +220,67 @@ describe("timeouts", function()
     assert.are.equal(0, errors)
   end)
 
+  it("all and any take lists of 100000 threads on every version (no stack use per thread)", function()
+    local n = 100000
+    lw.run(function()
+      local list = {}
+      for i = 1, n do list[i] = task.spawn(function() task.wait(); return i end) end
+      local rs = task.all(list, 600) -- a hang guard
+      assert.are.equal(n, #rs)
+      for i = 1, n, 9973 do assert.are.same({ n = 2, true, i }, rs[i]) end
+      assert.are.same({ n = 2, true, n }, rs[n])
+      -- those that ended before the call, and a thread listed twice
+      list[n + 1] = list[1]
+      rs = task.all(list)
+      assert.are.same({ n = 2, true, 1 }, rs[n + 1])
+      assert.are_not.equal(rs[1], rs[n + 1])
+      -- a timeout unregisters them all; the threads run on
+      local gate = task.event()
+      list = {}
+      for i = 1, n do list[i] = task.spawn(function() gate:wait(); return i end) end
+      assert.are.same({ n = 2, nil, "timeout" }, pack(task.all(list, 0)))
+      assert.are.same({ n = 2, nil, "timeout" }, pack(task.any(list, { timeout = 0 })))
+      gate:set()
+      local r = pack(task.any(list, { timeout = 600 }))
+      assert.are.equal(true, r[2])
+      assert.are.equal(r[1], list[r[3]])
+      assert.are.equal(n, #task.all(list, 600))
+    end)
+  end)
+
+  it("await(co, sec) of a plain coroutine returns when a raw coroutine.resume ends it, as the untimed await", function()
+    lw.run(function()
+      local results = {}
+      local function plain()
+        local p = coroutine.create(function() coroutine.yield(); return "done" end)
+        coroutine.resume(p)
+        return p
+      end
+      local p1, p2 = plain(), plain()
+      local timed = task.spawn(function() results.timed = pack(task.await(p1, 600)) end)
+      local untimed = task.spawn(function() results.untimed = pack(task.await(p2)) end)
+      -- a pending timer, as in a program that also waits for something else
+      local other = task.spawn(function() task.wait(600) end)
+      task.spawn(function() task.wait(); coroutine.resume(p1); coroutine.resume(p2) end)
+      for _ = 1, 5 do task.wait() end
+      -- by now, not in 600 seconds (no timing: the step that ended it)
+      local outside = { n = 2, false, "thread ended outside luaweave: its result is unknown" }
+      assert.are.same(outside, results.timed)
+      task.cancel(timed)
+      -- the untimed one hears of it once nothing else can run
+      task.cancel(other)
+      task.await(untimed)
+      assert.are.same(outside, results.untimed)
+    end)
+  end)
+
   it("all checks its arguments", function()
     lw.run(function()
       local ok, err = pcall(task.all, 1)
       assert.matches("bad argument #1 to 'all' %(table expected, got number%)", err)
       ok, err = pcall(task.all, { coroutine.create(function() end), "x" })
       assert.matches("list item 2: thread expected, got string", err)
-      ok, err = pcall(task.all, {}, "1")
+      ok, err = pcall(task.all, {}, "soon")
       assert.is_false(ok)
       assert.matches("bad argument #2 to 'all' %(number expected, got string%)", err)
     end)

@@ -21,17 +21,33 @@ static int l_status(lua_State *L) {
   return 1;
 }
 
+/* failtrace(co): the traceback of failed co, kept from before its close
+   wiped its stack (5.4), or read from its stack */
+static int l_failtrace(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argcheck(L, co != NULL, 1, "thread expected");
+  lws_push_failtrace(L, co);
+  if (lua_isnil(L, -1)) {
+    const char *tb;
+    /* a message, "": 5.1's debug.traceback gives none without one */
+    lw_traceback(L, co, "");
+    tb = lua_tostring(L, -1);
+    if (tb != NULL && tb[0] == '\n') lua_pushstring(L, tb + 1);
+  }
+  return 1;
+}
+
 static const char *const code[] = {
-    "local task, guard, status, shared = ...\n"
+    "local task, guard, status, shared, failtrace = ...\n"
     "local spawn, defer, delay, cancel, any, await = task.spawn, task.defer, task.delay, task.cancel, task.any, task.await\n"
     "local clock = task.clock\n"
     "local running, create = coroutine.running, coroutine.create\n"
-    "local setmetatable, select, type, error, tostring = setmetatable, select, type, error, tostring\n"
-    "local traceback = debug.traceback\n"
+    "local setmetatable, select, type, error, tostring, tonumber = setmetatable, select, type, error, tostring, tonumber\n"
+
     "-- weak both ways: before 5.2 a weak-key table holds its values strongly,\n"
     "-- and g holds its children (g.kids)\n"
     "local groupof = setmetatable({}, { __mode = \"kv\" })\n"
-    "local check_self, intask = shared.check_self, shared.intask\n"
+    "local check_self, intask, awaitall = shared.check_self, shared.intask, shared.awaitall\n"
     "local pcall = pcall\n"
     "shared.groupof = groupof\n"
     "shared.status = status\n"
@@ -79,7 +95,7 @@ static const char *const code[] = {
     "end\n"
     "function G:delay(sec, f, ...)\n"
     "  check_self(self, G, \"group\", \"delay\")\n"
-    "  if type(sec) ~= \"number\" then\n"
+    "  if tonumber(sec) == nil then\n"
     "    error(\"bad argument #1 to 'delay' (number expected, got \" .. type(sec) .. \")\", 2)\n"
     "  end\n"
     "  return delay(sec, child(self, f, \"delay\", 2), ...)\n"
@@ -92,41 +108,49 @@ static const char *const code[] = {
     ,
     "-- The first failure among the ended children, raised after the others\n"
     "-- are cancelled: a string with the child's traceback, any other value as\n"
-    "-- is.  Every failure is the group's: each is awaited here (so the\n"
-    "-- scheduler does not report it as unhandled: two children may fail in\n"
-    "-- the step that woke the wait) and kept, in the order of the children,\n"
-    "-- for g:errors()\n"
+    "-- is; and raised again by every later wait, as task.await of a failed\n"
+    "-- task gives its error each time.  Every failure is the group's: each is\n"
+    "-- awaited here (so the scheduler does not report it as unhandled: two\n"
+    "-- children may fail in the step that woke the wait) and kept, in the\n"
+    "-- order of the children, for g:errors()\n"
     "local function check(g)\n"
-    "  local first, firstco\n"
     "  for i = 1, g.n do\n"
     "    local co = g.kids[i]\n"
     "    if status(co) == \"failed\" and not g.heard[co] then\n"
     "      local _, err = await(co)\n"
     "      g.heard[co] = true\n"
     "      g.errs[#g.errs + 1] = err\n"
-    "      if firstco == nil then first, firstco = err, co end\n"
+    "      if g.failed == nil then\n"
+    "        if type(err) == \"string\" then err = err .. \"\\n\" .. failtrace(co) end\n"
+    "        g.failed = { err }\n"
+    "      end\n"
     "    end\n"
     "  end\n"
-    "  if firstco == nil then return end\n"
+    "  if g.failed == nil then return end\n"
     "  g:cancel()\n"
-    "  if type(first) == \"string\" then error(first .. \"\\n\" .. traceback(firstco), 0) end\n"
-    "  error(first, 0)\n"
+    "  error(g.failed[1], 0)\n"
     "end\n"
     "function G:wait(sec)\n"
     "  check_self(self, G, \"group\", \"wait\")\n"
-    "  if sec ~= nil and type(sec) ~= \"number\" then\n"
-    "    error(\"bad argument #1 to 'wait' (number expected, got \" .. type(sec) .. \")\", 2)\n"
+    "  if sec ~= nil then\n"
+    "    -- a numeric string too, as Lua's own library functions take\n"
+    "    local n = tonumber(sec)\n"
+    "    if n == nil then\n"
+    "      error(\"bad argument #1 to 'wait' (number expected, got \" .. type(sec) .. \")\", 2)\n"
+    "    end\n"
+    "    sec = n\n"
     "  end\n"
     "  local deadline\n"
     "  if sec ~= sec then deadline = clock()\n"
     "  elseif sec and sec < 2147483648 then deadline = clock() + sec end\n"
-    "  local opts, me = {}, running()\n"
+    "  local me = running()\n"
     "  while true do\n"
     "    check(self)\n"
     "    local left, m = {}, 0\n"
     "    for i = 1, self.n do\n"
     "      local st = status(self.kids[i])\n"
-    "      if st ~= \"returned\" and st ~= \"cancelled\" and st ~= \"failed\" then\n"    "        if self.kids[i] == me then\n"
+    "      if st ~= \"returned\" and st ~= \"cancelled\" and st ~= \"failed\" then\n"
+    "        if self.kids[i] == me then\n"
     "          error(\"group:wait: a child cannot wait for its own group\", 2)\n"
     "        end\n"
     "        m = m + 1\n"
@@ -134,12 +158,15 @@ static const char *const code[] = {
     "      end\n"
     "    end\n"
     "    if m == 0 then return true end\n"
+    "    local d\n"
     "    if deadline then\n"
-    "      local d = deadline - clock()\n"
-    "      opts.timeout = d > 0 and d or 0\n"
+    "      d = deadline - clock()\n"
+    "      if not (d > 0) then d = 0 end\n"
     "    end\n"
     "    intask(\"group:wait\", 2)\n"
-    "    if any(left, opts) == nil then return nil, \"timeout\" end\n"
+    "    -- until all of them end or one fails; children added meanwhile are\n"
+    "    -- the next round's\n"
+    "    if awaitall(left, true, d) == nil then return nil, \"timeout\" end\n"
     "  end\n"
     "end\n"
     "function G:children()\n"
@@ -169,5 +196,6 @@ void lw_group_open(lua_State *L, int t, int shared) {
   lw_sched_pushbox(L);
   lua_pushcclosure(L, l_status, 1);
   lua_pushvalue(L, shared);
-  lw_lua_chunk(L, code, 4);
+  lua_pushcfunction(L, l_failtrace);
+  lw_lua_chunk(L, code, 5);
 }

@@ -9,7 +9,6 @@
 #include "lw_sched.h"
 #include "lw_compat.h"
 
-#include <string.h>
 
 static lw_sched *box_sched(lua_State *L) {
   lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
@@ -40,9 +39,11 @@ static int l_state(lua_State *L) {
   lw_rec *r = (S != NULL && co != NULL) ? lws_task_rec(S, co) : NULL;
   const lw_timer *t;
   if (r == NULL || r->task > T_ASYNC) return 0;
-  lua_pushstring(L, names[r->task]);
-  if ((r->task == T_WAIT || r->task == T_AWAIT) &&
-      (t = find_timer(S, co, r->ticket)) != NULL) {
+  t = (r->task == T_WAIT || r->task == T_AWAIT || r->task == T_READY)
+          ? find_timer(S, co, r->ticket) : NULL;
+  /* a ready task with a live timer is a task.delay's, not yet due */
+  lua_pushstring(L, r->task == T_READY && t != NULL ? "timer" : names[r->task]);
+  if (t != NULL) {
     lua_pushnumber(L, (lua_Number)t->e.t0);
     lua_pushnumber(L, (lua_Number)t->due);
     return 3;
@@ -67,44 +68,31 @@ static int l_tasks(lua_State *L) {
   return 1;
 }
 
-/* push where co is suspended: the first Lua frame's "source:line" past
-   the task library's own Lua code (its wrappers), or "?" */
-static void push_where(lua_State *L, lua_State *co) {
-  lua_Debug ar;
-  int level;
-  for (level = 0; lua_getstack(co, level, &ar); level++) {
-    if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0 &&
-        strcmp(ar.source, "=luaweave.task") != 0) {
-      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
-      return;
-    }
-  }
-  lua_pushliteral(L, "?");
-}
+/* the registry key of shared.stuck (below) */
+static const char STUCK_KEY = 'S';
 
-/* push ": thread: 0x... awaits at src:line; ..." for (up to 10 of) the
-   tasks that await, for the deadlock error; "" when none.  May raise */
-void lw_push_waiters(lua_State *L, lw_sched *S) {
-  lw_slot *sl;
-  size_t i = 0;
-  int n = 0;
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  while (n < 10 && (sl = lw_map_next(&lws_store(S)->map, &i)) != NULL) {
-    lua_State *co = (lua_State *)sl->key;
-    if (sl->rec.task != T_AWAIT) continue;
-    /* as tostring(co) names it */
-    lua_pushfstring(L, "%sthread: %p awaits at ", n++ ? "; " : ": ", (void *)co);
-    luaL_addvalue(&b);
-    push_where(L, co);
-    luaL_addvalue(&b);
+/* push ": thread: 0x... awaits at src:line; thread: 0x... in a channel's
+   'recv' at src:line; ..." for (up to 10 of) the tasks that wait, in the
+   scheduler or in a synchronization primitive, for lw.run's deadlock
+   error ("" when none); returns how many wait.  May raise */
+int lw_push_waiters(lua_State *L, lw_sched *S) {
+  int n;
+  luaL_checkstack(L, 3, "deadlock");
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &STUCK_KEY);
+  if (!lua_isfunction(L, -1)) { /* no task library: no message */
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+    return (int)lw_sched_waiting(S);
   }
-  luaL_pushresult(&b);
+  lua_call(L, 0, 2);
+  n = (int)lua_tointeger(L, -2);
+  lua_remove(L, -2);
+  return n;
 }
 
 static const char *const code[] = {
     "local task, shared, state, tasks = ...\n"
-    "local type, error, pairs = type, error, pairs\n"
+    "local type, error, pairs, tostring = type, error, pairs, tostring\n"
     "local traceback = debug.traceback\n"
     "local running = coroutine.running\n"
     "-- task.info(co): a table {status, waiting, since, deadline, group,\n"
@@ -130,6 +118,40 @@ static const char *const code[] = {
     "  if co == running() then w = \"running\" end\n"
     "  return { status = st, waiting = w, since = since, deadline = deadline,\n"
     "           group = shared.groupof[co], traceback = traceback(co) }\n"
+    "end\n"
+    "-- where co is suspended: the first line of a Lua function past the task\n"
+    "-- library's own code and C functions (pcall), \"?\" if none\n"
+    "local getinfo = debug.getinfo\n"
+    "local function where(co)\n"
+    "  local level = 0\n"
+    "  while true do\n"
+    "    local ar = getinfo(co, level, \"Sl\")\n"
+    "    if ar == nil then return \"?\" end\n"
+    "    if ar.currentline > 0 and ar.source ~= \"=luaweave.task\" then\n"
+    "      return ar.short_src .. \":\" .. ar.currentline\n"
+    "    end\n"
+    "    level = level + 1\n"
+    "  end\n"
+    "end\n"
+    "local article = { channel = \"a channel\", event = \"an event\", semaphore = \"a semaphore\" }\n"
+    "-- for lw.run's deadlock error: how many tasks wait, and the first ten,\n"
+    "-- each with what it waits in and the user's line\n"
+    "function shared.stuck()\n"
+    "  local parts, n = {}, 0\n"
+    "  local function add(co, what)\n"
+    "    n = n + 1\n"
+    "    if n <= 10 then parts[n] = tostring(co) .. \" \" .. what .. \" at \" .. where(co) end\n"
+    "  end\n"
+    "  local ts = tasks()\n"
+    "  for i = 1, #ts do\n"
+    "    if state(ts[i]) == \"await\" then add(ts[i], \"awaits\") end\n"
+    "  end\n"
+    "  for co, e in pairs(shared.waiting) do\n"
+    "    if e.state == \"queued\" then\n"
+    "      add(co, \"in \" .. article[e.what] .. \"'s '\" .. e.fname .. \"'\")\n"
+    "    end\n"
+    "  end\n"
+    "  return n, n > 0 and \": \" .. table.concat(parts, \"; \") or \"\"\n"
     "end\n"
     "-- task.list(): the live tasks (scheduled, waiting or running) and the\n"
     "-- threads waiting in a channel, an event or a semaphore\n"
@@ -158,4 +180,6 @@ void lw_info_open(lua_State *L, int t, int shared) {
   lw_sched_pushbox(L);
   lua_pushcclosure(L, l_tasks, 1);
   lw_lua_chunk(L, code, 4);
+  lua_getfield(L, shared, "stuck");
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &STUCK_KEY);
 }

@@ -21,7 +21,7 @@ static int l_yieldable(lua_State *L) {
 
 /* the code, in pieces (C99 guarantees string literals of 4095 bytes) */
 static const char *const code[] = {
-    "local task, guard, yieldable, shared = ...\n"
+    "local task, guard, yieldable, shared, pcall_yields = ...\n"
     "local setmetatable = setmetatable\n"
     "local clock = task.clock\n"
     "-- weak both ways: before 5.2 a weak-key table holds its values strongly\n"
@@ -30,8 +30,8 @@ static const char *const code[] = {
     "shared.waiting = waiting\n"
     "local yield, running, status = coroutine.yield, coroutine.running, coroutine.status\n"
     "local defer, delay, cancel = task.defer, task.delay, task.cancel\n"
-    "local select, type, error, pcall = select, type, error, pcall\n"
-    "local getmetatable, tostring = getmetatable, tostring\n"
+    "local select, type, error, pcall, tonumber = select, type, error, pcall, tonumber\n"
+    "local getmetatable, tostring, pairs = getmetatable, tostring, pairs\n"
     "local floor = math.floor\n"
     "-- A waiter queue is a FIFO of entries {co, state, vals, undo, timer}.\n"
     "-- state: \"queued\", \"woken\" (handed vals, not yet run), \"timeout\",\n"
@@ -109,10 +109,14 @@ static const char *const code[] = {
     "-- Misuse errors name the user's line, as Lua's own do: the checks\n"
     "-- below are called straight from the public method (never in a tail\n"
     "-- call, whose frame 5.1 loses), and raise at level 3, its caller\n"
+    "-- sec as a number (a numeric string too, as Lua's own library takes)\n"
     "local function check_seconds(sec, fname)\n"
-    "  if sec ~= nil and type(sec) ~= \"number\" then\n"
+    "  if sec == nil then return nil end\n"
+    "  local n = tonumber(sec)\n"
+    "  if n == nil then\n"
     "    error(\"bad argument #1 to '\" .. fname .. \"' (number expected, got \" .. type(sec) .. \")\", 3)\n"
     "  end\n"
+    "  return n\n"
     "end\n"
     "-- s.acquire() for s:acquire() would fail inside this chunk\n"
     "local function check_self(self, mt, what, fname)\n"
@@ -131,10 +135,12 @@ static const char *const code[] = {
     "shared.intask = intask\n"
     "-- suspend the running task (intask checked it) in q until woken (its\n"
     "-- values), its timeout passes (nil, \"timeout\") or someone else resumes\n"
-    "-- it (nil, \"interrupted\")\n"
-    "local function park(q, sec, what, v)\n"
+    "-- it (nil, \"interrupted\"); what and fname name the primitive and the\n"
+    "-- method, for task.info and deadlock messages\n"
+    "local function park(q, sec, what, fname, v)\n"
     "  local co = running()\n"
-    "  local e = { co = co, state = \"queued\", what = what, v = v, since = clock() }\n"
+    "  local e = { co = co, state = \"queued\", what = what, fname = fname, v = v,\n"
+    "              since = clock() }\n"
     "  waiting[co] = e\n"
     "  qpush(q, e)\n"
     "  guard(co, e, function()\n"
@@ -194,13 +200,13 @@ static const char *const code[] = {
     "end\n"
     "function Sem:acquire(sec)\n"
     "  check_self(self, Sem, \"semaphore\", \"acquire\")\n"
-    "  check_seconds(sec, \"acquire\")\n"
+    "  sec = check_seconds(sec, \"acquire\")\n"
     "  if self.n > 0 then\n"
     "    self.n = self.n - 1\n"
     "    return true\n"
     "  end\n"
     "  intask(\"semaphore\", 2)\n"
-    "  return park(self.q, sec, \"semaphore\")\n"
+    "  return park(self.q, sec, \"semaphore\", \"acquire\")\n"
     "end\n"
     "local function release(self)\n"
     "  if not wake_first(self.q, function() release(self) end, true) then\n"
@@ -212,6 +218,35 @@ static const char *const code[] = {
     "  -- waiters queue only while the count is 0: one of them takes it\n"
     "  if self.n >= self.max then error(\"release without acquire\", 2) end\n"
     "  release(self)\n"
+    "end\n"
+    "-- s:with(fn, ...): fn(...) holding a permit, given back however fn ends:\n"
+    "-- returns, raises, or its task is cancelled (on 5.4 a cancelled task is\n"
+    "-- closed, not resumed: a pcall around acquire and release never returns,\n"
+    "-- and only the end guard gives the permit back).  held makes the two\n"
+    "-- ways of giving it back one: before 5.4 a cancel runs the guard and\n"
+    "-- then resumes the task once, with an error, through the pcall\n"
+    "function Sem:with(fn, ...)\n"
+    "  check_self(self, Sem, \"semaphore\", \"with\")\n"
+    "  if type(fn) ~= \"function\" and not (getmetatable(fn) or {}).__call then\n"
+    "    error(\"bad argument #1 to 'with' (function expected, got \" .. type(fn) .. \")\", 2)\n"
+    "  end\n"
+    "  intask(\"semaphore\", 2)\n"
+    "  self:acquire()\n"
+    "  local co, held, key = running(), true, {}\n"
+    "  local function give()\n"
+    "    if held then held = false; release(self) end\n"
+    "  end\n"
+    "  guard(co, key, give)\n"
+    "  local function finish(ok, ...)\n"
+    "    guard(co, key, nil)\n"
+    "    give()\n"
+    "    if not ok then error((...), 0) end\n"
+    "    return ...\n"
+    "  end\n"
+    "  -- 5.1 cannot yield inside a pcall: fn runs unprotected there, and an\n"
+    "  -- error gives the permit back when it ends the task\n"
+    "  if not pcall_yields then return finish(true, fn(...)) end\n"
+    "  return finish(pcall(fn, ...))\n"
     "end\n"
     "function Sem:count()\n"
     "  check_self(self, Sem, \"semaphore\", \"count\")\n"
@@ -237,10 +272,10 @@ static const char *const code[] = {
     "end\n"
     "function Ev:wait(sec)\n"
     "  check_self(self, Ev, \"event\", \"wait\")\n"
-    "  check_seconds(sec, \"wait\")\n"
+    "  sec = check_seconds(sec, \"wait\")\n"
     "  if self.flag then return true end\n"
     "  intask(\"event\", 2)\n"
-    "  return park(self.q, sec, \"event\")\n"
+    "  return park(self.q, sec, \"event\", \"wait\")\n"
     "end\n"
     ,
     "-- ---------------------------------------------------------------- --\n"
@@ -280,7 +315,7 @@ static const char *const code[] = {
     "    return true\n"
     "  end\n"
     "  intask(\"channel\", 2)\n"
-    "  return park(self.sq, nil, \"channel\", v)\n"
+    "  return park(self.sq, nil, \"channel\", \"send\", v)\n"
     "end\n"
     "local function pass(...) return ... end\n"
     "-- a waiting sender carries its value in its entry (e.v); lvl: the\n"
@@ -311,11 +346,11 @@ static const char *const code[] = {
     "  end\n"
     "  if self.closed then return nil, \"closed\" end\n"
     "  intask(\"channel\", lvl + 1)\n"
-    "  return park(self.rq, sec, \"channel\")\n"
+    "  return park(self.rq, sec, \"channel\", \"recv\")\n"
     "end\n"
     "function Ch:recv(sec)\n"
     "  check_self(self, Ch, \"channel\", \"recv\")\n"
-    "  check_seconds(sec, \"recv\")\n"
+    "  sec = check_seconds(sec, \"recv\")\n"
     "  return pass(recv(self, sec, 2)) -- recv's frame stays: lvl holds\n"
     "end\n",
     "function Ch:close()\n"
@@ -337,9 +372,37 @@ static const char *const code[] = {
     "Ch.__call = function(self)\n"
     "  local v = recv(self, nil, 2)\n"
     "  return v\n"
+    "end\n"
+    "-- lw.run has ended: no task of it may be resumed by a later run, so\n"
+    "-- every waiter still parked goes, and what a woken one was handed but\n"
+    "-- never took goes back to its primitive.  All are marked gone before\n"
+    "-- any undo, which would hand a permit or value to the next waiter\n"
+    "function shared.abandon()\n"
+    "  local es, undos, n = {}, {}, 0\n"
+    "  for _, e in pairs(waiting) do n = n + 1; es[n] = e end\n"
+    "  for i = 1, n do\n"
+    "    local e = es[i]\n"
+    "    undos[i] = e.state == \"woken\" and e.undo\n"
+    "    e.state = \"gone\"\n"
+    "    waiting[e.co] = nil\n"
+    "    guard(e.co, e, nil)\n"
+    "  end\n"
+    "  for i = 1, n do if undos[i] then undos[i]() end end\n"
     "end\n",
   NULL
 };
+
+/* the registry key of shared.abandon */
+static const char ABANDON_KEY = 'A';
+
+/* lw.run has ended: the synchronization primitives forget its waiters
+   (shared.abandon), when the task library is loaded.  May raise */
+void lw_sync_abandon(lua_State *L) {
+  luaL_checkstack(L, 2, "run");
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &ABANDON_KEY);
+  if (lua_isfunction(L, -1)) lua_call(L, 0, 0);
+  else lua_pop(L, 1);
+}
 
 /* run the Lua code in pieces (a NULL-terminated array: C99 guarantees
    string literals of 4095 bytes only) with the nargs values on L's top
@@ -369,5 +432,12 @@ void lw_sync_open(lua_State *L, int t, int shared) {
   lws_pushguard(L);
   lua_pushcfunction(L, l_yieldable);
   lua_pushvalue(L, shared);
-  lw_lua_chunk(L, code, 4);
+#if LUA_VERSION_NUM == 501 && !defined(LW_LUAJIT)
+  lua_pushboolean(L, 0); /* a yield inside a pcall fails */
+#else
+  lua_pushboolean(L, 1);
+#endif
+  lw_lua_chunk(L, code, 5);
+  lua_getfield(L, shared, "abandon");
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &ABANDON_KEY);
 }

@@ -29,7 +29,7 @@ static void check_target(lua_State *L, int arg, const char *fname) {
 /* level: where errors are positioned (LW_TASK_LEVEL for task.wait) */
 static double opt_seconds(lua_State *L, int arg, const char *fname, int level) {
   if (lua_isnoneornil(L, arg)) return 0;
-  if (lua_type(L, arg) != LUA_TNUMBER)
+  if (!lua_isnumber(L, arg)) /* a numeric string too, as Lua's own library */
     lw_errorat(L, level, "bad argument #%d to '%s' (number expected, got %s)", arg,
                fname, luaL_typename(L, arg));
   return (double)lua_tonumber(L, arg);
@@ -126,7 +126,7 @@ static double opt_timeout(lua_State *L, int arg, const char *fname) {
   if (lua_isnoneornil(L, arg) ||
       (lua_type(L, arg) == LUA_TBOOLEAN && !lua_toboolean(L, arg)))
     return -1;
-  if (lua_type(L, arg) != LUA_TNUMBER)
+  if (!lua_isnumber(L, arg))
     return lw_errorat(L, LW_TASK_LEVEL,
                       "bad argument #%d to '%s' (number expected, got %s)", arg,
                       fname, luaL_typename(L, arg));
@@ -147,7 +147,7 @@ static double opts_timeout(lua_State *L, int arg) {
   double sec;
   lua_getfield(L, arg, "timeout");
   if (lua_isnil(L, -1)) sec = -1;
-  else if (lua_type(L, -1) != LUA_TNUMBER)
+  else if (!lua_isnumber(L, -1))
     return lw_errorat(L, LW_TASK_LEVEL,
                       "bad argument #%d to 'any' (timeout: number expected, got %s)",
                       arg, luaL_typename(L, -1));
@@ -176,20 +176,33 @@ static int t_any(lua_State *L) {
     len = (int)lw_rawlen(L, 1);
     if (len == 0)
       return lw_errorat(L, LW_TASK_LEVEL, "bad argument #1 to 'any' (empty list)");
-    luaL_checkstack(L, len, "task.any: too many threads");
     for (i = 1; i <= len; i++) {
       lua_rawgeti(L, 1, i);
       if (lua_type(L, -1) != LUA_TTHREAD)
         return lw_errorat(L, LW_TASK_LEVEL,
                           "bad argument #1 to 'any' (list item %d: thread expected, got %s)",
                           i, luaL_typename(L, -1));
+      lua_pop(L, 1);
     }
-    lua_remove(L, 1);
+    return lw_sched_any_list(sched(L), L, 1, timeout);
   } else if (n >= 2 && lua_istable(L, n)) {
     timeout = opts_timeout(L, n);
     lua_settop(L, n - 1);
   }
   return await_common(L, "any", 1, timeout);
+}
+
+/* awaitall(list, failfast, sec): task.all's and group:wait's wait (the
+   Lua sides checked the list's items); see lw_sched_await_all */
+static int t_awaitall(lua_State *L) {
+  double timeout = -1;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_isnumber(L, 3)) {
+    timeout = (double)lua_tonumber(L, 3);
+    if (!(timeout >= 0)) timeout = 0; /* NaN and negatives: at once */
+  }
+  lua_settop(L, 2);
+  return lw_sched_await_all(sched(L), L, 1, lua_toboolean(L, 2), timeout);
 }
 
 static int t_exit(lua_State *L) {
@@ -295,6 +308,10 @@ int lw_lua_run(lua_State *L) {
     return lua_error(L);
   }
   lua_settop(L, 1);
+  /* the run is over (unless it goes on in a running loop): none of its
+     tasks may wait in a channel, event or semaphore for the next run;
+     a deadlock's message names them first */
+  if (e.failed || (rc == LW_OK && lws_isover(S, co))) lw_sync_abandon(L);
   if (e.failed) { /* what else is queued or timed goes, as after task.exit */
     lw_sched_clear(S, L);
     lws_setexited(S, 0);
@@ -304,8 +321,8 @@ int lw_lua_run(lua_State *L) {
     return luaL_error(L, "run: the event loop is running already and libuv "
                       "cannot run it inside itself (f goes on as a task)");
   if (rc == LW_EEXITED || rc == LW_EDEADLOCK) {
-    n = (int)lw_sched_waiting(S);
-    lw_push_waiters(L, S); /* before the clear forgets them */
+    n = lw_push_waiters(L, S); /* before the clear forgets them */
+    lw_sync_abandon(L);
     lw_sched_clear(S, L); /* the next run starts clean */
     lws_setexited(S, 0);
     if (rc == LW_EEXITED) {
@@ -327,8 +344,8 @@ int lw_lua_run(lua_State *L) {
     lua_settop(L, 3);
     return lua_error(L);
   }
-  n = (int)lw_sched_waiting(S);
-  lw_push_waiters(L, S);
+  n = lw_push_waiters(L, S);
+  lw_sync_abandon(L);
   return luaL_error(L, "deadlock: %d thread%s waiting%s", n ? n : 1,
                     n > 1 ? "s" : "", lua_tostring(L, -1));
 }
@@ -339,6 +356,7 @@ static const luaL_Reg task_funcs[] = {
   {"any", t_any},     {"exit", t_exit},     {"clock", t_clock},
   {"wrap", lw_task_wrap},
   {"onerror", t_onerror}, {"exitcode", t_exitcode},
+  {"_awaitall", t_awaitall}, /* moved to the shared table (add_all) */
   {NULL, NULL}
 };
 
@@ -360,8 +378,8 @@ static void wrap_suspending(lua_State *L, int t) {
     "  if ... == mark then return again(yield()) end\n"
     "  return ...\n"
     "end\n"
-    "local names = { 'wait', 'await', 'any', 'exit' }\n"
-    "for i = 1, 4 do\n"
+    "local names = { 'wait', 'await', 'any', 'exit', '_awaitall' }\n"
+    "for i = 1, 5 do\n"
     "  local f = t[names[i]]\n"
     "  t[names[i]] = function(...) return after(f(...)) end\n"
     "end\n";
@@ -379,61 +397,55 @@ static void wrap_suspending(lua_State *L, int t) {
 }
 #endif
 
-/* task.all(list, sec?), on task.any: each round waits for the first of
-   the threads not yet ended, so that every one of them is awaited all
-   along (a failure is heard, not reported), and one deadline bounds the
-   whole wait.  Rounds cost O(threads left) each: O(n^2) registrations
-   at worst, for lists that end one by one. */
-static void add_all(lua_State *L, int t) {
+/* task.all(list, sec?): one wait for every thread of the list, each
+   registered once (lw_sched_await_all), so that every one of them is
+   awaited all along (a failure is heard, not reported) and the cost is
+   linear; shared.awaitall is that wait, for group:wait too */
+static void add_all(lua_State *L, int t, int shared) {
   static const char code[] =
-    "local t = ...\n"
-    "local any, clock, select, type = t.any, t.clock, select, type\n"
+    "local t, shared = ...\n"
+    "local awaitall, type, error, tonumber = t._awaitall, type, error, tonumber\n"
+    "t._awaitall = nil\n"
+    "shared.awaitall = awaitall\n"
     "function t.all(list, sec)\n"
     "  if type(list) ~= 'table' then\n"
     "    error(\"bad argument #1 to 'all' (table expected, got \" .. type(list) .. ')', 2)\n"
     "  end\n"
-    "  if sec ~= nil and type(sec) ~= 'number' then\n"
+    "  if sec ~= nil and tonumber(sec) == nil then\n"
     "    error(\"bad argument #2 to 'all' (number expected, got \" .. type(sec) .. ')', 2)\n"
     "  end\n"
-    "  local n, out, left, k = #list, {}, {}, 0\n"
+    "  local n = #list\n"
     "  for i = 1, n do\n"
     "    local co = list[i]\n"
     "    if type(co) ~= 'thread' then\n"
     "      error(\"bad argument #1 to 'all' (list item \" .. i ..\n"
     "            ': thread expected, got ' .. type(co) .. ')', 2)\n"
     "    end\n"
-    "    if left[co] == nil then left[co] = {}; k = k + 1 end\n"
-    "    local at = left[co]\n"
-    "    at[#at + 1] = i\n"
     "  end\n"
-    "  local deadline\n"
-    "  if sec ~= sec then deadline = clock()\n" /* NaN: at once, as await */
-    "  elseif sec and sec < 2147483648 then deadline = clock() + sec end\n"
-    "  local opts = {}\n"
-    "  local function took(co, ...)\n"
-    "    if co == nil then return false end\n"
-    "    local at = left[co]\n"
-    "    left[co] = nil\n"
-    "    k = k - 1\n"
-    "    for j = 1, #at do out[at[j]] = { n = select('#', ...), ... } end\n"
-    "    return true\n"
-    "  end\n"
-    "  while k > 0 do\n"
-    "    local ws, m = {}, 0\n"
-    "    for co in pairs(left) do m = m + 1; ws[m] = co end\n"
-    "    if deadline then\n"
-    "      local d = deadline - clock()\n"
-    "      opts.timeout = d > 0 and d or 0\n"
+    "  local got, why = awaitall(list, false, sec)\n"
+    "  if got == nil then return nil, why end\n"
+    "  -- each index its own table, a thread listed twice included\n"
+    "  local out, seen = {}, {}\n"
+    "  for i = 1, n do\n"
+    "    local co = list[i]\n"
+    "    local r = got[co]\n"
+    "    if seen[co] then\n"
+    "      local c = { n = r.n }\n"
+    "      for j = 1, r.n do c[j] = r[j] end\n"
+    "      r = c\n"
     "    end\n"
-    "    if not took(any(ws, opts)) then return nil, 'timeout' end\n"
+    "    seen[co] = true\n"
+    "    out[i] = r\n"
     "  end\n"
     "  return out\n"
     "end\n";
   t = lw_absindex(L, t);
+  shared = lw_absindex(L, shared);
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.task") != 0)
     lua_error(L);
   lua_pushvalue(L, t);
-  lua_call(L, 1, 0);
+  lua_pushvalue(L, shared);
+  lua_call(L, 2, 0);
 }
 
 int luaopen_luaweave_task(lua_State *L) {
@@ -445,8 +457,8 @@ int luaopen_luaweave_task(lua_State *L) {
 #if LW_SUSPEND_WRAPPED
   wrap_suspending(L, -1);
 #endif
-  add_all(L, -1);
   lua_newtable(L); /* what the Lua sides share */
+  add_all(L, -2, -1);
   lw_sync_open(L, -2, -1);
   lw_group_open(L, -2, -1);
   lw_info_open(L, -2, -1);

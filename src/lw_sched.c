@@ -621,6 +621,12 @@ static int step_protected(lua_State *L) {
   for (;;) {
     while (q_take(S, a, &e)) a->count += run_entry(S, &e);
     lws_purge_timers(S, L);
+    /* a plain coroutine someone awaits may have ended under a raw
+       resume: its awaiters run in this step, timed or not */
+    if (!S->exited && S->wlists > 0) {
+      lws_sweep_plain(S, L);
+      if (S->qlen > 0 && a->budget > 0) continue;
+    }
     /* an end the scheduler did not hear of (a raw lua_resume, a memory
        error on the end path), or awaiters gone stale: look at the
        awaited threads, when told to or when nothing else could run */

@@ -145,6 +145,13 @@ int lw_sched_await(lw_sched *S, lua_State *L, int first, int last, int isany);
    from the targets' waiter lists, and the targets keep running */
 int lw_sched_await_for(lw_sched *S, lua_State *L, int first, int last,
                        int isany, double timeout);
+/* task.any of the threads in the list at index list */
+int lw_sched_any_list(lw_sched *S, lua_State *L, int list, double timeout);
+/* task.all (failfast 0) and group:wait (1) of the threads in that list:
+   one value, a table whose [co] is {n = k, results...} of each ended
+   target (all of them unless failfast met a failure), or nil, "timeout" */
+int lw_sched_await_all(lw_sched *S, lua_State *L, int list, int failfast,
+                       double timeout);
 int lw_sched_exit(lw_sched *S, lua_State *L, int code);
 
 /* replace the error object on L's top by a printable message: a string
@@ -228,6 +235,9 @@ void lws_report_loose(lw_sched *S, lua_State *W);
 void lws_handled(lw_sched *S, lua_State *co, lua_State *W); /* awaited */
 void lws_flush_errors(lw_sched *S, lua_State *W); /* at a step's end */
 void lws_setonerror(lua_State *L); /* task.onerror: pops fn or nil */
+/* push the traceback kept for failed co when its close wiped its stack
+   (5.4), or nil */
+void lws_push_failtrace(lua_State *L, lua_State *co);
 /* push guard(co, key, fn|nil): fn(co) is called, once, when co ends by
    any path (cancel included) while set (one fn per key); the synchronization primitives hand
    back what a waiter was given but never took.  Needs the scheduler's
@@ -238,20 +248,23 @@ void lws_pushguard(lua_State *L);
    the loader of the task library's Lua code */
 void lw_sync_open(lua_State *L, int t, int shared);
 void lw_lua_chunk(lua_State *L, const char *const *pieces, int nargs);
+void lw_sync_abandon(lua_State *L); /* lw.run ended: drop its waiters */
 /* lw_lua_group.c: task.group into the table at t */
 void lw_group_open(lua_State *L, int t, int shared);
 /* lw_lua_info.c: task.info and task.list */
 void lw_info_open(lua_State *L, int t, int shared);
-void lw_push_waiters(lua_State *L, lw_sched *S); /* for deadlock errors */
+int lw_push_waiters(lua_State *L, lw_sched *S); /* for deadlock errors */
 void lws_sweep(lw_sched *S, lua_State *W); /* wake awaiters of ended threads */
 
 /* lw_sched_await.c */
 int lws_wake(lw_sched *S, lua_State *co, lua_State *W);
 void lws_new_hold_table(lua_State *L);
+void lws_push_weakreg(lua_State *L, const void *key); /* made if missing */
 void lws_any_hold(lw_sched *S, lua_State *T, lua_State *co, int d);
 int lws_awaited(lw_sched *S, lua_State *co);
 int lws_isover(lw_sched *S, lua_State *co);
 void lws_unregister(lw_sched *S, lua_State *T, int pack, int first);
+void lws_sweep_plain(lw_sched *S, lua_State *W); /* plain targets' ends */
 
 /* lw_sched_spawn.c */
 void lws_drop_start_args(lua_State *co); /* a pending start's arguments go */

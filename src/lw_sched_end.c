@@ -37,9 +37,36 @@ void lw_sched_errmsg(lua_State *L) {
   }
 }
 
+/* Where a failed task is closed at its end (5.4: close_failed), its
+   stack, and so its traceback, is gone by the time its report is made or
+   a group raises its error: the traceback is taken before, and kept
+   here, in a weak-keyed table under this address, [co] = traceback */
+static const char FAILTRACE_KEY = 'T';
+
+/* push the traceback kept for co, or nil */
+void lws_push_failtrace(lua_State *L, lua_State *co) {
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &FAILTRACE_KEY);
+  if (!lua_istable(L, -1)) return; /* nil */
+  lws_push_thread(L, co);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+}
+
+/* keep co's traceback (or forget an older one: with tb 0), before a
+   close wipes its stack; may raise a memory error */
+static void keep_failtrace(lua_State *co, lua_State *W, int tb) {
+  luaL_checkstack(W, 24, "report");
+  lws_push_weakreg(W, &FAILTRACE_KEY);
+  lws_push_thread(W, co);
+  if (tb) lw_traceback(W, co, NULL);
+  else lua_pushnil(W);
+  lua_rawset(W, -3);
+  lua_pop(W, 1);
+}
+
 /* push co's error message with a traceback onto W (memory errors are
    raised there).  Made when co fails, while its stack is as the error
-   left it */
+   left it, or from the traceback kept before its close */
 static void push_report(lw_sched *S, lua_State *co, lua_State *W) {
   /* 24: luaL_traceback of 5.4.4 uses more than the slots it checks */
   luaL_checkstack(W, 24, "report");
@@ -47,7 +74,17 @@ static void push_report(lw_sched *S, lua_State *co, lua_State *W) {
     int top;
     lw_sched_errmsg(W);
     top = lua_gettop(W);
-    lw_traceback(W, co, lua_tostring(W, -1));
+    lws_push_failtrace(W, co);
+    if (lua_isstring(W, -1)) {
+      lua_pushliteral(W, "\n");
+      lua_insert(W, -2);
+      lua_pushvalue(W, top);
+      lua_insert(W, -3);
+      lua_concat(W, 3);
+    } else {
+      lua_pop(W, 1);
+      lw_traceback(W, co, lua_tostring(W, -1));
+    }
     lua_replace(W, top - 1);
     lua_settop(W, top - 1);
   } else {
@@ -94,6 +131,9 @@ static void deliver_top(lw_sched *S, lua_State *co, lua_State *W) {
   }
   lua_pushvalue(W, top);
   if (lua_pcall(W, 3, 0, 0) != LUA_OK) {
+    /* the task's error first, then the handler's: neither hides the
+       other */
+    deliver(S, co, lua_tostring(W, top));
     lw_sched_errmsg(W);
     lua_pushfstring(W, "task.onerror: %s", lua_tostring(W, -1));
     deliver(S, co, lua_tostring(W, -1));
@@ -178,13 +218,7 @@ static int l_guard(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTHREAD);
   luaL_checkany(L, 2);
   lua_settop(L, 3);
-  lw_rawgetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    lws_new_hold_table(L); /* weak keys */
-    lua_pushvalue(L, -1);
-    lw_rawsetp(L, LUA_REGISTRYINDEX, &GUARD_KEY);
-  }
+  lws_push_weakreg(L, &GUARD_KEY);
   lua_pushvalue(L, 1);
   lua_rawget(L, 4);
   if (!lua_istable(L, -1)) {
@@ -271,9 +305,11 @@ static void end_now(lw_sched *S, lua_State *co, lua_State *W, int report_it) {
   failed = report_it && co != S->main && lw_status(S->s, co) == LW_FAILED;
   /* closed before its awaiters are told: a __close that raises replaces
      the error they get, whether or not the task yielded before failing */
-  if (failed && lw_co_canreset() && lua_status(co) > LUA_YIELD &&
-      lua_gettop(co) > 0)
-    close_failed(S, co, W);
+  if (failed && lw_co_canreset()) {
+    int closing = lua_status(co) > LUA_YIELD && lua_gettop(co) > 0;
+    keep_failtrace(co, W, closing);
+    if (closing) close_failed(S, co, W);
+  }
   woke = lws_wake(S, co, W);
   if (failed) {
     if (woke) lws_handled(S, co, W);

@@ -139,10 +139,10 @@ static int schedule(lw_sched *S, lua_State *L, double seconds, int nargs) {
     lua_insert(L, -2);
   }
   e.kind = kind;
-  e.t0 = 0;
+  e.t0 = seconds < 0 ? 0 : lw_sched_now(S); /* a delay's since (task.info) */
   e.ref = lws_anchor(S, L);
   if (seconds < 0) e2 = lws_qpush(S, &e);
-  else e2 = lws_tpush(S, lw_sched_now(S) + seconds, &e, seconds == 0);
+  else e2 = lws_tpush(S, e.t0 + seconds, &e, seconds == 0);
   if (e2 != LW_OK) {
     lws_unanchor(S, L, e.ref);
     lua_pop(L, 1);
