@@ -297,6 +297,39 @@ describe("luaweave.net", function()
     assert.are.equal("ENOENT", r[3])
   end)
 
+  -- luv brings its own loop and luaweave moves onto it: what was open on
+  -- luaweave's own loop cannot follow, so require "luv" refuses then
+  it("require 'luv' with a server open on luaweave's own loop raises, never strands it", function()
+    local out, status = child([[
+lw.run(function()
+  local up = function(s) s:write((s:readline() or ""):upper(), "\n") end
+  local srv = assert(net.listen("127.0.0.1", 0, up))
+  local ok, err = pcall(require, "luv")
+  print("first", ok, err)
+  ok, err = pcall(require, "luv")
+  print("again", ok)
+  local c = assert(net.connect("127.0.0.1", srv:port()))
+  c:write("still\n")
+  print("served", c:readline())
+  c:close()
+  srv:close()
+  local uv = require "luv"
+  srv = assert(net.listen("127.0.0.1", 0, up))
+  c = assert(net.connect("127.0.0.1", srv:port()))
+  c:write("on luv\n")
+  print("after", type(uv.run), c:readline())
+  c:close()
+  srv:close()
+end)
+]])
+    if out:match("module 'luv' not found") then return end -- no luv here
+    assert.are.equal(0, status, out)
+    assert.matches("first\tfalse\t[^\n]*require 'luv': luaweave I/O is open on luaweave's own loop %(1 handles", out)
+    assert.matches("again\tfalse", out)
+    assert.matches("served\tSTILL", out)
+    assert.matches("after\tfunction\tON LUV", out)
+  end)
+
   it("lua_close with a server, a reader and a connect in flight exits clean", function()
     local out, status = child([[
 lw.run(function()

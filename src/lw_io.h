@@ -14,6 +14,10 @@
 ** closes the handle: so at lua_close every such handle is closed before
 ** the driver finishes its loop, the others by their box's __gc, and a
 ** cancelled task leaks nothing.
+**
+** Every such handle is the first member of its struct, and its data
+** points at that struct (so at the handle itself): lw_luv.c tells
+** luaweave's I/O on its own loop from a host's handles by that.
 */
 #ifndef LW_IO_H
 #define LW_IO_H
