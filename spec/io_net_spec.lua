@@ -297,6 +297,36 @@ describe("luaweave.net", function()
     assert.are.equal("ENOENT", r[3])
   end)
 
+  -- 5.1 registers the read, then cannot yield across the pcall: that
+  -- failed attempt must not leave the stream busy, nor close it later
+  it("a read whose yield fails (5.1: inside pcall) leaves the stream usable", function()
+    local r = {}
+    lw.run(function()
+      local srv = assert(net.listen("127.0.0.1", 0, function(s)
+        s:write("one\ntwo\nthree\nfour\n")
+        s:read() -- until the client closes
+      end))
+      local c = assert(net.connect("127.0.0.1", srv:port()))
+      r.first = pack(pcall(c.readline, c))
+      r.direct = pack(c:readline()) -- the same task again, at once
+      task.wait(0) -- suspended elsewhere: a failed read is let go, not closed
+      r.next = pack(c:readline())
+      r.other = pack(task.await(task.spawn(function() return c:readline() end)))
+      c:close()
+      srv:close()
+    end)
+    local lines = { "one", "two", "three", "four" }
+    if _VERSION == "Lua 5.1" and not jit then
+      assert.is_false(r.first[1])
+      assert.matches("attempt to yield across", r.first[2])
+    else
+      assert.are.same({ true, table.remove(lines, 1), n = 2 }, r.first)
+    end
+    assert.are.same({ lines[1], n = 1 }, r.direct)
+    assert.are.same({ lines[2], n = 1 }, r.next)
+    assert.are.same({ true, lines[3], n = 2 }, r.other)
+  end)
+
   -- luv brings its own loop and luaweave moves onto it: what was open on
   -- luaweave's own loop cannot follow, so require "luv" refuses then
   it("require 'luv' with a server open on luaweave's own loop raises, never strands it", function()

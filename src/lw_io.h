@@ -78,6 +78,8 @@ struct lw_stream {
   char *buf;           /* read buffer: unread bytes are buf[off .. len) */
   size_t off, len, cap;
   lw_async *rop;       /* the waiting reader, or NULL */
+  lua_State *rco;      /* its task (anchored by the token while live) */
+  lw_async *rstale;    /* a reader let go while its task ran: to complete */
   int rmode;           /* what it waits for (lw_stream.c) */
   size_t rwant;
   size_t maxline;      /* readline's limit (bytes before the newline) */

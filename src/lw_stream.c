@@ -41,6 +41,7 @@ static void on_closed(uv_handle_t *h) {
   lw_stream *st = (lw_stream *)h->data;
   /* libuv cancelled writes and shutdown before; reads have no request */
   if (st->rop) lw_async_complete(st->rop, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
+  if (st->rstale) lw_async_complete(st->rstale, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
   if (st->wop) lw_async_complete(st->wop, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
   if (st->sop) lw_async_complete(st->sop, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
   free(st->buf);
@@ -57,6 +58,30 @@ void lw_stream_close(lw_stream *st) {
 
 /* a task waiting on st was cancelled, or its state is closing */
 static void on_cancel(void *ud) { lw_stream_close((lw_stream *)ud); }
+
+/* the reader's task left its wait.  Cancelled or closing, it is
+   suspended elsewhere: the stream closes.  But a task that is running
+   again was never suspended here: its yield failed (Lua 5.1 cannot yield
+   across pcall) and it went on, and the stream must stay usable; the
+   read is let go (its token completed later, outside this hook, where
+   the outcome is discarded). */
+static void on_cancel_read(void *ud) {
+  lw_stream *st = (lw_stream *)ud;
+  if (st->rop != NULL && lua_status(st->rco) == LUA_OK) {
+    st->rstale = st->rop;
+    st->rop = NULL;
+    uv_unref(&st->u.h); /* as reading on for nobody (on_read) */
+    return;
+  }
+  lw_stream_close(st);
+}
+
+/* complete the reader on_cancel_read let go */
+static void drop_stale(lw_stream *st) {
+  lw_async *op = st->rstale;
+  st->rstale = NULL;
+  if (op != NULL) lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
+}
 
 static lw_stream *stream_new(uv_loop_t *loop, int *err, int pipe) {
   lw_stream *st = (lw_stream *)calloc(1, sizeof *st);
@@ -210,6 +235,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   lw_stream *st = (lw_stream *)s->data;
   (void)buf;
+  drop_stale(st);
   if (nread > 0) {
     st->len += (size_t)nread;
   } else if (nread == UV_EOF) {
@@ -245,11 +271,14 @@ static int do_read(lua_State *L, int mode, size_t want) {
   lw_stream *st = check_stream(L);
   lw_async *op;
   int e;
-  if (st->rop != NULL) return lw_io_fail(L, UV_EBUSY);
+  /* a reader of this very task is not waiting: its yield failed (5.1,
+     pcall), and the begin below lets it go (on_cancel_read) */
+  if (st->rop != NULL && st->rco != L) return lw_io_fail(L, UV_EBUSY);
   st->rmode = mode;
   st->rwant = want;
   if (can_answer(st)) return push_answer(L, st);
   op = lw_async_begin(L); /* raises before anything started */
+  drop_stale(st);
   uv_ref(&st->u.h);
   if (!st->reading) {
     if ((e = uv_read_start(&st->u.s, on_alloc, on_read)) != 0) {
@@ -258,7 +287,10 @@ static int do_read(lua_State *L, int mode, size_t want) {
     }
     st->reading = 1;
   }
-  return wait_on(L, st, op, &st->rop);
+  st->rco = L;
+  st->rop = op;
+  lw_async_oncancel(op, on_cancel_read, st);
+  return lw_async_yield(L, op);
 }
 
 static int s_read(lua_State *L) {
