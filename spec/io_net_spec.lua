@@ -297,6 +297,23 @@ describe("luaweave.net", function()
     assert.are.equal("ENOENT", r[3])
   end)
 
+  it("close twice: true each time, for every handle", function()
+    local r = {}
+    lw.run(function()
+      local srv = assert(net.listen("127.0.0.1", 0, function(s) s:read() end))
+      local c = assert(net.connect("127.0.0.1", srv:port()))
+      local u = assert(net.udp())
+      local dir = os.tmpname()
+      local f = assert(require("luaweave.fs").open(dir, "w"))
+      for _, h in ipairs({ c, srv, u, f }) do
+        r[#r + 1] = pack(h:close())
+        r[#r + 1] = pack(h:close())
+      end
+      os.remove(dir)
+    end)
+    for i = 1, 8 do assert.are.same({ true, n = 1 }, r[i], i) end
+  end)
+
   -- 5.1 registers the read, then cannot yield across the pcall: that
   -- failed attempt must not leave the stream busy, nor close it later
   it("a read whose yield fails (5.1: inside pcall) leaves the stream usable", function()

@@ -413,11 +413,10 @@ static int s_shutdown(lua_State *L) {
   return wait_on(L, st, op, &st->sop);
 }
 
+/* close() -> true; again: nothing happens (as every handle's close) */
 static int s_close(lua_State *L) {
-  lw_stream_box *b;
-  check_stream(L);
-  b = (lw_stream_box *)lua_touserdata(L, 1);
-  lw_stream_close(b->st);
+  lw_stream_box *b = (lw_stream_box *)lw_io_checkself(L, STREAM_MT, "stream");
+  if (b->st != NULL) lw_stream_close(b->st);
   lua_pushboolean(L, 1);
   return 1;
 }
