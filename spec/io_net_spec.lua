@@ -297,6 +297,27 @@ describe("luaweave.net", function()
     assert.are.equal("ENOENT", r[3])
   end)
 
+  it("a handler that raises still closes its stream (what it wrote goes out first)", function()
+    local out, status = child([[
+collectgarbage("stop") -- the collector would close it too: not that
+lw.run(function()
+  local srv = assert(net.listen("127.0.0.1", 0, function(s)
+    s:write("partial\n")
+    error("handler broke")
+  end))
+  local c = assert(net.connect("127.0.0.1", srv:port()))
+  local reader = task.spawn(function() return c:readall() end)
+  -- 30 s: a hang guard only (the stream left open never ends)
+  print("got", task.await(reader, 30))
+  c:close()
+  srv:close()
+end)
+]])
+    assert.are.equal(0, status, out)
+    assert.matches("got\ttrue\tpartial\n", out)
+    assert.matches("handler broke", out) -- still reported
+  end)
+
   it("close twice: true each time, for every handle", function()
     local r = {}
     lw.run(function()
