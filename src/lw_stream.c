@@ -344,11 +344,34 @@ static void on_write(uv_write_t *req, int status) {
   }
 }
 
-/* write(...): strings or numbers, sent in order; true, or nil, msg, code */
+/* what the kernel takes of the strings at 2 .. top at once, written
+   from the Lua strings themselves: a count of bytes, or a libuv error
+   other than EAGAIN.  Only with nothing queued (libuv refuses then), and
+   for a few pieces (the rest is queued as usual). */
+#define TRY_PIECES 8
+static ssize_t try_write(lua_State *L, lw_stream *st, int top) {
+  uv_buf_t b[TRY_PIECES];
+  size_t len;
+  const char *p;
+  ssize_t n;
+  int i;
+  if (st->u.s.write_queue_size > 0 || top - 1 > TRY_PIECES) return 0;
+  for (i = 2; i <= top; i++) {
+    p = lua_tolstring(L, i, &len);
+    b[i - 2] = uv_buf_init((char *)p, (unsigned)len);
+  }
+  n = uv_try_write(&st->u.s, b, (unsigned)(top - 1));
+  return n == UV_EAGAIN ? 0 : n;
+}
+
+/* write(...): strings or numbers, sent in order; true, or nil, msg, code.
+   What the kernel takes at once is written from the strings themselves;
+   only what it leaves is copied, into a request of the write queue */
 static int s_write(lua_State *L) {
   lw_stream *st = check_stream(L);
   int i, top = lua_gettop(L), e;
-  size_t total = 0, len, at = 0;
+  size_t total = 0, len, at = 0, skip;
+  ssize_t done;
   const char *p;
   wreq *w;
   uv_buf_t b;
@@ -358,12 +381,32 @@ static int s_write(lua_State *L) {
   }
   if (st->werr) return lw_io_fail(L, st->werr);
   if (st->wop != NULL) return lw_io_fail(L, UV_EBUSY);
-  if ((w = (wreq *)malloc(sizeof *w + total)) == NULL) return lw_io_fail(L, UV_ENOMEM);
+  if (total == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if ((done = try_write(L, st, top)) < 0) {
+    st->werr = (int)done;
+    return lw_io_fail(L, st->werr);
+  }
+  if ((size_t)done == total) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if ((w = (wreq *)malloc(sizeof *w + (total - (size_t)done))) == NULL)
+    return lw_io_fail(L, UV_ENOMEM);
+  skip = (size_t)done;
   for (i = 2; i <= top; i++) {
     p = lua_tolstring(L, i, &len);
-    memcpy(w->data + at, p, len);
-    at += len;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    memcpy(w->data + at, p + skip, len - skip);
+    at += len - skip;
+    skip = 0;
   }
+  total = at;
   b = uv_buf_init(w->data, (unsigned)total);
   if ((e = uv_write(&w->req, &st->u.s, &b, 1, on_write)) != 0) {
     free(w);
