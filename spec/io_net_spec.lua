@@ -318,6 +318,28 @@ end)
     assert.matches("handler broke", out) -- still reported
   end)
 
+  -- the kernel takes part of a big write at once (from the strings
+  -- themselves) and the rest is queued: pieces must not be cut or shifted
+  -- (a pattern that a shifted copy cannot match, 3.6 MB: more than the
+  -- kernel takes at once)
+  it("a write of several big pieces arrives whole and in order", function()
+    local pieces, got = {}, nil
+    for i = 1, 5 do pieces[i] = string.rep("0123456789abcdef" .. string.char(96 + i), 180000 + i * 7919) end
+    local want = table.concat(pieces)
+    lw.run(function()
+      local srv = assert(net.listen("127.0.0.1", 0, function(s)
+        s:write("x") -- a first small write, taken whole
+        s:write(pieces[1], pieces[2], pieces[3], pieces[4], pieces[5])
+      end))
+      local c = assert(net.connect("127.0.0.1", srv:port()))
+      got = c:readall()
+      c:close()
+      srv:close()
+    end)
+    assert.are.equal(#want + 1, #got)
+    assert.is_true(got == "x" .. want, "the bytes differ")
+  end)
+
   it("close twice: true each time, for every handle", function()
     local r = {}
     lw.run(function()
