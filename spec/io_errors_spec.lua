@@ -44,6 +44,32 @@ describe("async errors", function()
     assert.are.equal(here .. ":" .. l + 4 .. ": calling 'read' on bad self (stream expected, got table)", e[4])
   end)
 
+  -- a tail call leaves no frame of the caller: the name comes from where
+  -- the function is kept (a module, a metatable's methods), self counted
+  it("name a tail-called function and its argument", function()
+    local e = {}
+    local l
+    lw.run(function()
+      local srv = assert(net.listen("127.0.0.1", 0, function(s) s:close() end))
+      local c = assert(net.connect("127.0.0.1", srv:port()))
+      local function rd() return c:read(-1) end
+      e[1] = err(rd)
+      e[2] = err(function() return c:write({}) end)
+      e[3] = err(function() return net.connect({}, 80) end)
+      l = line()
+      e[5] = err(function() local s = rd(); return s end)
+      c:close()
+      srv:close()
+    end)
+    assert.are.equal("bad argument #1 to 'read' (count out of range)", e[1])
+    assert.are.equal("bad argument #1 to 'write' (string expected)", e[2])
+    assert.are.equal("bad argument #1 to 'luaweave.net.connect' (string expected)", e[3])
+    -- LuaJIT names the function that made the tail call, with self
+    -- counted, as it does for its own functions (string.rep's included)
+    local rd = jit and "#2 to 'rd'" or "#1 to 'read'"
+    assert.are.equal(here .. ":" .. l + 1 .. ": bad argument " .. rd .. " (count out of range)", e[5])
+  end)
+
   it("name task.wrap's callers", function()
     local e, l, v
     lw.run(function() v = task.wrap(function(cb) cb(1) end, 1)() end)

@@ -95,6 +95,29 @@ describe("luaweave.fs", function()
     assert.are.equal("ENOENT", r.gone[3])
   end)
 
+  it("every call's failure is nil, \"path: message\", code", function()
+    local dir, r = tmpdir(), {}
+    local none = dir .. "/none/x"
+    lw.run(function()
+      r.readfile = { fs.readfile(none) }
+      r.writefile = { fs.writefile(none, "data") }
+      r.lwreadfile = { lw.fs.readfile(none) }
+      r.open = { fs.open(none) }
+      r.stat = { fs.stat(none) }
+      r.readdir = { fs.readdir(none) }
+      r.mkdir = { fs.mkdir(none) }
+      r.remove = { fs.remove(none) }
+      r.rename = { fs.rename(none, dir .. "/y") }
+      r.mkdtemp = { fs.mkdtemp(none .. "XXXXXX") }
+    end)
+    rmtree(dir)
+    for name, v in pairs(r) do
+      assert.is_nil(v[1], name)
+      assert.matches("^" .. none:gsub("%p", "%%%0") .. ".*: ", v[2], 1, name)
+      assert.are.equal("ENOENT", v[3], name)
+    end
+  end)
+
   it("suspends only the calling task", function()
     local dir, order = tmpdir(), {}
     lw.run(function()

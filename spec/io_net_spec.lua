@@ -297,6 +297,129 @@ describe("luaweave.net", function()
     assert.are.equal("ENOENT", r[3])
   end)
 
+  it("a handler that raises still closes its stream (what it wrote goes out first)", function()
+    local out, status = child([[
+collectgarbage("stop") -- the collector would close it too: not that
+lw.run(function()
+  local srv = assert(net.listen("127.0.0.1", 0, function(s)
+    s:write("partial\n")
+    error("handler broke")
+  end))
+  local c = assert(net.connect("127.0.0.1", srv:port()))
+  local reader = task.spawn(function() return c:readall() end)
+  -- 30 s: a hang guard only (the stream left open never ends)
+  print("got", task.await(reader, 30))
+  c:close()
+  srv:close()
+end)
+]])
+    assert.are.equal(0, status, out)
+    assert.matches("got\ttrue\tpartial\n", out)
+    assert.matches("handler broke", out) -- still reported
+  end)
+
+  -- the kernel takes part of a big write at once (from the strings
+  -- themselves) and the rest is queued: pieces must not be cut or shifted
+  -- (a pattern that a shifted copy cannot match, 3.6 MB: more than the
+  -- kernel takes at once)
+  it("a write of several big pieces arrives whole and in order", function()
+    local pieces, got = {}, nil
+    for i = 1, 5 do pieces[i] = string.rep("0123456789abcdef" .. string.char(96 + i), 180000 + i * 7919) end
+    local want = table.concat(pieces)
+    lw.run(function()
+      local srv = assert(net.listen("127.0.0.1", 0, function(s)
+        s:write("x") -- a first small write, taken whole
+        s:write(pieces[1], pieces[2], pieces[3], pieces[4], pieces[5])
+      end))
+      local c = assert(net.connect("127.0.0.1", srv:port()))
+      got = c:readall()
+      c:close()
+      srv:close()
+    end)
+    assert.are.equal(#want + 1, #got)
+    assert.is_true(got == "x" .. want, "the bytes differ")
+  end)
+
+  it("close twice: true each time, for every handle", function()
+    local r = {}
+    lw.run(function()
+      local srv = assert(net.listen("127.0.0.1", 0, function(s) s:read() end))
+      local c = assert(net.connect("127.0.0.1", srv:port()))
+      local u = assert(net.udp())
+      local dir = os.tmpname()
+      local f = assert(require("luaweave.fs").open(dir, "w"))
+      for _, h in ipairs({ c, srv, u, f }) do
+        r[#r + 1] = pack(h:close())
+        r[#r + 1] = pack(h:close())
+      end
+      os.remove(dir)
+    end)
+    for i = 1, 8 do assert.are.same({ true, n = 1 }, r[i], i) end
+  end)
+
+  -- 5.1 registers the read, then cannot yield across the pcall: that
+  -- failed attempt must not leave the stream busy, nor close it later
+  it("a read whose yield fails (5.1: inside pcall) leaves the stream usable", function()
+    local r = {}
+    lw.run(function()
+      local srv = assert(net.listen("127.0.0.1", 0, function(s)
+        s:write("one\ntwo\nthree\nfour\n")
+        s:read() -- until the client closes
+      end))
+      local c = assert(net.connect("127.0.0.1", srv:port()))
+      r.first = pack(pcall(c.readline, c))
+      r.direct = pack(c:readline()) -- the same task again, at once
+      task.wait(0) -- suspended elsewhere: a failed read is let go, not closed
+      r.next = pack(c:readline())
+      r.other = pack(task.await(task.spawn(function() return c:readline() end)))
+      c:close()
+      srv:close()
+    end)
+    local lines = { "one", "two", "three", "four" }
+    if _VERSION == "Lua 5.1" and not jit then
+      assert.is_false(r.first[1])
+      assert.matches("attempt to yield across", r.first[2])
+    else
+      assert.are.same({ true, table.remove(lines, 1), n = 2 }, r.first)
+    end
+    assert.are.same({ lines[1], n = 1 }, r.direct)
+    assert.are.same({ lines[2], n = 1 }, r.next)
+    assert.are.same({ true, lines[3], n = 2 }, r.other)
+  end)
+
+  -- luv brings its own loop and luaweave moves onto it: what was open on
+  -- luaweave's own loop cannot follow, so require "luv" refuses then
+  it("require 'luv' with a server open on luaweave's own loop raises, never strands it", function()
+    local out, status = child([[
+lw.run(function()
+  local up = function(s) s:write((s:readline() or ""):upper(), "\n") end
+  local srv = assert(net.listen("127.0.0.1", 0, up))
+  local ok, err = pcall(require, "luv")
+  print("first", ok, err)
+  ok, err = pcall(require, "luv")
+  print("again", ok)
+  local c = assert(net.connect("127.0.0.1", srv:port()))
+  c:write("still\n")
+  print("served", c:readline())
+  c:close()
+  srv:close()
+  local uv = require "luv"
+  srv = assert(net.listen("127.0.0.1", 0, up))
+  c = assert(net.connect("127.0.0.1", srv:port()))
+  c:write("on luv\n")
+  print("after", type(uv.run), c:readline())
+  c:close()
+  srv:close()
+end)
+]])
+    if out:match("module 'luv' not found") then return end -- no luv here
+    assert.are.equal(0, status, out)
+    assert.matches("first\tfalse\t[^\n]*require 'luv': luaweave I/O is open on luaweave's own loop %(1 handles", out)
+    assert.matches("again\tfalse", out)
+    assert.matches("served\tSTILL", out)
+    assert.matches("after\tfunction\tON LUV", out)
+  end)
+
   it("lua_close with a server, a reader and a connect in flight exits clean", function()
     local out, status = child([[
 lw.run(function()

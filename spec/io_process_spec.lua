@@ -100,6 +100,46 @@ describe("luaweave.process", function()
     assert.are.equal("ESRCH", again)
   end)
 
+  it("wait answers every waiter, and again after the end", function()
+    local r = {}
+    lw.run(function()
+      local p = assert(process.spawn("sh", { "-c", "read x; exit 7" }, { stdin = "pipe" }))
+      local w1 = task.spawn(function() return p:wait() end)
+      local w2 = task.spawn(function() return p:wait() end)
+      local w3 = task.spawn(function() return p:wait() end)
+      task.cancel(w3) -- a cancelled waiter does not disturb the others
+      p.stdin:write("go\n")
+      r[1] = { task.await(w1) }
+      r[2] = { task.await(w2) }
+      r[3] = { p:wait() }
+      r[4] = { p:wait() }
+      local q = assert(process.spawn("sleep", { "30" }))
+      q:kill("KILL")
+      r[5] = { q:wait() }
+      r[6] = { q:wait() }
+    end)
+    assert.are.same({ true, 7, nil }, r[1])
+    assert.are.same({ true, 7, nil }, r[2])
+    assert.are.same({ 7, nil }, r[3])
+    assert.are.same({ 7, nil }, r[4])
+    assert.are.same({ 0, "KILL" }, r[5])
+    assert.are.same({ 0, "KILL" }, r[6])
+  end)
+
+  it("kill(0) probes: true while the child lives, ESRCH after", function()
+    local r = {}
+    lw.run(function()
+      local p = assert(process.spawn("sleep", { "30" }))
+      r[1] = { p:kill(0) }
+      p:kill("KILL")
+      p:wait()
+      r[2] = { p:kill(0) }
+    end)
+    assert.are.same({ true }, r[1])
+    assert.is_nil(r[2][1])
+    assert.are.equal("ESRCH", r[2][3])
+  end)
+
   it("cancel of a waiting task kills nothing and keeps no run alive", function()
     local pid
     lw.run(function()

@@ -2,7 +2,8 @@
 ** lw_fs.c — luaweave.fs: asynchronous file I/O on libuv, written only on
 ** the public async API of luaweave.h (it is the proof that the API is
 ** enough).  readfile/writefile suspend the calling task alone; other
-** tasks run meanwhile.  Failures return nil, message; they never raise.
+** tasks run meanwhile.  Failures return nil, message, code (libuv's error
+** name, as every luaweave.fs call); they never raise.
 */
 #include "luaweave.h"
 
@@ -31,13 +32,14 @@ static void on_read(uv_fs_t *req);
 static void on_write(uv_fs_t *req);
 static void on_close(uv_fs_t *req);
 
-/* values for the task: the data (or true) / nil, "path: message" */
+/* values for the task: the data (or true) / nil, "path: message", code */
 static int push_outcome(lua_State *L, void *ud) {
   fsop *f = (fsop *)ud;
   if (f->err != 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "%s: %s", f->path, uv_strerror(f->err));
-    return 2;
+    lua_pushstring(L, uv_err_name(f->err));
+    return 3;
   }
   if (f->writing) lua_pushboolean(L, 1);
   else lua_pushlstring(L, f->buf ? f->buf : "", f->len);
@@ -149,7 +151,8 @@ static int push_nomem(lua_State *L, void *ud) {
   (void)ud;
   lua_pushnil(L);
   lua_pushliteral(L, "not enough memory");
-  return 2;
+  lua_pushstring(L, uv_err_name(UV_ENOMEM));
+  return 3;
 }
 
 /* start an operation; returns what the Lua function returns */

@@ -392,12 +392,18 @@ static int f_write(lua_State *L) {
   return req_go(L, r, op, write_more(r));
 }
 
-/* f:close() -> true | nil, msg, code */
+/* f:close() -> true | nil, msg, code; again: true, nothing happens (as
+   every handle's close) */
 static int f_close(lua_State *L) {
-  lfile *f = check_file(L);
+  lfile **box = (lfile **)lw_io_checkself(L, FILE_MT, "file");
+  lfile *f = *box;
   uv_loop_t *loop;
   lw_async *op;
   fsreq *r;
+  if (f == NULL || f->fd < 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (f->busy) return lw_io_fail(L, UV_EBUSY);
   loop = lw_io_loop(L);
   op = lw_async_begin(L);

@@ -14,6 +14,10 @@
 ** closes the handle: so at lua_close every such handle is closed before
 ** the driver finishes its loop, the others by their box's __gc, and a
 ** cancelled task leaks nothing.
+**
+** Every such handle is the first member of its struct, and its data
+** points at that struct (so at the handle itself): lw_luv.c tells
+** luaweave's I/O on its own loop from a host's handles by that.
 */
 #ifndef LW_IO_H
 #define LW_IO_H
@@ -74,6 +78,8 @@ struct lw_stream {
   char *buf;           /* read buffer: unread bytes are buf[off .. len) */
   size_t off, len, cap;
   lw_async *rop;       /* the waiting reader, or NULL */
+  lua_State *rco;      /* its task (anchored by the token while live) */
+  lw_async *rstale;    /* a reader let go while its task ran: to complete */
   int rmode;           /* what it waits for (lw_stream.c) */
   size_t rwant;
   size_t maxline;      /* readline's limit (bytes before the newline) */

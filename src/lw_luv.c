@@ -338,6 +338,38 @@ static int attach_loaded(lua_State *L) {
   return 0;
 }
 
+/* luaweave's I/O handles are the first member of their struct, whose
+   data points at it (lw_io.h): a host's handles (the CLI's) are not */
+static void count_io(uv_handle_t *h, void *arg) {
+  if (h->data == (void *)h && !uv_is_closing(h)) ++*(unsigned *)arg;
+}
+
+/* the preload entry's check(): nil, or why luv cannot be loaded now.  A
+   libuv handle or request cannot move to another loop: what luaweave's
+   I/O opened on its own loop (a server, a stream, a request in flight)
+   would never be polled again once the scheduler moves to luv's, so the
+   require fails rather than leave it silently dead (and clears 5.1's
+   "loading" mark: luv may be required once that I/O is closed).  A
+   scheduler attached
+   elsewhere does not move.  May raise a memory error. */
+static int check_own_io(lua_State *L) {
+  lw_sched *S = lw_sched_get(L);
+  uv_loop_t *loop;
+  unsigned handles = 0, reqs;
+  if (S == NULL || lws_gone(S) || S->driver == NULL || S->notify != NULL) return 0;
+  if ((loop = lw_sched_loop(S)) == NULL) return 0;
+  uv_walk(loop, count_io, &handles);
+  reqs = loop->active_reqs.count;
+  if (handles == 0 && reqs == 0) return 0;
+  lua_pushfstring(L, "require 'luv': luaweave I/O is open on luaweave's own "
+                  "loop (%d handles, %d requests in flight: servers, streams, "
+                  "processes, signals, file operations), which luv's loop "
+                  "replaces: they would never be served again; require luv "
+                  "before starting I/O, or close it first",
+                  (int)handles, (int)reqs);
+  return 1;
+}
+
 /* the preload entry's attach(m): luv's module m just loaded.  May raise. */
 static int attach_module(lua_State *L) {
   attach_now(L);
@@ -350,12 +382,14 @@ static int attach_module(lua_State *L) {
 
 void lw_luv_share(lua_State *L) {
   static const char code[] =
-    "local attach = ...\n"
+    "local attach, check = ...\n"
     "local pk = package\n"
     "if type(pk) ~= 'table' or type(pk.preload) ~= 'table' then return end\n"
     "local searchers = pk.searchers or pk.loaders\n"
     "if pk.loaded.luv ~= nil or pk.preload.luv ~= nil then return end\n"
     "pk.preload.luv = function(name)\n"
+    "  local busy = check()\n"
+    "  if busy then pk.loaded[name] = nil; error(busy, 3) end\n"
     "  pk.preload.luv = nil\n"
     "  local why = {}\n"
     "  for i = 1, #searchers do\n"
@@ -376,7 +410,8 @@ void lw_luv_share(lua_State *L) {
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.luv") != 0)
     lua_error(L);
   lua_pushcfunction(L, attach_module);
-  lua_call(L, 1, 0);
+  lua_pushcfunction(L, check_own_io);
+  lua_call(L, 2, 0);
 }
 
 /* ------------------------------------------------------------------ */

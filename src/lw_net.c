@@ -11,6 +11,7 @@
 ** and a cancel of that task, or lua_close, closes the server.
 */
 #include "lw_io.h"
+#include "lw_sched.h"
 #include "lw_compat.h"
 
 #include <stdint.h>
@@ -436,16 +437,26 @@ static int net_handler_done(lua_State *L) {
   return 0;
 }
 
+/* running() -> the running thread (no coroutine library needed) */
+static int net_running(lua_State *L) {
+  lua_pushthread(L);
+  return 1;
+}
+
 /* owner(handler) -> the function that a connection's task runs: the
    handler, then its stream closed.  In Lua, so that the handler may
    yield on every version (a C caller could not on 5.1).  A handler that
-   raises leaves its stream to the collector (no pcall: 5.1 cannot yield
-   across one). */
+   raises, or is cancelled, closes it too: by the task's end guard (not a
+   pcall: 5.1 cannot yield across one), which finds it closed already
+   after a return. */
 static const char owner_chunk[] =
-  "local done = ...\n"
+  "local done, guard, running = ...\n"
   "local function after(s, ...) done(s) return ... end\n"
   "return function(handler)\n"
-  "  return function(s) return after(s, handler(s)) end\n"
+  "  return function(s)\n"
+  "    guard(running(), done, function() done(s) end)\n"
+  "    return after(s, handler(s))\n"
+  "  end\n"
   "end\n";
 
 int luaopen_luaweave_net(lua_State *L) {
@@ -453,7 +464,11 @@ int luaopen_luaweave_net(lua_State *L) {
   if (luaL_loadbuffer(L, owner_chunk, sizeof owner_chunk - 1, "=luaweave.net") != 0)
     lua_error(L);
   lua_pushcfunction(L, net_handler_done);
-  lua_call(L, 1, 1);
+  lw_sched_check(L);
+  lw_sched_pushbox(L);
+  lws_pushguard(L);
+  lua_pushcfunction(L, net_running);
+  lua_call(L, 3, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, OWNER_KEY);
   lw_async_wrap(L, srv_wait);
   lua_setfield(L, LUA_REGISTRYINDEX, ACCEPTOR_KEY);

@@ -9,8 +9,8 @@
 ** Lifetimes.  The uv_process_t lives in malloc'ed memory (see lw_io.h).
 ** It is unref'ed except while a task waits on it, so that a child nobody
 ** waits for keeps no run alive.  A cancelled waiter kills nothing: its
-** token is completed (and discarded) when the child exits or the handle
-** closes.  A process object that is collected, or lua_close, closes the
+** token is completed (and discarded) at the next wait, when the child
+** exits or when the handle closes.  A process object that is collected, or lua_close, closes the
 ** handle without killing the child (which then is not reaped by this
 ** loop).  A cancelled exec kills its child (SIGKILL): it owns it.
 */
@@ -136,14 +136,23 @@ static void pipe_slot(spawnargs *a, int i, uv_stream_t *s) {
 /* ------------------------------------------------------------------ */
 /* spawn, wait, kill                                                   */
 
+/* One task in p:wait().  Any number of tasks may wait for one child:
+   each gets its code and signal when it exits. */
+typedef struct waiter {
+  lw_async *op;
+  struct proc *p;
+  int gone;             /* cancelled: its token is still to complete */
+  struct waiter *next;
+} waiter;
+
 typedef struct proc {
   uv_process_t h;
   struct proc_box *box; /* the Lua side, or NULL */
   int exited, closing, inited;
   int64_t code;
   int sig;
-  lw_async *wop;        /* the waiting task */
-  lw_async *gone;       /* a cancelled waiter's token, still to complete */
+  waiter *waiters;      /* the waiting tasks, cancelled ones included */
+  int nwait;            /* those not cancelled: the handle is ref'd */
 } proc;
 
 typedef struct proc_box {
@@ -160,10 +169,26 @@ static int push_exit(lua_State *L, void *ud) {
   return 2;
 }
 
+/* complete and free p's waiters: all of them (with the exit status, or
+   ECANCELED when the child has not exited), or only the cancelled ones
+   (whose outcome nobody reads: their tokens are freed early) */
+static void end_waiters(proc *p, int only_gone) {
+  waiter **at = &p->waiters, *w;
+  while ((w = *at) != NULL) {
+    if (only_gone && !w->gone) {
+      at = &w->next;
+      continue;
+    }
+    *at = w->next;
+    if (p->exited && !w->gone) lw_async_complete(w->op, push_exit, p);
+    else lw_async_complete(w->op, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
+    free(w);
+  }
+}
+
 static void proc_closed(uv_handle_t *h) {
   proc *p = (proc *)h->data;
-  if (p->wop) lw_async_complete(p->wop, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
-  if (p->gone) lw_async_complete(p->gone, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
+  end_waiters(p, 0);
   free(p);
 }
 
@@ -178,54 +203,57 @@ static void proc_close(proc *p) {
 
 static void on_exit_(uv_process_t *h, int64_t code, int sig) {
   proc *p = (proc *)h->data;
-  lw_async *op = p->wop, *gone = p->gone;
   p->exited = 1;
   p->code = code;
   p->sig = sig;
-  p->wop = p->gone = NULL;
-  if (gone) lw_async_complete(gone, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
-  if (op) lw_async_complete(op, push_exit, p);
+  p->nwait = 0;
+  end_waiters(p, 0);
   /* the handle is done with; the box keeps the status */
   if (p->box == NULL) proc_close(p);
 }
 
 /* a waiter was cancelled (or its state is closing): the child runs on */
 static void wait_cancel(void *ud) {
-  proc *p = (proc *)ud;
-  if (p->wop == NULL) return;
-  p->gone = p->wop;
-  p->wop = NULL;
-  uv_unref((uv_handle_t *)&p->h);
+  waiter *w = (waiter *)ud;
+  if (w->gone) return;
+  w->gone = 1;
+  if (--w->p->nwait == 0) uv_unref((uv_handle_t *)&w->p->h);
 }
 
 static proc_box *check_proc(lua_State *L) {
   return (proc_box *)lw_io_checkself(L, PROC_MT, "process");
 }
 
-/* p:wait() -> code, signal (suspends until the child exits) */
+/* p:wait() -> code, signal (suspends until the child exits; again and
+   from any number of tasks: each gets the same) */
 static int p_wait(lua_State *L) {
   proc_box *b = check_proc(L);
   proc *p = b->p;
   lw_async *op;
+  waiter *w;
   if (p == NULL) return luaL_error(L, "attempt to use a closed process");
   if (p->exited) return push_exit(L, p);
-  if (p->wop != NULL) return lw_io_fail(L, UV_EBUSY);
   op = lw_async_begin(L);
-  if (p->gone != NULL) { /* a cancelled waiter's: its task moved on */
-    lw_async *gone = p->gone;
-    p->gone = NULL;
-    lw_async_complete(gone, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
+  if ((w = (waiter *)calloc(1, sizeof *w)) == NULL) {
+    lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)UV_ENOMEM);
+    return lw_async_yield(L, op);
   }
-  p->wop = op;
-  uv_ref((uv_handle_t *)&p->h);
-  lw_async_oncancel(op, wait_cancel, p);
-  return lw_async_yield(L, op);
+  end_waiters(p, 1);
+  w->op = op;
+  w->p = p;
+  w->next = p->waiters;
+  p->waiters = w;
+  if (p->nwait++ == 0) uv_ref((uv_handle_t *)&p->h);
+  lw_async_oncancel(w->op, wait_cancel, w);
+  return lw_async_yield(L, w->op);
 }
 
-/* p:kill([sig]) -> true | nil, msg, code */
+/* p:kill([sig]) -> true | nil, msg, code; sig 0 only asks whether the
+   child is alive (kill(2)'s probe) */
 static int p_kill(lua_State *L) {
   proc_box *b = check_proc(L);
-  int sig = lw_io_signum(L, 2, SIGTERM), e;
+  int sig = lua_type(L, 2) == LUA_TNUMBER && lua_tonumber(L, 2) == 0
+              ? 0 : lw_io_signum(L, 2, SIGTERM), e;
   if (sig < 0) return lw_io_argerror(L, 2, "signal name or number expected");
   if (b->p == NULL) return luaL_error(L, "attempt to use a closed process");
   if (b->p->exited) return lw_io_fail(L, UV_ESRCH);

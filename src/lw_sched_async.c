@@ -491,36 +491,67 @@ static size_t own_prefix(const char *s) {
   return d > 0 && s[n + d] == ':' && s[n + d + 1] == ' ' ? n + d + 2 : 0;
 }
 
-/* push "mod.key" for the function on top if a loaded module holds it
-   (what Lua 5.2+ says of a function called without a name): 1, or 0.
-   May raise a memory error. */
-static int push_loaded_name(lua_State *L) {
-  int fn = lua_gettop(L);
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    return 0;
-  }
+/* the string key under which the table on top holds the function at
+   index fn: pushed (1), or nothing (0) */
+static int push_key_of(lua_State *L, int fn) {
   lua_pushnil(L);
-  while (lua_next(L, -2)) { /* _LOADED, mod, table */
-    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
-      lua_pushnil(L);
-      while (lua_next(L, -2)) { /* ..., table, key, value */
-        if (lua_rawequal(L, -1, fn) && lua_type(L, -2) == LUA_TSTRING) {
-          const char *mod = lua_tostring(L, -4);
-          if (strcmp(mod, "_G") == 0) lua_pushvalue(L, -2);
-          else lua_pushfstring(L, "%s.%s", mod, lua_tostring(L, -2));
-          lua_replace(L, fn + 1);
-          lua_settop(L, fn + 1);
-          return 1;
-        }
-        lua_pop(L, 1);
-      }
+  while (lua_next(L, -2)) {
+    if (lua_rawequal(L, -1, fn) && lua_type(L, -2) == LUA_TSTRING) {
+      lua_pop(L, 1);
+      return 1;
     }
     lua_pop(L, 1);
   }
-  lua_pop(L, 1);
   return 0;
+}
+
+/* push "key" for the function on top if the methods (__index table) of
+   one of luaweave's metatables (registry "luaweave.*") hold it: a method
+   tail-called (`return s:read(-1)`) has no name in its caller's frame,
+   and no module holds it.  1, or 0.  May raise a memory error. */
+static int push_method_name(lua_State *L) {
+  int fn = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, LUA_REGISTRYINDEX)) { /* key, metatable */
+    if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1) &&
+        strncmp(lua_tostring(L, -2), "luaweave.", 9) == 0) {
+      lua_getfield(L, -1, "__index");
+      if (lua_istable(L, -1) && push_key_of(L, fn)) {
+        lua_replace(L, fn + 1);
+        lua_settop(L, fn + 1);
+        return 1;
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+/* push "mod.key" for the function on top if a loaded module holds it
+   (what Lua 5.2+ says of a function called without a name): 1; else its
+   method name (push_method_name): 2; else 0.  May raise a memory
+   error. */
+static int push_loaded_name(lua_State *L) {
+  int fn = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) { /* _LOADED, mod, table */
+      if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1) &&
+          push_key_of(L, fn)) { /* _LOADED, mod, table, key */
+        const char *mod = lua_tostring(L, -3);
+        if (strcmp(mod, "_G") == 0) lua_pushvalue(L, -1);
+        else lua_pushfstring(L, "%s.%s", mod, lua_tostring(L, -1));
+        lua_replace(L, fn + 1);
+        lua_settop(L, fn + 1);
+        return 1;
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  return push_method_name(L) ? 2 : 0;
 }
 
 /* the error on top was raised by f itself: rewrite it in place.  May
@@ -529,7 +560,7 @@ static void name_the_call(lua_State *L) {
   const char *msg = lua_tostring(L, -1), *rest, *q;
   const char *name = "?";
   lua_Debug ar;
-  int level = 1, method = 0, err = lua_gettop(L);
+  int level = 1, method = 0, found, err = lua_gettop(L);
   size_t skip;
   long arg = 0;
   if (lua_type(L, -1) != LUA_TSTRING || (skip = own_prefix(msg)) == 0) return;
@@ -538,11 +569,21 @@ static void name_the_call(lua_State *L) {
      luaweave's own above it were called by the user */
   while (internal_frame(L, level + 1)) level++;
   if (lua_getstack(L, level, &ar) && lua_getinfo(L, "nf", &ar)) {
-    if (ar.name != NULL) {
+    if (ar.name != NULL && ar.name[0] != '\0') {
       name = ar.name;
       method = strcmp(ar.namewhat, "method") == 0;
-    } else if (push_loaded_name(L)) {
-      name = lua_tostring(L, -1);
+    } else {
+      /* a tail call: 5.1 and LuaJIT leave a "(tail call)" level without
+         its function; the frame below it holds the one called */
+      if (!lua_isfunction(L, -1) && level > 1) {
+        lua_pop(L, 1);
+        if (!lua_getstack(L, level - 1, &ar) || !lua_getinfo(L, "f", &ar))
+          lua_pushnil(L);
+      }
+      if ((found = push_loaded_name(L)) != 0) {
+        name = lua_tostring(L, -1);
+        method = found == 2; /* as Lua names `return s:rep({})` */
+      }
     }
   }
   luaL_where(L, level + 1);

@@ -41,6 +41,7 @@ static void on_closed(uv_handle_t *h) {
   lw_stream *st = (lw_stream *)h->data;
   /* libuv cancelled writes and shutdown before; reads have no request */
   if (st->rop) lw_async_complete(st->rop, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
+  if (st->rstale) lw_async_complete(st->rstale, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
   if (st->wop) lw_async_complete(st->wop, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
   if (st->sop) lw_async_complete(st->sop, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
   free(st->buf);
@@ -57,6 +58,30 @@ void lw_stream_close(lw_stream *st) {
 
 /* a task waiting on st was cancelled, or its state is closing */
 static void on_cancel(void *ud) { lw_stream_close((lw_stream *)ud); }
+
+/* the reader's task left its wait.  Cancelled or closing, it is
+   suspended elsewhere: the stream closes.  But a task that is running
+   again was never suspended here: its yield failed (Lua 5.1 cannot yield
+   across pcall) and it went on, and the stream must stay usable; the
+   read is let go (its token completed later, outside this hook, where
+   the outcome is discarded). */
+static void on_cancel_read(void *ud) {
+  lw_stream *st = (lw_stream *)ud;
+  if (st->rop != NULL && lua_status(st->rco) == LUA_OK) {
+    st->rstale = st->rop;
+    st->rop = NULL;
+    uv_unref(&st->u.h); /* as reading on for nobody (on_read) */
+    return;
+  }
+  lw_stream_close(st);
+}
+
+/* complete the reader on_cancel_read let go */
+static void drop_stale(lw_stream *st) {
+  lw_async *op = st->rstale;
+  st->rstale = NULL;
+  if (op != NULL) lw_async_complete(op, lw_io_pushfail, (void *)(intptr_t)UV_ECANCELED);
+}
 
 static lw_stream *stream_new(uv_loop_t *loop, int *err, int pipe) {
   lw_stream *st = (lw_stream *)calloc(1, sizeof *st);
@@ -210,6 +235,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   lw_stream *st = (lw_stream *)s->data;
   (void)buf;
+  drop_stale(st);
   if (nread > 0) {
     st->len += (size_t)nread;
   } else if (nread == UV_EOF) {
@@ -245,11 +271,14 @@ static int do_read(lua_State *L, int mode, size_t want) {
   lw_stream *st = check_stream(L);
   lw_async *op;
   int e;
-  if (st->rop != NULL) return lw_io_fail(L, UV_EBUSY);
+  /* a reader of this very task is not waiting: its yield failed (5.1,
+     pcall), and the begin below lets it go (on_cancel_read) */
+  if (st->rop != NULL && st->rco != L) return lw_io_fail(L, UV_EBUSY);
   st->rmode = mode;
   st->rwant = want;
   if (can_answer(st)) return push_answer(L, st);
   op = lw_async_begin(L); /* raises before anything started */
+  drop_stale(st);
   uv_ref(&st->u.h);
   if (!st->reading) {
     if ((e = uv_read_start(&st->u.s, on_alloc, on_read)) != 0) {
@@ -258,7 +287,10 @@ static int do_read(lua_State *L, int mode, size_t want) {
     }
     st->reading = 1;
   }
-  return wait_on(L, st, op, &st->rop);
+  st->rco = L;
+  st->rop = op;
+  lw_async_oncancel(op, on_cancel_read, st);
+  return lw_async_yield(L, op);
 }
 
 static int s_read(lua_State *L) {
@@ -312,11 +344,34 @@ static void on_write(uv_write_t *req, int status) {
   }
 }
 
-/* write(...): strings or numbers, sent in order; true, or nil, msg, code */
+/* what the kernel takes of the strings at 2 .. top at once, written
+   from the Lua strings themselves: a count of bytes, or a libuv error
+   other than EAGAIN.  Only with nothing queued (libuv refuses then), and
+   for a few pieces (the rest is queued as usual). */
+#define TRY_PIECES 8
+static ssize_t try_write(lua_State *L, lw_stream *st, int top) {
+  uv_buf_t b[TRY_PIECES];
+  size_t len;
+  const char *p;
+  ssize_t n;
+  int i;
+  if (st->u.s.write_queue_size > 0 || top - 1 > TRY_PIECES) return 0;
+  for (i = 2; i <= top; i++) {
+    p = lua_tolstring(L, i, &len);
+    b[i - 2] = uv_buf_init((char *)p, (unsigned)len);
+  }
+  n = uv_try_write(&st->u.s, b, (unsigned)(top - 1));
+  return n == UV_EAGAIN ? 0 : n;
+}
+
+/* write(...): strings or numbers, sent in order; true, or nil, msg, code.
+   What the kernel takes at once is written from the strings themselves;
+   only what it leaves is copied, into a request of the write queue */
 static int s_write(lua_State *L) {
   lw_stream *st = check_stream(L);
   int i, top = lua_gettop(L), e;
-  size_t total = 0, len, at = 0;
+  size_t total = 0, len, at = 0, skip;
+  ssize_t done;
   const char *p;
   wreq *w;
   uv_buf_t b;
@@ -326,12 +381,32 @@ static int s_write(lua_State *L) {
   }
   if (st->werr) return lw_io_fail(L, st->werr);
   if (st->wop != NULL) return lw_io_fail(L, UV_EBUSY);
-  if ((w = (wreq *)malloc(sizeof *w + total)) == NULL) return lw_io_fail(L, UV_ENOMEM);
+  if (total == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if ((done = try_write(L, st, top)) < 0) {
+    st->werr = (int)done;
+    return lw_io_fail(L, st->werr);
+  }
+  if ((size_t)done == total) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if ((w = (wreq *)malloc(sizeof *w + (total - (size_t)done))) == NULL)
+    return lw_io_fail(L, UV_ENOMEM);
+  skip = (size_t)done;
   for (i = 2; i <= top; i++) {
     p = lua_tolstring(L, i, &len);
-    memcpy(w->data + at, p, len);
-    at += len;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    memcpy(w->data + at, p + skip, len - skip);
+    at += len - skip;
+    skip = 0;
   }
+  total = at;
   b = uv_buf_init(w->data, (unsigned)total);
   if ((e = uv_write(&w->req, &st->u.s, &b, 1, on_write)) != 0) {
     free(w);
@@ -381,11 +456,10 @@ static int s_shutdown(lua_State *L) {
   return wait_on(L, st, op, &st->sop);
 }
 
+/* close() -> true; again: nothing happens (as every handle's close) */
 static int s_close(lua_State *L) {
-  lw_stream_box *b;
-  check_stream(L);
-  b = (lw_stream_box *)lua_touserdata(L, 1);
-  lw_stream_close(b->st);
+  lw_stream_box *b = (lw_stream_box *)lw_io_checkself(L, STREAM_MT, "stream");
+  if (b->st != NULL) lw_stream_close(b->st);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -255,9 +255,10 @@ static int u_port(lua_State *L) {
   return 1;
 }
 
+/* u:close() -> true; again: nothing happens (as every handle's close) */
 static int u_close(lua_State *L) {
-  lw_udp *u = check_udp(L);
-  udp_close(u);
+  lw_udp **box = (lw_udp **)lw_io_checkself(L, UDP_MT, "udp socket");
+  if (*box != NULL) udp_close(*box);
   lua_pushboolean(L, 1);
   return 1;
 }
