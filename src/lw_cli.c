@@ -356,6 +356,7 @@ static int pmain(lua_State *L) {
   lua_setglobal(L, "task");
   os_exit(L);
   c->S = lw_host_sched(L);
+  lw_sched_onerror(c->S, lw_cli_onerror, c);
   c->argc = r->argc;
   lw_cli_body(c);
   if (!ARG_LATE) set_arg(L, r->argc, r->argv, script);

@@ -69,6 +69,9 @@ void lw_cli_body(lw_cli *c);
 
 /* print "progname: msg" on stderr (the top of L, which it pops) */
 void lw_cli_message(lua_State *L);
+/* the scheduler's error callback (lw_sched_onerror): the same, for the
+   report of a task nobody awaited */
+void lw_cli_onerror(void *ud, lua_State *co, const char *msg);
 
 /* Ctrl-C: while Lua code runs, the first SIGINT raises "interrupted!" in
    it; a second one, before it is seen, ends the process as lua(1) does */

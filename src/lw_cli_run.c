@@ -26,12 +26,24 @@ static void on_end(void *ud, lua_State *co, int status) {
   lw_host_stop(c->S, 1);
 }
 
-void lw_cli_message(lua_State *L) {
+/* "progname: msg" on stderr, as lua.c names its reports */
+static void print_message(const char *msg) {
   if (lw_cli_progname != NULL) fprintf(stderr, "%s: ", lw_cli_progname);
-  fprintf(stderr, "%s\n",
-          lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+  fprintf(stderr, "%s\n", msg);
   fflush(stderr);
+}
+
+void lw_cli_message(lua_State *L) {
+  print_message(lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
   lua_pop(L, 1);
+}
+
+/* The error report of a task nobody awaited (message and traceback):
+   named as the main chunk's are */
+void lw_cli_onerror(void *ud, lua_State *co, const char *msg) {
+  (void)ud;
+  (void)co;
+  print_message(msg);
 }
 
 /* Turn the error object on L's top into its message, on every Lua

@@ -110,7 +110,8 @@ static void deliver_top(lw_sched *S, lua_State *co, lua_State *W) {
    pending ones wait in one table: [1..n] the threads in failure order,
    [thread] = its report (message and traceback) while still unhandled. */
 
-static void pend_add(lw_sched *S, lua_State *co, lua_State *W) {
+/* made: the index on W of co's report, made already (0: make it now) */
+static void pend_add(lw_sched *S, lua_State *co, lua_State *W, int made) {
   luaL_checkstack(W, 4, "report");
   lua_rawgeti(W, LUA_REGISTRYINDEX, S->eref);
   lws_push_thread(W, co);
@@ -121,7 +122,8 @@ static void pend_add(lw_sched *S, lua_State *co, lua_State *W) {
   }
   lua_pop(W, 1);
   lws_push_thread(W, co);
-  push_report(S, co, W);
+  if (made) lua_pushvalue(W, made);
+  else push_report(S, co, W);
   lua_rawset(W, -3);
   lws_push_thread(W, co);
   lua_rawseti(W, -2, (int)S->npend + 1);
@@ -266,19 +268,25 @@ static void close_failed(lw_sched *S, lua_State *co, lua_State *W) {
 /* co's end is recorded; report: a task the scheduler ran (or cancelled)
    that failed is reported unless awaited by the end of the step */
 static void end_now(lw_sched *S, lua_State *co, lua_State *W, int report_it) {
-  int woke, st, failed;
+  int woke, st, failed, made = 0;
   if (S->guards) run_guard(S, co, W);
   failed = report_it && co != S->main && lw_status(S->s, co) == LW_FAILED;
   /* closed before its awaiters are told: a __close that raises replaces
-     the error they get, whether or not the task yielded before failing */
+     the error they get, whether or not the task yielded before failing.
+     Its report is made first: the traceback needs the frames that the
+     close unwinds. */
   if (failed && lw_co_canreset() && lua_status(co) > LUA_YIELD &&
-      lua_gettop(co) > 0)
+      lua_gettop(co) > 0) {
+    push_report(S, co, W);
+    made = lua_gettop(W);
     close_failed(S, co, W);
+  }
   woke = lws_wake(S, co, W);
   if (failed) {
     if (woke) lws_handled(S, co, W);
-    else pend_add(S, co, W);
+    else pend_add(S, co, W, made);
   }
+  if (made) lua_remove(W, made);
   if (S->onend != NULL && (st = lw_status(S->s, co)) > 0)
     S->onend(S->onend_ud, co, st);
 }

@@ -63,6 +63,19 @@ print("main goes on")
 EOF
 check "unawaited task error: reported, main finishes, exit 1" 1 '^main goes on$' 'in a task' -- "$LW" "$T/taskerr.lua"
 check "unawaited task error comes with a traceback" 1 '*' 'stack traceback' -- "$LW" "$T/taskerr.lua"
+script bgerr.lua <<'EOF'
+local function deep() error("boom") end
+task.spawn(function() task.wait(0) deep() end)
+EOF
+ln -s "$(cd "$(dirname "$LW")" && pwd)/$(basename "$LW")" "$T/mylua"
+check "a task's error report is named by the program, as the main chunk's" 1 "" \
+  '^[^ ]*mylua: [^ ]*bgerr\.lua:1: boom$' -- "$T/mylua" "$T/bgerr.lua"
+check "a task's error report has the task's frames: the function the user called" 1 "" \
+  "^	[^ ]*bgerr\\.lua:1: in (function|upvalue|local) 'deep'$" -- "$LW" "$T/bgerr.lua"
+check "a task's error report has the frame that called it" 1 "" \
+  "^	[^ ]*bgerr\\.lua:2: in function <[^ ]*bgerr\\.lua:2>$" -- "$LW" "$T/bgerr.lua"
+check "a task's error report has no frame of luaweave's insides" 0 '^0$' "" -- \
+  sh -c "\"$LW\" \"$T/bgerr.lua\" 2>&1 | grep -c 'luaweave\\.task\\|xpcall\\|\\[C\\]: in ?'; true"
 
 script awaited.lua <<'EOF'
 local t = task.delay(0.01, function() error("caught", 0) end)
