@@ -27,6 +27,9 @@ typedef struct lw_cli {
   int interrupted;     /* Ctrl-C found the loop waiting */
   int argc;
   int info_ref;        /* registry: task.info, as the CLI started */
+  int list_ref;        /* registry: task.list, as the CLI started */
+  char cancel_where[LUA_IDSIZE + 40]; /* where the piece was cancelled
+                                         from ("" if unknown) */
   int body_ref;        /* registry: what runs a piece under a message
                           handler (LW_CLI_HANDLER), or LUA_NOREF */
   int handled;         /* the handler made the piece's error message */

@@ -15,14 +15,34 @@
 #include <string.h>
 #include <uv.h>
 
+/* The piece is being cancelled: note where, for its report: where the
+   task that cancels it called task.cancel, when the scheduler runs that
+   one now, or else where the piece itself was suspended, when its frames
+   are still there.  Read into c's buffer: an end callback may not
+   raise, so nothing here allocates. */
+static void note_cancel(lw_cli *c, lua_State *co) {
+  lua_State *by = lw_host_running(c->S), *at = by != NULL ? by : co;
+  lua_Debug ar;
+  int level;
+  c->cancel_where[0] = '\0';
+  for (level = 0; lua_getstack(at, level, &ar); level++)
+    if (lua_getinfo(at, "Sl", &ar) && ar.currentline > 0 &&
+        strcmp(ar.source, "=luaweave.task") != 0) {
+      snprintf(c->cancel_where, sizeof c->cancel_where, "%s %s:%d",
+               at == co ? "while it waited at" : "by a task at",
+               ar.short_src, ar.currentline);
+      return;
+    }
+}
+
 /* The piece's end is recorded (lw_sched_onend): stop the loop as
    task.exit would, so that nothing else runs before it is dealt with.
    A real task.exit came first when the scheduler is already exited. */
 static void on_end(void *ud, lua_State *co, int status) {
   lw_cli *c = (lw_cli *)ud;
-  (void)status;
   if (co != c->step || lw_host_stopped(c->S)) return;
   c->step_ended = 1;
+  if (status == LW_CANCELLED) note_cancel(c, co);
   lw_host_stop(c->S, 1);
 }
 
@@ -199,9 +219,18 @@ static int push_waits(lw_cli *c, lua_State *co, int depth) {
                     where);
   } else if (strcmp(w, "await") == 0 && lw_host_awaited(c->S, L, co)) {
     lua_State *t = lua_tothread(L, -1);
-    lua_pushfstring(L, "in '%s' of a task (thread: %p) at %s",
-                    name ? name : "await",
-                    (void *)t, where);
+    lua_Debug ar;
+    /* a plain coroutine nobody resumed yet has no frame: it is not
+       suspended anywhere, and awaiting it starts nothing */
+    if (lua_status(t) == LUA_OK && !lua_getstack(t, 0, &ar)) {
+      lua_pushfstring(L, "in '%s' of a coroutine (thread: %p) at %s, which "
+                      "was never started (nothing resumes it)",
+                      name ? name : "await", (void *)t, where);
+      depth = 0;
+    } else {
+      lua_pushfstring(L, "in '%s' of a task (thread: %p) at %s",
+                      name ? name : "await", (void *)t, where);
+    }
     if (depth > 0 && push_waits(c, t, depth - 1)) {
       lua_pushfstring(L, "%s, which waits %s", lua_tostring(L, -2),
                       lua_tostring(L, -1));
@@ -377,6 +406,7 @@ int lw_cli_task(lw_cli *c, int nargs) {
   lua_xmove(L, co, nargs + 1);
   c->step = co;
   c->step_ended = 0;
+  c->cancel_where[0] = '\0';
   lw_host_setmain(S, co); /* its error is ours to report, not the scheduler's */
   lw_sched_onend(S, on_end, c);
   lw_cli_sigint_on(c);
@@ -406,6 +436,17 @@ int lw_cli_task(lw_cli *c, int nargs) {
   if (c->step_ended) {
     lw_host_stop(S, 0);
     st = lw_status(lw_host_store(S), co);
+    if (st == LW_CANCELLED) {
+      /* lua(1) has no such end: said in words, and a failure */
+      if (c->cancel_where[0] != '\0')
+        lua_pushfstring(L, "the main chunk was cancelled (task.cancel) %s",
+                        c->cancel_where);
+      else
+        lua_pushliteral(L, "the main chunk was cancelled (task.cancel)");
+      lw_cli_message(L);
+      lua_settop(L, base - 1);
+      return LWC_FAILED;
+    }
     if (st == LW_FAILED) {
       report(c, co);
       lua_settop(L, base - 1);
@@ -431,6 +472,48 @@ int lw_cli_task(lw_cli *c, int nargs) {
   return LWC_STUCK;
 }
 
+/* The loop ran dry, or the scheduler found tasks awaiting with nothing
+   to wake them: whatever task.list still has waiting on a channel, an
+   event, a semaphore, a plain yield or another task waits forever.
+   Report each, by the name tostring gives it, and where it waits; 0
+   (nothing printed) when none is left.  May raise a memory error. */
+static int report_deadlock(lw_cli *c) {
+  lua_State *L = c->L;
+  int top = lua_gettop(L), i, n, st, k = 0;
+  luaL_checkstack(L, 4, "deadlock");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->list_ref);
+  if ((st = lua_pcall(L, 0, 1, 0)) == LUA_ERRMEM) lua_error(L);
+  if (st != 0 || !lua_istable(L, -1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  n = (int)lw_rawlen(L, top + 1);
+  for (i = 1; i <= n; i++) {
+    lua_State *co;
+    luaL_checkstack(L, 4, "deadlock");
+    lua_rawgeti(L, top + 1, i);
+    co = lua_tothread(L, -1);
+    lua_pop(L, 1); /* the list holds it */
+    if (co == NULL || co == L || !push_waits(c, co, 1)) continue;
+    lua_pushfstring(L, "\n\tthread: %p waits %s", (void *)co,
+                    lua_tostring(L, -1));
+    lua_remove(L, -2);
+    k++;
+  }
+  if (k == 0) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_pushfstring(L, "deadlock: %d task%s wait%s forever, and nothing is "
+                  "left to wake %s:", k, k > 1 ? "s" : "", k > 1 ? "" : "s",
+                  k > 1 ? "them" : "it");
+  lua_insert(L, top + 2);
+  lua_concat(L, k + 1);
+  lw_cli_message(L);
+  lua_settop(L, top);
+  return 1;
+}
+
 void lw_cli_drain(lw_cli *c, size_t errs) {
   int rc;
   lw_cli_sigint_on(c);
@@ -444,6 +527,10 @@ void lw_cli_drain(lw_cli *c, size_t errs) {
     return;
   }
   if (lw_sched_exited(c->S, &c->status)) return;
+  if (report_deadlock(c)) {
+    c->status = 1;
+    return;
+  }
   if (rc == LW_EDEADLOCK) {
     push_deadlock(c);
     lw_cli_message(c->L);

@@ -90,6 +90,41 @@ task.await(b)
 EOF
 check "deadlock: exit 1, says deadlock and how many wait" 1 "" 'deadlock: 2 threads waiting' -- "$LW" "$T/dead.lua"
 
+# --- the end of the run: what is left, who ended it ----------------------
+script leftover.lua <<'EOF'
+local ch = task.channel()
+task.spawn(function() print("got", ch:recv()) end)
+local ev = task.event()
+task.spawn(function() ev:wait() end)
+print("main done")
+EOF
+check "tasks left waiting on what never comes: deadlock, exit 1" 1 '^main done$' \
+  '^[^ ]*luaweave: deadlock: 2 tasks wait forever, and nothing is left to wake them:$' -- "$LW" "$T/leftover.lua"
+check "the deadlock names the task on the channel and where it waits" 1 '*' \
+  "^	thread: 0x[0-9a-fA-F]+ waits (on a channel|in a channel's 'recv') at [^ ]*leftover\\.lua:2$" -- "$LW" "$T/leftover.lua"
+check "the deadlock names the task on the event and where it waits" 1 '*' \
+  "^	thread: 0x[0-9a-fA-F]+ waits (on an event|in an event's 'wait') at [^ ]*leftover\\.lua:4$" -- "$LW" "$T/leftover.lua"
+check "a task left awaiting one that yielded plainly: both said" 1 "" \
+  "waits in 'await' of a task \\(thread: 0x[0-9a-fA-F]+\\) at \\(command line\\):1, which waits in coroutine.yield\\(\\) at \\(command line\\):1 \\(nothing resumes it\\)$" -- \
+  "$LW" -e 'local a = task.spawn(function() coroutine.yield() end) task.spawn(function() task.await(a) end)'
+check "a task waiting on a timer is not stuck: it wakes the one on the channel" 0 '^got	late$' "" -- \
+  "$LW" -e 'local ch = task.channel() task.spawn(function() print("got", ch:recv()) end)
+    task.delay(0.01, function() ch:send("late") end)'
+check "the main chunk cancelled by a task: said so, exit 1" 1 "" \
+  '^[^ ]*luaweave: the main chunk was cancelled \(task.cancel\) by a task at \(command line\):1$' -- \
+  "$LW" -e 'local m = coroutine.running() task.defer(function() task.cancel(m) end) task.wait(10) print("no")'
+check "the main chunk cancelled while it runs: said at its next wait, exit 1" 1 "" \
+  '^[^ ]*luaweave: the main chunk was cancelled \(task.cancel\)' -- \
+  "$LW" -e 'local m = coroutine.running() task.spawn(function() task.cancel(m) end) task.wait(10) print("no")'
+check "task.exit wins over an earlier reported task error: its code" 0 "" '\(command line\):1: early' -- \
+  "$LW" -e 'task.spawn(function() error("early") end) task.wait(0) task.exit(0)'
+check "-h says task.exit wins over a reported task error" 0 'task.exit \(it wins over a task error' "" -- "$LW" -h
+check "task.exit(3) after a reported task error: 3" 3 "" '\(command line\):1: early' -- \
+  "$LW" -e 'task.spawn(function() error("early") end) task.wait(0) task.exit(3)'
+check "awaiting a never-started coroutine: said so" 1 "" \
+  "in 'await' of a coroutine \\(thread: 0x[0-9a-fA-F]+\\) at \\(command line\\):1, which was never started \\(nothing resumes it\\)" -- \
+  "$LW" -e 'task.await(coroutine.create(function() end))'
+
 check "syntax error: exit 1" 1 "" "unexpected symbol|expected" -- "$LW" -e 'x = = 1'
 check "missing script: exit 1" 1 "" "cannot open" -- "$LW" "$T/nope.lua"
 
