@@ -364,6 +364,8 @@ static int pmain(lua_State *L) {
   lw_sched_onerror(c->S, lw_cli_onerror, c);
   c->argc = r->argc;
   lw_cli_body(c);
+  lua_newtable(L); /* the tasks a Ctrl-C is to reach */
+  c->intr_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (!ARG_LATE) set_arg(L, r->argc, r->argv, script);
   if (o->v) lw_cli_version();
   if (!o->E && !luainit(c)) return 0;

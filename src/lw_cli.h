@@ -28,6 +28,9 @@ typedef struct lw_cli {
   int argc;
   int info_ref;        /* registry: task.info, as the CLI started */
   int list_ref;        /* registry: task.list, as the CLI started */
+  int intr_ref;        /* registry: {[thread] = depth}, the waiting tasks
+                          a Ctrl-C is to reach (lw_cli_run.c) */
+  int intr_n;          /* how many of them have not run yet */
   char cancel_where[LUA_IDSIZE + 40]; /* where the piece was cancelled
                                          from ("" if unknown) */
   int body_ref;        /* registry: what runs a piece under a message

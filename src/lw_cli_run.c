@@ -15,6 +15,9 @@
 #include <string.h>
 #include <uv.h>
 
+static int interrupt_waiting(lw_cli *c, lua_State *co);
+static void interrupt_done(lw_cli *c);
+
 /* The piece is being cancelled: note where, for its report: where the
    task that cancels it called task.cancel, when the scheduler runs that
    one now, or else where the piece itself was suspended, when its frames
@@ -412,11 +415,25 @@ int lw_cli_task(lw_cli *c, int nargs) {
   lw_cli_sigint_on(c);
   rc = lw_host_resume(S, co, L, nargs);
   lw_sync_running(L);
-  if (rc != LW_EMEM && !lw_host_stopped(S)) {
-    rc = lw_sched_run(S);
-    lw_sync_running(L);
+  for (;;) {
+    if (rc != LW_EMEM && !lw_host_stopped(S)) {
+      rc = lw_sched_run(S);
+      lw_sync_running(L);
+    }
+    if (rc == LW_EMEM || !c->interrupted || c->step_ended) break;
+    /* Ctrl-C while it waited in task.wait/await/any: raised there, as
+       lua.c raises it in the code that runs, where a pcall catches it.
+       The handler is the default one now: a second Ctrl-C ends the
+       process, as lua(1)'s. */
+    lw_host_stop(S, 0);
+    if (!interrupt_waiting(c, co)) {
+      lw_host_stop(S, 1);
+      break;
+    }
+    c->interrupted = 0;
   }
   lw_cli_sigint_off();
+  interrupt_done(c);
   lw_sched_onend(S, NULL, NULL);
   lw_host_setmain(S, NULL);
   c->step = NULL;
@@ -472,6 +489,32 @@ int lw_cli_task(lw_cli *c, int nargs) {
   return LWC_STUCK;
 }
 
+/* Push task.list() (through the one the CLI kept) and return its
+   length; an error of it gives an empty list.  May raise a memory
+   error. */
+static int push_tasks(lw_cli *c) {
+  lua_State *L = c->L;
+  int st;
+  luaL_checkstack(L, 4, "tasks");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->list_ref);
+  if ((st = lua_pcall(L, 0, 1, 0)) == LUA_ERRMEM) lua_error(L);
+  if (st != 0 || !lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  return (int)lw_rawlen(L, -1);
+}
+
+/* the i-th thread of the list on L's top but k values, or NULL (the
+   list holds it) */
+static lua_State *task_at(lua_State *L, int k, int i) {
+  lua_State *co;
+  lua_rawgeti(L, -1 - k, i);
+  co = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return co;
+}
+
 /* The loop ran dry, or the scheduler found tasks awaiting with nothing
    to wake them: whatever task.list still has waiting on a channel, an
    event, a semaphore, a plain yield or another task waits forever.
@@ -479,21 +522,10 @@ int lw_cli_task(lw_cli *c, int nargs) {
    (nothing printed) when none is left.  May raise a memory error. */
 static int report_deadlock(lw_cli *c) {
   lua_State *L = c->L;
-  int top = lua_gettop(L), i, n, st, k = 0;
-  luaL_checkstack(L, 4, "deadlock");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, c->list_ref);
-  if ((st = lua_pcall(L, 0, 1, 0)) == LUA_ERRMEM) lua_error(L);
-  if (st != 0 || !lua_istable(L, -1)) {
-    lua_settop(L, top);
-    return 0;
-  }
-  n = (int)lw_rawlen(L, top + 1);
+  int top = lua_gettop(L), i, n = push_tasks(c), k = 0;
   for (i = 1; i <= n; i++) {
-    lua_State *co;
+    lua_State *co = task_at(L, k, i);
     luaL_checkstack(L, 4, "deadlock");
-    lua_rawgeti(L, top + 1, i);
-    co = lua_tothread(L, -1);
-    lua_pop(L, 1); /* the list holds it */
     if (co == NULL || co == L || !push_waits(c, co, 1)) continue;
     lua_pushfstring(L, "\n\tthread: %p waits %s", (void *)co,
                     lua_tostring(L, -1));
@@ -514,11 +546,37 @@ static int report_deadlock(lw_cli *c) {
   return 1;
 }
 
+/* Ctrl-C after the last piece: it reaches every task waiting in
+   task.wait, await or any; 0 when there is none */
+static int interrupt_all(lw_cli *c) {
+  lua_State *L = c->L;
+  int i, n = push_tasks(c), k = 0;
+  for (i = 1; i <= n; i++) {
+    lua_State *co = task_at(L, 0, i);
+    if (co != NULL && co != L) k += interrupt_waiting(c, co);
+  }
+  lua_pop(L, 1);
+  return k;
+}
+
 void lw_cli_drain(lw_cli *c, size_t errs) {
   int rc;
   lw_cli_sigint_on(c);
   rc = lw_sched_run(c->S);
+  while (rc != LW_EMEM && c->interrupted) {
+    /* the first Ctrl-C reaches the waiting tasks (their reports say
+       interrupted!), and the loop runs on; the second ends the process,
+       the handler being the default one now */
+    lw_host_stop(c->S, 0);
+    if (!interrupt_all(c)) {
+      lw_host_stop(c->S, 1);
+      break;
+    }
+    c->interrupted = 0;
+    rc = lw_sched_run(c->S);
+  }
   lw_cli_sigint_off();
+  interrupt_done(c);
   if (rc == LW_EMEM) raise_mem(c->L);
   if (c->interrupted) {
     lua_pushliteral(c->L, "interrupted!");
@@ -550,15 +608,67 @@ void lw_cli_drain(lw_cli *c, size_t errs) {
    puts the default action back first: a second Ctrl-C before the hook
    runs (a long C function, the loop waiting) ends the process. */
 static lw_cli *volatile sig_cli;
+static lw_cli *intr_cli;      /* tasks woken to get the interrupt remain */
 static volatile sig_atomic_t sig_pending;
 static uv_async_t sig_wake;   /* wakes the loop: code waiting there */
 static int sig_wake_open;
+
+/* L's depth: how many frames it has */
+static int depth(lua_State *L) {
+  lua_Debug ar;
+  int n = 0;
+  while (lua_getstack(L, n, &ar)) n++;
+  return n;
+}
+
+/* Raise "interrupted!" in L if L is a task woken to get it, at the
+   first point where it runs again: the return of the function it was
+   suspended in (task.wait, await, any: at the depth noted), or the
+   first Lua instruction it runs (the wrapper that suspends it before
+   5.4, or where no return event comes).  Never in a call or return of
+   another C function: its C code may be in the middle of its work. */
+static void intr_hook(lw_cli *c, lua_State *L, lua_Debug *ar) {
+  lua_Integer d;
+  int due;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->intr_ref);
+  lua_pushthread(L);
+  lua_rawget(L, -2);
+  d = lua_isnumber(L, -1) ? lua_tointeger(L, -1) : -1;
+  lua_pop(L, 1);
+  if (d < 0) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKLINE)
+    due = 1;
+  else
+    due = ar->event != LUA_HOOKCALL && depth(L) == (int)d;
+  if (!due) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushthread(L);
+  lua_pushnil(L);
+  lua_rawset(L, -3); /* clears a field: never allocates */
+  lua_pop(L, 1);
+  if (--c->intr_n == 0) intr_cli = NULL;
+#ifdef LW_LUAJIT
+  if (c->intr_n == 0) /* the hook is the whole state's: others wait */
+#endif
+    lua_sethook(L, NULL, 0, 0);
+  lua_pushliteral(L, "interrupted!");
+  lua_error(L);
+}
 
 /* Raises in Lua code only: never in the scheduler's own thread or a C
    function's call or return event, where the scheduler may be in the
    middle of its work (on LuaJIT the hook is the whole state's). */
 static void on_hook(lua_State *L, lua_Debug *ar) {
   lw_cli *c = sig_cli;
+  if (intr_cli != NULL) {
+    if (L != lw_host_own(intr_cli->S)) intr_hook(intr_cli, L, ar);
+    if (!sig_pending || c == NULL) return; /* the hook stays: tasks wait */
+  }
   if (!sig_pending || c == NULL) {
     lua_sethook(L, NULL, 0, 0);
     return;
@@ -573,6 +683,50 @@ static void on_hook(lua_State *L, lua_Debug *ar) {
 static void arm(lua_State *L) {
   if (L != NULL)
     lua_sethook(L, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Ctrl-C found co waiting in task.wait, await or any (in the loop,
+   where no hook can reach it): wake it now (task.defer does, and its
+   wait's timer or registrations go stale), and raise "interrupted!"
+   where it runs again (intr_hook), so that a pcall around the wait
+   catches it.  1 if so; 0 for any other wait (a channel, an event, a
+   semaphore, I/O, a plain yield: left as they are).  May raise a
+   memory error. */
+static int interrupt_waiting(lw_cli *c, lua_State *co) {
+  lua_State *L = c->L;
+  const char *w;
+  int ok;
+  push_waiting(c, co);
+  w = lua_tostring(L, -1);
+  ok = w != NULL && (strcmp(w, "timer") == 0 || strcmp(w, "await") == 0);
+  lua_pop(L, 1);
+  if (!ok || lua_status(co) != LUA_YIELD) return 0;
+  luaL_checkstack(L, 4, "interrupt");
+  push_thread(L, co);
+  if (lw_sched_defer(c->S, L, 0) != LW_OK) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->intr_ref);
+  lua_insert(L, -2);
+  lua_pushinteger(L, depth(co));
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  c->intr_n++;
+  intr_cli = c;
+  lua_sethook(co, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  return 1;
+}
+
+/* After a run of the loop: the tasks woken for an interrupt ran (or
+   ended otherwise, cancelled before their turn): forget them, so that
+   no hook is left firing for them */
+static void interrupt_done(lw_cli *c) {
+  if (c->intr_n == 0) return;
+  c->intr_n = 0;
+  intr_cli = NULL;
+  lua_newtable(c->L);
+  lua_rawseti(c->L, LUA_REGISTRYINDEX, c->intr_ref);
 }
 
 /* the loop woke for an interrupt that no Lua code has seen: the piece
