@@ -49,10 +49,54 @@ static void on_end(void *ud, lua_State *co, int status) {
   lw_host_stop(c->S, 1);
 }
 
-/* "progname: msg" on stderr, as lua.c names its reports */
+/* a traceback line (from its tab to before its newline) of luaweave's
+   own Lua code: the task functions' wrappers, LuaJIT's runner */
+static int own_frame(const char *l, const char *e) {
+  size_t n = (size_t)(e - l);
+  return (n > 15 && strncmp(l, "\tluaweave.task:", 15) == 0) ||
+         (n > 10 && strncmp(l, "\tluaweave:", 10) == 0);
+}
+
+/* what only stands next to such a frame: the C function it called
+   (yield, xpcall), the tail calls it made */
+static int own_neighbour(const char *l, const char *e) {
+  size_t n = (size_t)(e - l);
+  return (n >= 12 && strncmp(l, "\t[C]:", 5) == 0 &&
+          (strncmp(e - 7, "'yield'", 7) == 0 ||
+           (n > 8 && strncmp(e - 8, "'xpcall'", 8) == 0))) ||
+         (n == 18 && strncmp(l, "\t(...tail calls...)", 18) == 0) ||
+         (n == 15 && strncmp(l, "\t(tail call): ?", 15) == 0);
+}
+
+/* "progname: msg" on stderr, as lua.c names its reports; the frames of
+   luaweave's own code in its traceback left out (where a task waits
+   before 5.4, and LuaJIT's runner): the user's frames remain */
 static void print_message(const char *msg) {
+  const char *tb = strstr(msg, "\nstack traceback:\n"), *l, *e, *next;
+  int dropped = 0;
   if (lw_cli_progname != NULL) fprintf(stderr, "%s: ", lw_cli_progname);
-  fprintf(stderr, "%s\n", msg);
+  if (tb == NULL) {
+    fprintf(stderr, "%s\n", msg);
+  } else {
+    tb += 18;
+    fwrite(msg, 1, (size_t)(tb - msg), stderr);
+    for (l = tb; *l != '\0'; l = *e ? e + 1 : e) {
+      e = strchr(l, '\n');
+      if (e == NULL) e = l + strlen(l);
+      next = *e ? e + 1 : e;
+      if (own_frame(l, e) || (dropped && own_neighbour(l, e))) {
+        dropped = 1;
+        continue;
+      }
+      if (own_neighbour(l, e) && *next != '\0') {
+        const char *ne = strchr(next, '\n');
+        if (own_frame(next, ne ? ne : next + strlen(next))) continue;
+      }
+      dropped = 0;
+      fwrite(l, 1, (size_t)(e - l), stderr);
+      fputc('\n', stderr);
+    }
+  }
   fflush(stderr);
 }
 

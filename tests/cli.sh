@@ -298,6 +298,14 @@ check_yield_pcall "Ctrl-C while the main chunk is in pcall(task.await): caught" 
   sh "$T/ctrlc.sh" "$LW" 'local t = task.spawn(function() task.wait(100) end)
     print(pcall(function() io.stdout:write("ready\n") io.stdout:flush() task.await(t) end))
     task.cancel(t) io.stdout:write("after\n")'
+cat >"$T/intrf.sh" <<'EOS'
+sh "$(dirname "$0")/ctrlc.sh" "$1" 'local function f() io.stdout:write("ready\n") io.stdout:flush()
+  task.wait(100) end f()'
+EOS
+check "Ctrl-C uncaught at a wait: the traceback names the user's function" 0 '^exit 1$' \
+  "^	\\(command line\\):2: in (local|function) 'f'$" -- sh "$T/intrf.sh" "$LW"
+check "Ctrl-C uncaught at a wait: no frame of luaweave's insides" 0 '^0$' "" -- \
+  sh -c "sh \"$T/intrf.sh\" \"$LW\" 2>&1 | grep -c 'luaweave\.task:\|xpcall\|yield'; true"
 check_yield_pcall "Ctrl-C after the script, a task waits: it gets interrupted! and catches it" 0 \
   '^false	([^ ]*: )?interrupted!$' "" -- \
   sh "$T/ctrlc.sh" "$LW" 'task.defer(function() print(pcall(function()
