@@ -71,7 +71,7 @@ static int own_neighbour(const char *l, const char *e) {
 /* "progname: msg" on stderr, as lua.c names its reports; the frames of
    luaweave's own code in its traceback left out (where a task waits
    before 5.4, and LuaJIT's runner): the user's frames remain */
-static void print_message(const char *msg) {
+static void cli_say(const char *msg) {
   const char *tb = strstr(msg, "\nstack traceback:\n"), *l, *e, *next;
   int dropped = 0;
   if (lw_cli_progname != NULL) fprintf(stderr, "%s: ", lw_cli_progname);
@@ -101,7 +101,7 @@ static void print_message(const char *msg) {
 }
 
 void lw_cli_message(lua_State *L) {
-  print_message(lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+  cli_say(lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
   lua_pop(L, 1);
 }
 
@@ -110,7 +110,7 @@ void lw_cli_message(lua_State *L) {
 void lw_cli_onerror(void *ud, lua_State *co, const char *msg) {
   (void)ud;
   (void)co;
-  print_message(msg);
+  cli_say(msg);
 }
 
 /* Turn the error object on L's top into its message, on every Lua
