@@ -7,7 +7,8 @@
 ** end (lw_cli_run.c) while the tasks it started run on; the first that
 ** fails ends the process with status 1.  After the script, the other
 ** tasks run to their end.  Exit status: task.exit's code; 1 after an
-** uncaught error, a reported task error, or a deadlock; 0 otherwise.
+** uncaught error, a reported task error, a deadlock, or a cancelled
+** main chunk; 0 otherwise.
 */
 #include "lw_cli.h"
 
@@ -46,10 +47,12 @@ static void usage(FILE *f) {
     "spawned earlier run on while the prompt waits.\n"
     "Environment: LUA_INIT_5_x or LUA_INIT (code, or @file) runs first;\n"
     "modules are found through LUA_PATH and LUA_CPATH, as lua(1) finds them.\n"
-    "Exit status: the code given to task.exit; 1 after an uncaught error\n"
-    "(reported at once), an error reported from any task, a deadlock, or\n"
-    "a main chunk that waits forever (the message says on what); 0\n"
-    "otherwise.  Ctrl-C raises \"interrupted!\" where the code runs.\n"
+    "Exit status: the code given to task.exit (it wins over a task error\n"
+    "reported before it); 1 after an uncaught error (reported at once), an\n"
+    "error reported from any task, a main chunk that waits forever or was\n"
+    "cancelled, or tasks left waiting when the script ends with nothing\n"
+    "to wake them (each named, and where it waits); 0 otherwise.\n"
+    "Ctrl-C raises \"interrupted!\" where the code runs.\n"
     "See luaweave(1).\n",
     lw_cli_progname);
 }
@@ -353,11 +356,16 @@ static int pmain(lua_State *L) {
   lua_call(L, 1, 1);
   lua_getfield(L, -1, "info"); /* for what a stuck piece waits on */
   c->info_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "list"); /* for the tasks a deadlock leaves */
+  c->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_setglobal(L, "task");
   os_exit(L);
   c->S = lw_host_sched(L);
+  lw_sched_onerror(c->S, lw_cli_onerror, c);
   c->argc = r->argc;
   lw_cli_body(c);
+  lua_newtable(L); /* the tasks a Ctrl-C is to reach */
+  c->intr_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (!ARG_LATE) set_arg(L, r->argc, r->argv, script);
   if (o->v) lw_cli_version();
   if (!o->E && !luainit(c)) return 0;

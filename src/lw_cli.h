@@ -27,6 +27,12 @@ typedef struct lw_cli {
   int interrupted;     /* Ctrl-C found the loop waiting */
   int argc;
   int info_ref;        /* registry: task.info, as the CLI started */
+  int list_ref;        /* registry: task.list, as the CLI started */
+  int intr_ref;        /* registry: {[thread] = depth}, the waiting tasks
+                          a Ctrl-C is to reach (lw_cli_run.c) */
+  int intr_n;          /* how many of them have not run yet */
+  char cancel_where[LUA_IDSIZE + 40]; /* where the piece was cancelled
+                                         from ("" if unknown) */
   int body_ref;        /* registry: what runs a piece under a message
                           handler (LW_CLI_HANDLER), or LUA_NOREF */
   int handled;         /* the handler made the piece's error message */
@@ -69,6 +75,9 @@ void lw_cli_body(lw_cli *c);
 
 /* print "progname: msg" on stderr (the top of L, which it pops) */
 void lw_cli_message(lua_State *L);
+/* the scheduler's error callback (lw_sched_onerror): the same, for the
+   report of a task nobody awaited */
+void lw_cli_onerror(void *ud, lua_State *co, const char *msg);
 
 /* Ctrl-C: while Lua code runs, the first SIGINT raises "interrupted!" in
    it; a second one, before it is seen, ends the process as lua(1) does */

@@ -12,6 +12,7 @@
 #include "lw_cli.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,8 +172,14 @@ static int wait_line(input *in) {
     if (lw_sched_ready(S) > 0 || lw_sched_async(S) > 0) {
       int rc;
       in->in_run = 1;
+      /* a task that runs while the prompt waits (a busy loop of one)
+         is interrupted as a line is; a Ctrl-C that finds the loop
+         waiting is one at the prompt: it ends luaweave, as lua(1)'s */
+      lw_cli_sigint_on(in->c);
       rc = lw_sched_run(S);
+      lw_cli_sigint_off();
       in->in_run = 0;
+      if (in->c->interrupted) raise(SIGINT);
       if (in->stopped) {
         in->stopped = 0;
         lw_host_stop(S, 0);

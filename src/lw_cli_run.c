@@ -15,23 +15,102 @@
 #include <string.h>
 #include <uv.h>
 
+static int interrupt_waiting(lw_cli *c, lua_State *co);
+static void interrupt_done(lw_cli *c);
+
+/* The piece is being cancelled: note where, for its report: where the
+   task that cancels it called task.cancel, when the scheduler runs that
+   one now, or else where the piece itself was suspended, when its frames
+   are still there.  Read into c's buffer: an end callback may not
+   raise, so nothing here allocates. */
+static void note_cancel(lw_cli *c, lua_State *co) {
+  lua_State *by = lw_host_running(c->S), *at = by != NULL ? by : co;
+  lua_Debug ar;
+  int level;
+  c->cancel_where[0] = '\0';
+  for (level = 0; lua_getstack(at, level, &ar); level++)
+    if (lua_getinfo(at, "Sl", &ar) && ar.currentline > 0 &&
+        strcmp(ar.source, "=luaweave.task") != 0) {
+      snprintf(c->cancel_where, sizeof c->cancel_where, "%s %s:%d",
+               at == co ? "while it waited at" : "by a task at",
+               ar.short_src, ar.currentline);
+      return;
+    }
+}
+
 /* The piece's end is recorded (lw_sched_onend): stop the loop as
    task.exit would, so that nothing else runs before it is dealt with.
    A real task.exit came first when the scheduler is already exited. */
 static void on_end(void *ud, lua_State *co, int status) {
   lw_cli *c = (lw_cli *)ud;
-  (void)status;
   if (co != c->step || lw_host_stopped(c->S)) return;
   c->step_ended = 1;
+  if (status == LW_CANCELLED) note_cancel(c, co);
   lw_host_stop(c->S, 1);
 }
 
-void lw_cli_message(lua_State *L) {
+/* a traceback line (from its tab to before its newline) of luaweave's
+   own Lua code: the task functions' wrappers, LuaJIT's runner */
+static int own_frame(const char *l, const char *e) {
+  size_t n = (size_t)(e - l);
+  return (n > 15 && strncmp(l, "\tluaweave.task:", 15) == 0) ||
+         (n > 10 && strncmp(l, "\tluaweave:", 10) == 0);
+}
+
+/* what only stands next to such a frame: the C function it called
+   (yield, xpcall), the tail calls it made */
+static int own_neighbour(const char *l, const char *e) {
+  size_t n = (size_t)(e - l);
+  return (n >= 12 && strncmp(l, "\t[C]:", 5) == 0 &&
+          (strncmp(e - 7, "'yield'", 7) == 0 ||
+           (n > 8 && strncmp(e - 8, "'xpcall'", 8) == 0))) ||
+         (n == 18 && strncmp(l, "\t(...tail calls...)", 18) == 0) ||
+         (n == 15 && strncmp(l, "\t(tail call): ?", 15) == 0);
+}
+
+/* "progname: msg" on stderr, as lua.c names its reports; the frames of
+   luaweave's own code in its traceback left out (where a task waits
+   before 5.4, and LuaJIT's runner): the user's frames remain */
+static void cli_say(const char *msg) {
+  const char *tb = strstr(msg, "\nstack traceback:\n"), *l, *e, *next;
+  int dropped = 0;
   if (lw_cli_progname != NULL) fprintf(stderr, "%s: ", lw_cli_progname);
-  fprintf(stderr, "%s\n",
-          lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+  if (tb == NULL) {
+    fprintf(stderr, "%s\n", msg);
+  } else {
+    tb += 18;
+    fwrite(msg, 1, (size_t)(tb - msg), stderr);
+    for (l = tb; *l != '\0'; l = *e ? e + 1 : e) {
+      e = strchr(l, '\n');
+      if (e == NULL) e = l + strlen(l);
+      next = *e ? e + 1 : e;
+      if (own_frame(l, e) || (dropped && own_neighbour(l, e))) {
+        dropped = 1;
+        continue;
+      }
+      if (own_neighbour(l, e) && *next != '\0') {
+        const char *ne = strchr(next, '\n');
+        if (own_frame(next, ne ? ne : next + strlen(next))) continue;
+      }
+      dropped = 0;
+      fwrite(l, 1, (size_t)(e - l), stderr);
+      fputc('\n', stderr);
+    }
+  }
   fflush(stderr);
+}
+
+void lw_cli_message(lua_State *L) {
+  cli_say(lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object)");
   lua_pop(L, 1);
+}
+
+/* The error report of a task nobody awaited (message and traceback):
+   named as the main chunk's are */
+void lw_cli_onerror(void *ud, lua_State *co, const char *msg) {
+  (void)ud;
+  (void)co;
+  cli_say(msg);
 }
 
 /* Turn the error object on L's top into its message, on every Lua
@@ -187,9 +266,18 @@ static int push_waits(lw_cli *c, lua_State *co, int depth) {
                     where);
   } else if (strcmp(w, "await") == 0 && lw_host_awaited(c->S, L, co)) {
     lua_State *t = lua_tothread(L, -1);
-    lua_pushfstring(L, "in '%s' of a task (thread: %p) at %s",
-                    name ? name : "await",
-                    (void *)t, where);
+    lua_Debug ar;
+    /* a plain coroutine nobody resumed yet has no frame: it is not
+       suspended anywhere, and awaiting it starts nothing */
+    if (lua_status(t) == LUA_OK && !lua_getstack(t, 0, &ar)) {
+      lua_pushfstring(L, "in '%s' of a coroutine (thread: %p) at %s, which "
+                      "was never started (nothing resumes it)",
+                      name ? name : "await", (void *)t, where);
+      depth = 0;
+    } else {
+      lua_pushfstring(L, "in '%s' of a task (thread: %p) at %s",
+                      name ? name : "await", (void *)t, where);
+    }
     if (depth > 0 && push_waits(c, t, depth - 1)) {
       lua_pushfstring(L, "%s, which waits %s", lua_tostring(L, -2),
                       lua_tostring(L, -1));
@@ -365,16 +453,31 @@ int lw_cli_task(lw_cli *c, int nargs) {
   lua_xmove(L, co, nargs + 1);
   c->step = co;
   c->step_ended = 0;
+  c->cancel_where[0] = '\0';
   lw_host_setmain(S, co); /* its error is ours to report, not the scheduler's */
   lw_sched_onend(S, on_end, c);
   lw_cli_sigint_on(c);
   rc = lw_host_resume(S, co, L, nargs);
   lw_sync_running(L);
-  if (rc != LW_EMEM && !lw_host_stopped(S)) {
-    rc = lw_sched_run(S);
-    lw_sync_running(L);
+  for (;;) {
+    if (rc != LW_EMEM && !lw_host_stopped(S)) {
+      rc = lw_sched_run(S);
+      lw_sync_running(L);
+    }
+    if (rc == LW_EMEM || !c->interrupted || c->step_ended) break;
+    /* Ctrl-C while it waited in task.wait/await/any: raised there, as
+       lua.c raises it in the code that runs, where a pcall catches it.
+       The handler is the default one now: a second Ctrl-C ends the
+       process, as lua(1)'s. */
+    lw_host_stop(S, 0);
+    if (!interrupt_waiting(c, co)) {
+      lw_host_stop(S, 1);
+      break;
+    }
+    c->interrupted = 0;
   }
   lw_cli_sigint_off();
+  interrupt_done(c);
   lw_sched_onend(S, NULL, NULL);
   lw_host_setmain(S, NULL);
   c->step = NULL;
@@ -394,6 +497,17 @@ int lw_cli_task(lw_cli *c, int nargs) {
   if (c->step_ended) {
     lw_host_stop(S, 0);
     st = lw_status(lw_host_store(S), co);
+    if (st == LW_CANCELLED) {
+      /* lua(1) has no such end: said in words, and a failure */
+      if (c->cancel_where[0] != '\0')
+        lua_pushfstring(L, "the main chunk was cancelled (task.cancel) %s",
+                        c->cancel_where);
+      else
+        lua_pushliteral(L, "the main chunk was cancelled (task.cancel)");
+      lw_cli_message(L);
+      lua_settop(L, base - 1);
+      return LWC_FAILED;
+    }
     if (st == LW_FAILED) {
       report(c, co);
       lua_settop(L, base - 1);
@@ -419,11 +533,94 @@ int lw_cli_task(lw_cli *c, int nargs) {
   return LWC_STUCK;
 }
 
+/* Push task.list() (through the one the CLI kept) and return its
+   length; an error of it gives an empty list.  May raise a memory
+   error. */
+static int push_tasks(lw_cli *c) {
+  lua_State *L = c->L;
+  int st;
+  luaL_checkstack(L, 4, "tasks");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->list_ref);
+  if ((st = lua_pcall(L, 0, 1, 0)) == LUA_ERRMEM) lua_error(L);
+  if (st != 0 || !lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  return (int)lw_rawlen(L, -1);
+}
+
+/* the i-th thread of the list on L's top but k values, or NULL (the
+   list holds it) */
+static lua_State *task_at(lua_State *L, int k, int i) {
+  lua_State *co;
+  lua_rawgeti(L, -1 - k, i);
+  co = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return co;
+}
+
+/* The loop ran dry, or the scheduler found tasks awaiting with nothing
+   to wake them: whatever task.list still has waiting on a channel, an
+   event, a semaphore, a plain yield or another task waits forever.
+   Report each, by the name tostring gives it, and where it waits; 0
+   (nothing printed) when none is left.  May raise a memory error. */
+static int report_deadlock(lw_cli *c) {
+  lua_State *L = c->L;
+  int top = lua_gettop(L), i, n = push_tasks(c), k = 0;
+  for (i = 1; i <= n; i++) {
+    lua_State *co = task_at(L, k, i);
+    luaL_checkstack(L, 4, "deadlock");
+    if (co == NULL || co == L || !push_waits(c, co, 1)) continue;
+    lua_pushfstring(L, "\n\tthread: %p waits %s", (void *)co,
+                    lua_tostring(L, -1));
+    lua_remove(L, -2);
+    k++;
+  }
+  if (k == 0) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_pushfstring(L, "deadlock: %d task%s wait%s forever, and nothing is "
+                  "left to wake %s:", k, k > 1 ? "s" : "", k > 1 ? "" : "s",
+                  k > 1 ? "them" : "it");
+  lua_insert(L, top + 2);
+  lua_concat(L, k + 1);
+  lw_cli_message(L);
+  lua_settop(L, top);
+  return 1;
+}
+
+/* Ctrl-C after the last piece: it reaches every task waiting in
+   task.wait, await or any; 0 when there is none */
+static int interrupt_all(lw_cli *c) {
+  lua_State *L = c->L;
+  int i, n = push_tasks(c), k = 0;
+  for (i = 1; i <= n; i++) {
+    lua_State *co = task_at(L, 0, i);
+    if (co != NULL && co != L) k += interrupt_waiting(c, co);
+  }
+  lua_pop(L, 1);
+  return k;
+}
+
 void lw_cli_drain(lw_cli *c, size_t errs) {
   int rc;
   lw_cli_sigint_on(c);
   rc = lw_sched_run(c->S);
+  while (rc != LW_EMEM && c->interrupted) {
+    /* the first Ctrl-C reaches the waiting tasks (their reports say
+       interrupted!), and the loop runs on; the second ends the process,
+       the handler being the default one now */
+    lw_host_stop(c->S, 0);
+    if (!interrupt_all(c)) {
+      lw_host_stop(c->S, 1);
+      break;
+    }
+    c->interrupted = 0;
+    rc = lw_sched_run(c->S);
+  }
   lw_cli_sigint_off();
+  interrupt_done(c);
   if (rc == LW_EMEM) raise_mem(c->L);
   if (c->interrupted) {
     lua_pushliteral(c->L, "interrupted!");
@@ -432,6 +629,10 @@ void lw_cli_drain(lw_cli *c, size_t errs) {
     return;
   }
   if (lw_sched_exited(c->S, &c->status)) return;
+  if (report_deadlock(c)) {
+    c->status = 1;
+    return;
+  }
   if (rc == LW_EDEADLOCK) {
     push_deadlock(c);
     lw_cli_message(c->L);
@@ -451,15 +652,67 @@ void lw_cli_drain(lw_cli *c, size_t errs) {
    puts the default action back first: a second Ctrl-C before the hook
    runs (a long C function, the loop waiting) ends the process. */
 static lw_cli *volatile sig_cli;
+static lw_cli *intr_cli;      /* tasks woken to get the interrupt remain */
 static volatile sig_atomic_t sig_pending;
 static uv_async_t sig_wake;   /* wakes the loop: code waiting there */
 static int sig_wake_open;
+
+/* L's depth: how many frames it has */
+static int depth(lua_State *L) {
+  lua_Debug ar;
+  int n = 0;
+  while (lua_getstack(L, n, &ar)) n++;
+  return n;
+}
+
+/* Raise "interrupted!" in L if L is a task woken to get it, at the
+   first point where it runs again: the return of the function it was
+   suspended in (task.wait, await, any: at the depth noted), or the
+   first Lua instruction it runs (the wrapper that suspends it before
+   5.4, or where no return event comes).  Never in a call or return of
+   another C function: its C code may be in the middle of its work. */
+static void intr_hook(lw_cli *c, lua_State *L, lua_Debug *ar) {
+  lua_Integer d;
+  int due;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->intr_ref);
+  lua_pushthread(L);
+  lua_rawget(L, -2);
+  d = lua_isnumber(L, -1) ? lua_tointeger(L, -1) : -1;
+  lua_pop(L, 1);
+  if (d < 0) {
+    lua_pop(L, 1);
+    return;
+  }
+  if (ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKLINE)
+    due = 1;
+  else
+    due = ar->event != LUA_HOOKCALL && depth(L) == (int)d;
+  if (!due) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushthread(L);
+  lua_pushnil(L);
+  lua_rawset(L, -3); /* clears a field: never allocates */
+  lua_pop(L, 1);
+  if (--c->intr_n == 0) intr_cli = NULL;
+#ifdef LW_LUAJIT
+  if (c->intr_n == 0) /* the hook is the whole state's: others wait */
+#endif
+    lua_sethook(L, NULL, 0, 0);
+  lua_pushliteral(L, "interrupted!");
+  lua_error(L);
+}
 
 /* Raises in Lua code only: never in the scheduler's own thread or a C
    function's call or return event, where the scheduler may be in the
    middle of its work (on LuaJIT the hook is the whole state's). */
 static void on_hook(lua_State *L, lua_Debug *ar) {
   lw_cli *c = sig_cli;
+  if (intr_cli != NULL) {
+    if (L != lw_host_own(intr_cli->S)) intr_hook(intr_cli, L, ar);
+    if (!sig_pending || c == NULL) return; /* the hook stays: tasks wait */
+  }
   if (!sig_pending || c == NULL) {
     lua_sethook(L, NULL, 0, 0);
     return;
@@ -474,6 +727,50 @@ static void on_hook(lua_State *L, lua_Debug *ar) {
 static void arm(lua_State *L) {
   if (L != NULL)
     lua_sethook(L, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Ctrl-C found co waiting in task.wait, await or any (in the loop,
+   where no hook can reach it): wake it now (task.defer does, and its
+   wait's timer or registrations go stale), and raise "interrupted!"
+   where it runs again (intr_hook), so that a pcall around the wait
+   catches it.  1 if so; 0 for any other wait (a channel, an event, a
+   semaphore, I/O, a plain yield: left as they are).  May raise a
+   memory error. */
+static int interrupt_waiting(lw_cli *c, lua_State *co) {
+  lua_State *L = c->L;
+  const char *w;
+  int ok;
+  push_waiting(c, co);
+  w = lua_tostring(L, -1);
+  ok = w != NULL && (strcmp(w, "timer") == 0 || strcmp(w, "await") == 0);
+  lua_pop(L, 1);
+  if (!ok || lua_status(co) != LUA_YIELD) return 0;
+  luaL_checkstack(L, 4, "interrupt");
+  push_thread(L, co);
+  if (lw_sched_defer(c->S, L, 0) != LW_OK) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->intr_ref);
+  lua_insert(L, -2);
+  lua_pushinteger(L, depth(co));
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  c->intr_n++;
+  intr_cli = c;
+  lua_sethook(co, on_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  return 1;
+}
+
+/* After a run of the loop: the tasks woken for an interrupt ran (or
+   ended otherwise, cancelled before their turn): forget them, so that
+   no hook is left firing for them */
+static void interrupt_done(lw_cli *c) {
+  if (c->intr_n == 0) return;
+  c->intr_n = 0;
+  intr_cli = NULL;
+  lua_newtable(c->L);
+  lua_rawseti(c->L, LUA_REGISTRYINDEX, c->intr_ref);
 }
 
 /* the loop woke for an interrupt that no Lua code has seen: the piece

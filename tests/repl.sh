@@ -9,7 +9,7 @@ V=${LUAWEAVE_V:-5.4}
 LW="$(cd "$B" 2>/dev/null && pwd)/luaweave"
 SOCK=lwrepl$$
 n=0 failed=0
-PLAN=18
+PLAN=19
 echo "1..$PLAN"
 if ! command -v tmux >/dev/null 2>&1; then
   i=0
@@ -172,6 +172,17 @@ else
   wait_for '^(\^C)?stdin:1: interrupted!$' && wait_prompt &&
     screen | grep -EA1 '^(\^C)?stdin:1: interrupted!$' | grep -q '^stack traceback:$'
   ok $? "Ctrl-C in a busy plain coroutine: interrupted! and a traceback, the prompt goes on"
+fi
+# a task busy while the prompt waits for input: Ctrl-C interrupts it
+# (its error is reported), and the prompt goes on
+if [ "$V" = jit ]; then
+  skip "Ctrl-C in a busy background task: LuaJIT runs no hook in compiled loops"
+else
+  line 'task.defer(function() print("bg" .. "busy") while true do end end)'
+  wait_for '(^|> )bgbusy$'
+  keys C-c
+  wait_for '^[[:space:]]+stdin:1: in function <stdin:1>$' && line 'print("a" .. "live")' && wait_for '^alive$'
+  ok $? "Ctrl-C while a background task busy-loops at the prompt: interrupted there, the prompt goes on"
 fi
 # Ctrl-D in a session of its own, once the prompt reads the terminal
 # (typed between lines, the terminal's own line discipline would take it)
