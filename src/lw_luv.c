@@ -201,32 +201,38 @@ static int run_call(lua_State *L) {
   return lw_async_yield(L, op);
 }
 
-static const char RUN_KEY[] = "luaweave.luv.run";
-
-/* put run_call behind luv.run, the module table at index idx (once).
-   May raise. */
-static void hook_run(lua_State *L, int idx) {
-  static const char code[] =
-    "local R, orig = ...\n"
-    "return function(...) return R(orig, ...) end\n";
+/* m[name] = the function make(orig) leaves on the stack (orig on its
+   top, replaced), once: the replacement is remembered in the registry
+   under key, and a module whose field is it already, or not a function,
+   is left alone.  m is the table at index idx.  May raise. */
+static void hook(lua_State *L, int idx, const char *name, const char *key,
+                 void (*make)(lua_State *L)) {
   idx = lw_absindex(L, idx);
   if (!lua_istable(L, idx)) return;
-  lua_getfield(L, idx, "run");
-  lua_getfield(L, LUA_REGISTRYINDEX, RUN_KEY);
+  lua_getfield(L, idx, name);
+  lua_getfield(L, LUA_REGISTRYINDEX, key);
   if (!lua_isfunction(L, -2) || lua_rawequal(L, -1, -2)) {
     lua_pop(L, 2);
     return;
   }
   lua_pop(L, 1);
+  make(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, key);
+  lua_setfield(L, idx, name);
+}
+
+/* run_call behind luv's run (on the stack's top) */
+static void make_run(lua_State *L) {
+  static const char code[] =
+    "local R, orig = ...\n"
+    "return function(...) return R(orig, ...) end\n";
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.luv.run") != 0)
     lua_error(L);
   lua_insert(L, -2);
   lw_async_wrap(L, run_call);
   lua_insert(L, -2);
   lua_call(L, 2, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, RUN_KEY);
-  lua_setfield(L, idx, "run");
 }
 
 /* uv.walk, behind luv's once attached: luv's walk callback asserts that
@@ -246,24 +252,13 @@ static int walk_call(lua_State *L) {
   return lua_gettop(L);
 }
 
-static const char WALK_KEY[] = "luaweave.luv.walk";
+/* walk_call behind luv's walk (on the stack's top) */
+static void make_walk(lua_State *L) { lua_pushcclosure(L, walk_call, 1); }
 
-/* put walk_call behind luv.walk, the module table at index idx (once).
-   May raise. */
-static void hook_walk(lua_State *L, int idx) {
-  idx = lw_absindex(L, idx);
-  if (!lua_istable(L, idx)) return;
-  lua_getfield(L, idx, "walk");
-  lua_getfield(L, LUA_REGISTRYINDEX, WALK_KEY);
-  if (!lua_isfunction(L, -2) || lua_rawequal(L, -1, -2)) {
-    lua_pop(L, 2);
-    return;
-  }
-  lua_pop(L, 1);
-  lua_pushcclosure(L, walk_call, 1);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, LUA_REGISTRYINDEX, WALK_KEY);
-  lua_setfield(L, idx, "walk");
+/* run_call and walk_call behind luv's, in the module table at idx */
+static void hook_luv(lua_State *L, int idx) {
+  hook(L, idx, "run", "luaweave.luv.run", make_run);
+  hook(L, idx, "walk", "luaweave.luv.walk", make_walk);
 }
 
 /* ------------------------------------------------------------------ */
@@ -328,8 +323,7 @@ static int attach_loaded(lua_State *L) {
     lua_getfield(L, -1, "loaded");
     if (lua_istable(L, -1)) {
       lua_getfield(L, -1, "luv");
-      hook_run(L, -1);
-      hook_walk(L, -1);
+      hook_luv(L, -1);
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -373,10 +367,7 @@ static int check_own_io(lua_State *L) {
 /* the preload entry's attach(m): luv's module m just loaded.  May raise. */
 static int attach_module(lua_State *L) {
   attach_now(L);
-  if (context(L) != NULL) {
-    hook_run(L, 1);
-    hook_walk(L, 1);
-  }
+  if (context(L) != NULL) hook_luv(L, 1);
   return 0;
 }
 
