@@ -8,6 +8,9 @@
 -- The list (tests/mutations.txt): a mutation is a block
 --
 --   == name: what the mutant breaks
+--   lua: jit            (optional: the Lua versions, among 5.1 5.2 5.3 5.4
+--                        jit, on which the mutant is observable; make
+--                        mutate on another version skips it, and says so)
 --   src/file.c
 --   -exact text to find (one or more lines; joined with newlines)
 --   +its replacement (zero or more lines: none deletes the text)
@@ -40,6 +43,16 @@ local function parse(path)
       list[#list + 1] = cur
     elseif not cur then
       err("text outside a mutation")
+    elseif not cur.file and line:match("^lua:") then
+      if cur.lua then err("two 'lua:' lines") end
+      cur.lua = {}
+      for v in line:sub(5):gmatch("%S+") do
+        if not ({["5.1"] = 1, ["5.2"] = 1, ["5.3"] = 1, ["5.4"] = 1, jit = 1})[v] then
+          err("unknown Lua version " .. v)
+        end
+        cur.lua[#cur.lua + 1] = v
+      end
+      if #cur.lua == 0 then err("'lua:' names no version") end
     elseif not cur.file then
       if not line:match("^src/[%w_]+%.[ch]$") then err("want a file under src/") end
       cur.file = line
@@ -90,7 +103,10 @@ end
 local list, byname = parse(listpath)
 
 if cmd == "names" then
-  for _, m in ipairs(list) do print(m.name .. "\t" .. m.file) end
+  -- name, file, and the versions it is observable on (empty: all)
+  for _, m in ipairs(list) do
+    print(m.name .. "\t" .. m.file .. "\t" .. table.concat(m.lua or {}, " "))
+  end
 elseif cmd == "check" then
   local root, bad = arg[3] or ".", 0
   for _, m in ipairs(list) do

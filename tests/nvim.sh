@@ -9,10 +9,11 @@
 # the editor API works in a task after task.wait and after an awaited
 # vim.schedule (it aborted Neovim when tasks were stepped from a prepare
 # handle), vim.in_fast_event() is false there, a vim.schedule from a
-# timer-resumed task runs at once (not after 'updatetime'), vim.wait
-# drives tasks, and :qa with a step request pending exits cleanly; if
-# vim.schedule refuses the request, that is reported once and the tasks
-# are stepped from the prepare handle.  Neovim
+# timer-resumed task runs at once (not after 'updatetime'), task.exit
+# raises (no run to end), vim.wait drives tasks, and :qa with a step
+# request pending exits cleanly; if vim.schedule refuses the request,
+# that is reported once and the tasks are stepped from the prepare
+# handle.  Neovim
 # embeds LuaJIT: the suite runs in the jit pass (1..0 in the others).
 # Skipped, with the reason, only if nvim cannot be installed.
 #   LUAWEAVE_V  the Lua version of this pass (default 5.4)
@@ -22,12 +23,12 @@ if [ "$V" != jit ]; then
   echo "1..0 # Neovim runs LuaJIT: this suite runs in the jit pass"
   exit 0
 fi
-echo "1..11"
+echo "1..12"
 n=0 F=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 nok() { n=$((n + 1)); F=1; echo "not ok $n - $1"; }
 check() { d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
-skip_all() { while [ $n -lt 11 ]; do n=$((n + 1)); echo "ok $n # SKIP $1"; done; exit 0; }
+skip_all() { while [ $n -lt 12 ]; do n=$((n + 1)); echo "ok $n # SKIP $1"; done; exit 0; }
 
 if ! command -v nvim >/dev/null 2>&1; then
   if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -128,6 +129,8 @@ task.spawn(function()
   vim.api.nvim_buf_set_lines(0, 0, -1, false, { "after scheduler" })
   say(vim.api.nvim_buf_get_lines(0, 0, -1, false)[1])
   say(vim.trim(vim.fn.system("echo system")))
+  local ok, err = pcall(task.exit, 0)  -- Neovim's loop has no run to end
+  say(ok and "task.exit returned" or tostring(err):match("task%.exit: no run to end") or tostring(err))
   task.wait(0.001)
   vim.schedule(function() say("scheduled"); finish(0) end)
 end)
@@ -139,11 +142,13 @@ got=$(cat "$T/api.out" 2>/dev/null)
 check "the editor API in a task does not abort Neovim (exit $rc)" [ $rc = 0 ]
 check "vim.in_fast_event() is false in a task; nvim_buf_set_lines works after task.wait and after an awaited vim.schedule" \
   sh -c 'case "$1" in *"fast false, after wait, after scheduler, system"*) exit 0;; esac; exit 1' - "$got"
+check "task.exit in a task raises 'no run to end', the task goes on" \
+  sh -c 'case "$1" in *", system, task.exit: no run to end, scheduled") exit 0;; esac; exit 1' - "$got"
 check "a vim.schedule from a timer-resumed task runs before 'updatetime' (600 s) and the 20 s deadline" \
   sh -c 'case "$1" in *", scheduled") exit 0;; esac; exit 1' - "$got"
 check "vim.wait in plugin code drives tasks" \
   sh -c 'case "$1" in "vim.wait drove a task, "*) exit 0;; esac; exit 1' - "$got"
-[ "$got" = "vim.wait drove a task, fast false, after wait, after scheduler, system, scheduled" ] ||
+[ "$got" = "vim.wait drove a task, fast false, after wait, after scheduler, system, task.exit: no run to end, scheduled" ] ||
   { echo "# got: $got"; sed 's/^/# /' "$T/api.err" | head; }
 
 # tasks always ready: a step request is pending when :qa comes
