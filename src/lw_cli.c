@@ -273,10 +273,14 @@ static int doscript(lw_cli *c, char **argv, int script) {
   return run(c, n);
 }
 
-/* -E before 5.2: the package library read the environment already; put
-   its defaults back */
+/* -E on 5.1: its package library read the environment already; put its
+   defaults back (Debian's luaconf.h has the library's own).  LuaJIT's
+   honours LUA_NOENV as 5.2's does, and its header's defaults are
+   upstream's (/usr/local/share/luajit-...), not the ones Debian built the
+   library with: it keeps what it chose */
 static void noenv_paths(lua_State *L) {
-#if LUA_VERSION_NUM < 502 && defined(LUA_PATH_DEFAULT) && defined(LUA_CPATH_DEFAULT)
+#if LUA_VERSION_NUM < 502 && !defined(LW_LUAJIT) && \
+    defined(LUA_PATH_DEFAULT) && defined(LUA_CPATH_DEFAULT)
   lua_getglobal(L, "package");
   if (lua_istable(L, -1)) {
     lua_pushliteral(L, LUA_PATH_DEFAULT);

@@ -167,6 +167,16 @@ check "LUA_INIT=@file runs the file" 0 '^11$' "" -- env LUA_INIT="@$T/init.lua" 
 check "an error in LUA_INIT: named LUA_INIT, exit 1" 1 "" 'LUA_INIT:1: msg' -- \
   env -u LUA_INIT_5_1 -u LUA_INIT_5_2 -u LUA_INIT_5_3 -u LUA_INIT_5_4 LUA_INIT="error('msg')" "$LW" -e 'print(1)'
 check "-E: LUA_INIT is not run" 0 '^nil$' "" -- env LUA_INIT='X = 1' "$LW" -E -e 'print(X)'
+# -E gives the paths the interpreter's own library has with no LUA_PATH
+# (lua5.1 has no -E: its paths with the variables unset); LuaJIT's were
+# its header's upstream ones (/usr/local/share/luajit-...), not Debian's
+case $V in jit) INTERP=luajit ;; *) INTERP=lua$V ;; esac
+PATHS='print(package.path) print(package.cpath)'
+if [ "$V" = 5.1 ]; then WANT=$(env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_1 -u LUA_CPATH_5_1 lua5.1 -e "$PATHS")
+else WANT=$($INTERP -E -e "$PATHS"); fi
+printf '%s\n' "$WANT" >"$T/paths.want"
+check "-E: package.path and cpath are $INTERP's defaults, whatever LUA_PATH says" 0 '^same$' "" -- \
+  sh -c 'env LUA_PATH="$1/?.lua" LUA_CPATH="$1/?.so" LUA_PATH_5_4=x LUA_CPATH_5_4=y "$2" -E -e "$3" | cmp -s - "$1/paths.want" && echo same' - "$T" "$LW" "$PATHS"
 check "-Ex: unrecognized" 1 "" "unrecognized option '-Ex'" -- "$LW" -Ex
 check "-vv: unrecognized, as lua(1)" 1 "" "unrecognized option '-vv'" -- "$LW" -vv
 check "-l needs an argument" 1 "" "'-l' needs argument" -- "$LW" -l
