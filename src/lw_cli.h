@@ -36,6 +36,10 @@ typedef struct lw_cli {
   int body_ref;        /* registry: what runs a piece under a message
                           handler (LW_CLI_HANDLER), or LUA_NOREF */
   int handled;         /* the handler made the piece's error message */
+  /* set while the prompt waits for a line: called before (0) and after
+     (1) a task's report is printed, so that the prompt and what was
+     typed are put aside and shown again under it (lw_cli_repl.c) */
+  void (*aside)(struct lw_cli *c, int after);
 } lw_cli;
 
 /* Where xpcall can yield (5.2+, LuaJIT) a piece runs under a message

@@ -35,9 +35,13 @@ typedef struct input {
   int eof, nomem;
   int in_run;          /* lw_sched_run runs: a line stops it */
   int stopped;         /* a line stopped it */
+  const char *prompt;  /* shown, while a line is awaited (else NULL) */
+  int tty;             /* stdin is a terminal */
 #ifdef LW_READLINE
   char *rl_line;       /* readline's line, when done */
   int rl_done;
+  char *rl_kept;       /* what was typed, put aside under a report */
+  int rl_point;
 #endif
 } input;
 
@@ -119,6 +123,7 @@ static int open_input(input *in, lw_cli *c) {
   memset(in, 0, sizeof *in);
   in->c = c;
   in->kind = IN_FILE;
+  in->tty = t == UV_TTY;
   if (t != UV_TTY && t != UV_NAMED_PIPE) return 0;
   if ((in->loop = lw_sched_loop(c->S)) == NULL) return -1;
 #ifdef LW_READLINE
@@ -164,37 +169,109 @@ static void close_input(input *in) {
 #endif
 }
 
-/* wait for a line while the scheduler runs the other tasks; 0 when a
-   task called task.exit meanwhile */
-static int wait_line(input *in) {
+/* A task's report while the prompt waits: on a line of its own, and the
+   prompt (with readline, and what was typed) shown again under it, as
+   the prompt of a shell shows a background job's message */
+static input *asking; /* the report callback has the lw_cli only */
+
+static void aside(lw_cli *c, int after) {
+  input *in = asking;
+  (void)c;
+  if (in == NULL || in->prompt == NULL) return;
+#ifdef LW_READLINE
+  if (in->kind == IN_READLINE && in->tty) { /* (a pipe: no redrawing) */
+    if (!after) {
+      in->rl_point = rl_point;
+      in->rl_kept = rl_copy_text(0, rl_end); /* NULL: no memory, lost */
+      rl_save_prompt();
+      rl_replace_line("", 0);
+      rl_redisplay();
+    } else {
+      rl_restore_prompt();
+      rl_on_new_line();
+      if (in->rl_kept != NULL) {
+        rl_replace_line(in->rl_kept, 0);
+        rl_point = in->rl_point;
+        free(in->rl_kept);
+        in->rl_kept = NULL;
+      }
+      rl_redisplay();
+    }
+    return;
+  }
+#endif
+  if (!after) {
+    fputs("\n", stdout);
+    fflush(stdout);
+  } else {
+    fputs(in->prompt, stdout);
+    fflush(stdout);
+  }
+}
+
+/* wait for a line while the scheduler runs the other tasks: 1, or 0
+   when a task called task.exit meanwhile, -1 when memory ran out */
+/* Ctrl-C at the prompt ends luaweave, as lua(1)'s: by SIGINT, with the
+   terminal as it was.  (Readline's own handler, which lw_cli_sigint_on
+   replaces while the prompt waits, would only note it in callback mode,
+   until the next key.) */
+static void prompt_interrupted(input *in) {
+#ifdef LW_READLINE
+  if (in->kind == IN_READLINE) rl_callback_handler_remove();
+#endif
+  (void)in;
+  fflush(stdout);
+  signal(SIGINT, SIG_DFL);
+  raise(SIGINT);
+}
+
+static int wait_more(input *in) {
   lw_sched *S = in->c->S;
   while (!has_line(in)) {
+    /* a task that runs while the prompt waits (a busy loop of one) is
+       interrupted as a line is; a Ctrl-C that finds the loop waiting is
+       one at the prompt */
+    lw_cli_sigint_on(in->c);
     if (lw_sched_ready(S) > 0 || lw_sched_async(S) > 0) {
       int rc;
       in->in_run = 1;
-      /* a task that runs while the prompt waits (a busy loop of one)
-         is interrupted as a line is; a Ctrl-C that finds the loop
-         waiting is one at the prompt: it ends luaweave, as lua(1)'s */
-      lw_cli_sigint_on(in->c);
       rc = lw_sched_run(S);
       lw_cli_sigint_off();
       in->in_run = 0;
-      if (in->c->interrupted) raise(SIGINT);
+      if (in->c->interrupted) prompt_interrupted(in);
       if (in->stopped) {
         in->stopped = 0;
         lw_host_stop(S, 0);
       } else if (lw_sched_exited(S, &in->c->status)) {
         return 0;
       }
-      if (rc == LW_EMEM) {
-        lua_pushliteral(in->c->L, "not enough memory");
-        lua_error(in->c->L);
-      }
+      if (rc == LW_EMEM) return -1;
     } else {
       uv_run(in->loop, UV_RUN_ONCE);
+      lw_cli_sigint_off();
+      if (in->c->interrupted) prompt_interrupted(in);
     }
   }
   return 1;
+}
+
+/* wait_more with the prompt shown: the reports of the tasks that fail
+   meanwhile go aside it (aside).  0 after task.exit; may raise a memory
+   error */
+static int wait_line(input *in, const char *prompt) {
+  int got;
+  in->prompt = prompt;
+  in->c->aside = aside;
+  asking = in;
+  got = wait_more(in);
+  in->c->aside = NULL;
+  in->prompt = NULL;
+  asking = NULL;
+  if (got < 0) {
+    lua_pushliteral(in->c->L, "not enough memory");
+    lua_error(in->c->L);
+  }
+  return got;
 }
 
 /* the next line, without its newline, malloc'd; NULL at the end of
@@ -242,7 +319,7 @@ static char *read_line(input *in, const char *prompt, int *exited) {
     in->rl_line = NULL;
     rl_callback_handler_install(prompt, on_rl_line);
     uv_poll_start(&in->h.poll, UV_READABLE, on_poll);
-    *exited = !wait_line(in);
+    *exited = !wait_line(in, prompt);
     uv_poll_stop(&in->h.poll);
     if (*exited) {
       rl_callback_handler_remove();
@@ -255,7 +332,7 @@ static char *read_line(input *in, const char *prompt, int *exited) {
   fputs(prompt, stdout);
   fflush(stdout);
   uv_read_start((uv_stream_t *)&in->h, on_alloc, on_read);
-  *exited = !wait_line(in);
+  *exited = !wait_line(in, prompt);
   uv_read_stop((uv_stream_t *)&in->h);
   if (*exited || (in->len == 0 && in->eof)) return NULL;
   {
@@ -400,6 +477,10 @@ void lw_cli_repl(lw_cli *c) {
       int r = lw_cli_task(c, 0);
       if (r == LWC_EXIT) break;
       if (r == LWC_OK) print_values(L, lua_gettop(L) - top - 1);
+      if (lw_host_flush(c->S) == LW_EMEM) {
+        lua_pushliteral(L, "not enough memory");
+        lua_error(L);
+      }
     }
     lua_settop(L, top);
   }

@@ -108,9 +108,11 @@ void lw_cli_message(lua_State *L) {
 /* The error report of a task nobody awaited (message and traceback):
    named as the main chunk's are */
 void lw_cli_onerror(void *ud, lua_State *co, const char *msg) {
-  (void)ud;
+  lw_cli *c = (lw_cli *)ud;
   (void)co;
+  if (c->aside) c->aside(c, 0);
   cli_say(msg);
+  if (c->aside) c->aside(c, 1);
 }
 
 /* Turn the error object on L's top into its message, on every Lua

@@ -13,6 +13,16 @@ int lw_host_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs) {
   return lw_sched_resume(S, co, from, nargs);
 }
 
+static int flush_protected(lua_State *L) {
+  lws_flush_errors((lw_sched *)lua_touserdata(L, 1), L);
+  return 0;
+}
+
+int lw_host_flush(lw_sched *S) {
+  if (S->npend == 0 || lws_stepping(S) || S->runco != NULL) return LW_OK;
+  return lws_protect(S, flush_protected, S);
+}
+
 void lw_host_errmsg(lua_State *L) { lw_sched_errmsg(L); }
 
 lw_store *lw_host_store(lw_sched *S) { return lws_store(S); }

@@ -26,6 +26,13 @@ lw_sched *lw_host_sched(lua_State *L);
    is the running thread.  LW_OK or LW_EMEM.  Raises no Lua error. */
 int lw_host_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs);
 
+/* Report now the failures of tasks that nobody awaited, as a step's end
+   does (outside any step and task; else nothing).  The prompt calls it
+   after each line: a line is a step of its own there, so a task that
+   failed while it ran is not held back until some later step (at an idle
+   prompt, the end of input).  LW_OK, or LW_EMEM (the rest are lost). */
+int lw_host_flush(lw_sched *S);
+
 /* Replace the error object on L's top by a printable message (as a task
    error report words it).  May raise a memory error. */
 void lw_host_errmsg(lua_State *L);

@@ -28,8 +28,10 @@ command -v wrk >/dev/null 2>&1 || need="$need wrk"
 command -v luarocks >/dev/null 2>&1 || need="$need luarocks"
 command -v mandoc >/dev/null 2>&1 || need="$need mandoc"
 command -v groff >/dev/null 2>&1 || need="$need groff-base"
-# the interactive prompt's tests drive it in a terminal (tests/repl.sh)
+# the interactive prompt's tests drive it in a terminal (tests/repl.sh);
+# its line editing is built in when readline's headers are there
 command -v tmux >/dev/null 2>&1 || need="$need tmux"
+[ -f /usr/include/readline/readline.h ] || need="$need libreadline-dev"
 if [ "$1" = fuzz ]; then
   command -v clang >/dev/null 2>&1 || need="$need clang"
   ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \

@@ -9,7 +9,7 @@ V=${LUAWEAVE_V:-5.4}
 LW="$(cd "$B" 2>/dev/null && pwd)/luaweave"
 SOCK=lwrepl$$
 n=0 failed=0
-PLAN=19
+PLAN=23
 echo "1..$PLAN"
 if ! command -v tmux >/dev/null 2>&1; then
   i=0
@@ -67,6 +67,17 @@ wait_prompt() {
   w=0
   while [ $w -lt 300 ]; do
     screen | grep -v '^ *$' | tail -1 | grep -Eq '^>( |$)' && return 0
+    sleep 0.1
+    w=$((w + 1))
+  done
+  return 1
+}
+# wait_last ERE: 0 once the last line on the screen that is not blank
+# matches
+wait_last() {
+  w=0
+  while [ $w -lt 300 ]; do
+    screen | grep -v '^ *$' | tail -1 | grep -Eq -- "$1" && return 0
     sleep 0.1
     w=$((w + 1))
   done
@@ -184,6 +195,31 @@ else
   wait_for '^[[:space:]]+stdin:1: in function <stdin:1>$' && line 'print("a" .. "live")' && wait_for '^alive$'
   ok $? "Ctrl-C while a background task busy-loops at the prompt: interrupted there, the prompt goes on"
 fi
+# a background task's error is reported as it fails, never held back
+# until the next line: the prompt (and, with readline, what was typed)
+# comes back under the report
+start
+wait_prompt
+line 'task.spawn(function() error("bg" .. "-now") end)'
+wait_for '^stdin:1: bg-now$' && wait_prompt
+ok $? "a task failing as its line runs: reported at once, the prompt under it"
+F=$D/late$n
+line "task.spawn(function() while not io.open('$F') do task.wait(0.01) end error('bg' .. '-late') end)"
+wait_prompt
+keys -l 'print(4'
+wait_last '^> print\(4$'
+: >"$F"
+if ldd "$LW" 2>/dev/null | grep -q libreadline; then TYPED='^> print\(4$'; else TYPED='^>$'; fi
+wait_for '^stdin:1: bg-late$' && wait_last "$TYPED" &&
+  screen | grep -v "^ *$" | grep -EB1 -- "$TYPED" | tail -2 | head -1 | grep -q 'in function <stdin:1>'
+ok $? "a task failing while the prompt waits: reported at once, the prompt and what was typed shown again under it"
+keys -l '2)'
+keys Enter
+wait_for '^42$'; ok $? "the line typed before the report runs whole"
+# Ctrl-C at the prompt ends luaweave by SIGINT, as lua(1)
+keys C-c
+wait_dead && [ "$dead_status" = 130 ]; ok $? "Ctrl-C at the prompt, tasks done: luaweave ends by SIGINT (130)"
+
 # Ctrl-D in a session of its own, once the prompt reads the terminal
 # (typed between lines, the terminal's own line discipline would take it)
 start
