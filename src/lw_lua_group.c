@@ -12,12 +12,11 @@
 
 /* status(co): lw.status's name of co's status (a task is tracked) */
 static int l_status(lua_State *L) {
-  static const char *const names[] = {"untracked", "pending",  "yielded",
-                                      "returned",  "failed",   "cancelled"};
   lw_sched *S = *(lw_sched **)lua_touserdata(L, lua_upvalueindex(1));
   lua_State *co = lua_tothread(L, 1);
   int st = (co != NULL && S != NULL && !lws_gone(S)) ? lw_status(lws_store(S), co) : 0;
-  lua_pushstring(L, names[st >= 0 && st <= 5 ? st : 0]);
+  const char *name = lw_status_name(st); /* NULL for an error code */
+  lua_pushstring(L, name != NULL ? name : "untracked");
   return 1;
 }
 
