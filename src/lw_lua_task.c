@@ -366,7 +366,9 @@ static const luaL_Reg task_funcs[] = {
    suspends it again while it is cancelled: before 5.4 a cancelled task
    cannot be closed, and a raw coroutine.resume would otherwise bring it
    back to life.  "... == mark" reads the first result only; "return ..."
-   keeps their number, none included. */
+   keeps their number, none included.  Each C function is called through
+   a local of its own name: 5.1 and LuaJIT name a C function in a
+   traceback by the local it was called through ('exit', not 'f'). */
 static void wrap_suspending(lua_State *L, int t) {
   static const char code[] =
     "local mark, yield, cancelled, t, cmark = ...\n"
@@ -378,11 +380,12 @@ static void wrap_suspending(lua_State *L, int t) {
     "  if ... == mark then return again(yield()) end\n"
     "  return ...\n"
     "end\n"
-    "local names = { 'wait', 'await', 'any', 'exit', '_awaitall' }\n"
-    "for i = 1, 5 do\n"
-    "  local f = t[names[i]]\n"
-    "  t[names[i]] = function(...) return after(f(...)) end\n"
-    "end\n";
+    "local wait, await, any, exit, _awaitall = t.wait, t.await, t.any, t.exit, t._awaitall\n"
+    "t.wait = function(...) return after(wait(...)) end\n"
+    "t.await = function(...) return after(await(...)) end\n"
+    "t.any = function(...) return after(any(...)) end\n"
+    "t.exit = function(...) return after(exit(...)) end\n"
+    "t._awaitall = function(...) return after(_awaitall(...)) end\n";
   t = lw_absindex(L, t);
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.task") != 0)
     lua_error(L);

@@ -178,6 +178,8 @@ printf '%s\n' "$WANT" >"$T/paths.want"
 check "-E: package.path and cpath are $INTERP's defaults, whatever LUA_PATH says" 0 '^same$' "" -- \
   sh -c 'env LUA_PATH="$1/?.lua" LUA_CPATH="$1/?.so" LUA_PATH_5_4=x LUA_CPATH_5_4=y "$2" -E -e "$3" | cmp -s - "$1/paths.want" && echo same' - "$T" "$LW" "$PATHS"
 check "-Ex: unrecognized" 1 "" "unrecognized option '-Ex'" -- "$LW" -Ex
+check "a bad argument to task.exit: the traceback names it (5.1-5.3, LuaJIT: not 'f')" 1 "" \
+  "^	\[C\]: in (function|upvalue) '(luaweave\.task\.)?exit'$" -- "$LW" -e 'task.exit("bad")'
 check "-vv: unrecognized, as lua(1)" 1 "" "unrecognized option '-vv'" -- "$LW" -vv
 check "-l needs an argument" 1 "" "'-l' needs argument" -- "$LW" -l
 check "-v names the Lua it runs on" 0 '(Lua|LuaJIT)' "" -- "$LW" -v
