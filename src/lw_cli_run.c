@@ -45,8 +45,15 @@ static void on_end(void *ud, lua_State *co, int status) {
   lw_cli *c = (lw_cli *)ud;
   if (co != c->step || lw_host_stopped(c->S)) return;
   c->step_ended = 1;
-  if (status == LW_CANCELLED) note_cancel(c, co);
+  if (status == LW_CANCELLED && c->cancel_where[0] == '\0') note_cancel(c, co);
   lw_host_stop(c->S, 1);
+}
+
+/* the piece is about to be cancelled: where, while its frames are there
+   (5.4 closes it before on_end hears of its end) */
+static void pre_cancel(void *ud, lua_State *co) {
+  lw_cli *c = (lw_cli *)ud;
+  if (co == c->step && !c->step_ended) note_cancel(c, co);
 }
 
 /* a traceback line (from its tab to before its newline) of luaweave's
@@ -458,6 +465,7 @@ int lw_cli_task(lw_cli *c, int nargs) {
   c->cancel_where[0] = '\0';
   lw_host_setmain(S, co); /* its error is ours to report, not the scheduler's */
   lw_sched_onend(S, on_end, c);
+  lw_host_onprecancel(S, pre_cancel, c);
   lw_cli_sigint_on(c);
   rc = lw_host_resume(S, co, L, nargs);
   lw_sync_running(L);
@@ -481,6 +489,7 @@ int lw_cli_task(lw_cli *c, int nargs) {
   lw_cli_sigint_off();
   interrupt_done(c);
   lw_sched_onend(S, NULL, NULL);
+  lw_host_onprecancel(S, NULL, NULL);
   lw_host_setmain(S, NULL);
   c->step = NULL;
   if (rc == LW_EMEM) raise_mem(L);

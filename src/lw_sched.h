@@ -57,6 +57,8 @@ struct lw_sched {
   lua_State *cancelling; /* the thread the scheduler is cancelling */
   lw_end_fn onend;      /* lw_sched_onend */
   void *onend_ud;
+  void (*precancel)(void *ud, lua_State *co); /* lw_host_onprecancel */
+  void *precancel_ud;
   int exited, exitcode, stepping, closed;
   int runexited, runexit; /* the last lw.run stopped by task.exit, its code */
   size_t guards;        /* threads with end guards (lws_pushguard; may

@@ -399,6 +399,7 @@ void lws_cancel(lw_sched *S, lua_State *co, lua_State *W) {
   lua_State *prev = S->cancelling;
   lw_rec *r = lws_task_rec(S, co);
   int e;
+  if (S->precancel != NULL) S->precancel(S->precancel_ud, co);
   if (r != NULL && r->task == T_AWAIT)
     S->wsweep = 1; /* its registrations go stale: drop them at the step's end */
   lws_task_drop(S, co);

@@ -33,6 +33,12 @@ int lw_host_stopped(const lw_sched *S) { return lws_isexited(S); }
 
 void lw_host_setmain(lw_sched *S, lua_State *co) { lws_setmain(S, co); }
 
+void lw_host_onprecancel(lw_sched *S, void (*fn)(void *ud, lua_State *co),
+                         void *ud) {
+  S->precancel = fn;
+  S->precancel_ud = ud;
+}
+
 int lw_host_parked(lw_sched *S, lua_State *co) {
   return lws_task_rec(S, co) != NULL;
 }

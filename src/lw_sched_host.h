@@ -33,6 +33,12 @@ int lw_host_resume(lw_sched *S, lua_State *co, lua_State *from, int nargs);
    prompt, the end of input).  LW_OK, or LW_EMEM (the rest are lost). */
 int lw_host_flush(lw_sched *S);
 
+/* fn(ud, co) just before the scheduler cancels co, while co's frames are
+   still there (5.4 closes the thread before its end is told); NULL: none.
+   fn must not raise nor allocate. */
+void lw_host_onprecancel(lw_sched *S, void (*fn)(void *ud, lua_State *co),
+                         void *ud);
+
 /* Replace the error object on L's top by a printable message (as a task
    error report words it).  May raise a memory error. */
 void lw_host_errmsg(lua_State *L);
