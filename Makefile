@@ -28,7 +28,7 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 CFLAGS_ALL = $(WARN) $(OPT) -fPIC -fvisibility=hidden -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
   $(LUADEF) $(LUA_CFLAGS) $(UV_CFLAGS) $(CFLAGS)
 
-LIB_SRC := src/lw_compat.c src/lw_error.c src/lw_map.c src/lw_store.c \
+LIB_SRC := src/lw_compat.c src/lw_error.c src/lw_map.c src/lw_store.c src/lw_store_cvals.c \
   src/lw_store_life.c src/lw_store_end.c src/lw_handle.c \
   src/lw_timerq.c \
   src/lw_sched.c src/lw_sched_spawn.c src/lw_sched_end.c src/lw_sched_await.c src/lw_sched_async.c \

@@ -131,6 +131,10 @@ void lwst_rec_reset(lw_store *s, const lua_State *co, lw_rec *r, int status) {
    is dead with an empty stack (or is the caller), so the few slots used
    are there. */
 void lwst_clear_vals(lw_store *s, lua_State *co) {
+  /* kept in C: the table holds nothing of this life (at most a stale
+     entry of an earlier one, never read again: a new filing replaces
+     it), and a nil set on an absent key may allocate before 5.4 */
+  if (lwst_cv_drop(s, co)) return;
   lua_rawgeti(co, LUA_REGISTRYINDEX, s->vref);
   lua_pushthread(co);
   lua_pushnil(co);
@@ -207,8 +211,9 @@ size_t lw_store_count(const lw_store *s) {
 
 size_t lw_store_bytes(const lw_store *s) {
   if (s == NULL) return 0;
-  return sizeof *s + (lw_map_capacity(&s->map) + lw_map_capacity(&s->wide)) *
-                     sizeof(lw_slot) + s->hcap * sizeof(lw_hslot);
+  return sizeof *s + (lw_map_capacity(&s->map) + lw_map_capacity(&s->wide) +
+                      lw_map_capacity(&s->cvals)) * sizeof(lw_slot) +
+         s->hcap * sizeof(lw_hslot);
 }
 
 unsigned long lw_store_freed(const lw_store *s) {
@@ -223,6 +228,7 @@ lw_rec *lw_store_track(lw_store *s, lua_State *co) {
      a map emptied by the GC is shrunk here, on the next track */
   if (s->map.count * 8 < lw_map_capacity(&s->map)) lw_map_compact(&s->map);
   if (s->wide.count * 8 < lw_map_capacity(&s->wide)) lw_map_compact(&s->wide);
+  if (s->cvals.count * 8 < lw_map_capacity(&s->cvals)) lw_map_compact(&s->cvals);
   if (lw_map_insert(&s->map, co, &r) < 0) return NULL;
   if (r->status == 0) {
     r->status = LW_PENDING;
@@ -239,8 +245,10 @@ int lw_track(lw_store *s, lua_State *co) {
 }
 
 void lw_store_release(lw_store *s, lua_State *co, lw_rec *r) {
-  (void)co;
-  if (r->status == 0 && r->task == 0) lw_map_remove_rec(&s->map, r);
+  if (r->status == 0 && r->task == 0) {
+    lwst_cv_drop(s, co); /* a stale life's, untracked: nobody reads it */
+    lw_map_remove_rec(&s->map, r); /* (another map: r stayed put) */
+  }
 }
 
 /* co returned and its values are filed, but the one telling of its end
@@ -251,6 +259,7 @@ void lw_store_release(lw_store *s, lua_State *co, lw_rec *r) {
 static void unfile_values(lw_store *s, lua_State *co, lw_rec *r) {
   int n = (int)rec_nres(s, co, r), i, t;
   if (n <= 0 || !lua_checkstack(co, n + 3)) return;
+  if (lwst_cv_push(s, co, co) >= 0) return; /* kept in C */
   lwst_push_vals(s, co, co); /* the pack, or the one value */
   if (n == 1) return;
   t = lua_gettop(co);
@@ -262,7 +271,13 @@ static void unfile_values(lw_store *s, lua_State *co, lw_rec *r) {
    itself stays while the scheduler needs it */
 static void untrack_rec(lw_store *s, lua_State *co, lw_rec *r) {
   if (r->vals && rec_valid(s, co, r, 0)) {
-    if (co == s->ending) unfile_values(s, co, r);
+    if (co == s->ending) {
+      /* values kept in C are pushed as new strings: the GC may run, and
+         move r */
+      unsigned long g = s->map.gen;
+      unfile_values(s, co, r);
+      r = lw_store_refind(s, co, r, g);
+    }
     lwst_clear_vals(s, co);
   }
   lwst_rec_reset(s, co, r, 0);
@@ -415,9 +430,12 @@ int lw_store_gcerror(lw_store *s, lua_State *L) {
    after recording, as the allocating call it interrupted would have. */
 static int record_return(lw_store *s, lua_State *co, lw_rec **rp, int n) {
   lw_rec *r = *rp;
-  if (n > 0) {
+  if (n > 0 && lwst_cv_file(s, co, 1, n)) {
+    lua_settop(co, 0); /* kept in C: no Lua allocation, r stays */
+  } else if (n > 0) {
     unsigned long gen = s->map.gen;
     int st, kept = 0;
+    lwst_cv_drop(s, co); /* an earlier life's, which reads would find first */
     st = file_values(s, co, 1, n, 0, &kept); /* may collect: r moves */
     if (kept) {
       int e2 = kept;
@@ -561,10 +579,9 @@ int lw_result(lw_store *s, lua_State *co, lua_State *L) {
       return n + 1;
     case LW_RETURNED:
       luaL_checkstack(L, n + 3, "too many results");
-      if (n == 0) {
-        lua_pushboolean(L, 1);
-        return 1;
-      }
+      lua_pushboolean(L, 1);
+      if (n == 0 || lwst_cv_push(s, co, L) >= 0) return n + 1; /* kept in C */
+      lua_pop(L, 1);
       lwst_push_vals(s, co, L); /* the pack, or the one value */
       if (n == 1) {
         lua_pushboolean(L, 1);
@@ -617,6 +634,7 @@ int lw_store_check(lw_store *s) {
   if (s == NULL) return __LINE__;
   if ((e = lw_map_check(&s->map)) != 0) return e;
   if ((e = lw_map_check(&s->wide)) != 0) return e;
+  if ((e = lw_map_check(&s->cvals)) != 0) return e;
   while ((sl = lw_map_next(&s->map, &i)) != NULL) {
     const lw_rec *r = &sl->rec;
     int counted = r->status == LW_YIELDED || r->status == LW_RETURNED ||
@@ -637,5 +655,9 @@ int lw_store_check(lw_store *s) {
   }
   if (tracked != s->tracked || tasks != s->ntasks) return __LINE__;
   if (wide != s->wide.count) return __LINE__;
+  /* values kept in C belong to a thread the store knows */
+  i = 0;
+  while ((sl = lw_map_next(&s->cvals, &i)) != NULL)
+    if (lw_map_find(&s->map, sl->key) == NULL) return __LINE__;
   return 0;
 }

@@ -19,6 +19,8 @@ struct lw_store {
   lw_store *self;       /* first: what the box says (NULL once closing) */
   lw_map map;           /* thread -> record (the store's and the scheduler's) */
   lw_map wide;          /* thread -> counts too big for its record */
+  lw_map cvals;         /* thread -> its returned values in C memory
+                           (lw_store_cvals.c) */
   size_t tracked;       /* records with a status (lw_store_count) */
   size_t ntasks;        /* records with a task state (the scheduler's) */
   lua_Alloc f;          /* the allocator luaweave wraps */
@@ -167,6 +169,19 @@ void lwst_clear_vals(lw_store *s, lua_State *co);
 void lwst_push_vals(lw_store *s, lua_State *co, lua_State *L);
 void lwst_ended(lw_store *s, lua_State *co, lua_State *L); /* onend */
 int lwst_values_filer(lua_State *co);        /* the recref closure */
+
+/* lw_store_cvals.c: returned values that cannot refer to a thread, in C.
+   file: co's n values from index first (copies), 1 if kept (then read
+   them there, not in the values table), 0 if not (too many, too big, one
+   that may refer to co, or no memory); allocates no Lua memory.  push:
+   the values kept for co onto L, their number, or -1 if none (may raise
+   a memory error; co is dead with an empty stack).  drop: free co's, 1
+   if it had some; never allocates (safe in the allocator hook).
+   free_all: every block and the map (lua_close). */
+int lwst_cv_file(lw_store *s, lua_State *co, int first, int n);
+int lwst_cv_push(lw_store *s, lua_State *co, lua_State *L);
+int lwst_cv_drop(lw_store *s, const lua_State *co);
+void lwst_cv_free_all(lw_store *s);
 
 /* internal invariant check for tests: 0 when sound, else a line number */
 int lw_store_check(lw_store *s);

@@ -44,6 +44,7 @@ static LW_NOINLINE void thread_freed(lw_store *s, void *p) {
     if (r->wide) lw_map_remove(&s->wide, co);
     lw_map_remove_rec(&s->map, r);
   }
+  lwst_cv_drop(s, co); /* its values kept in C go with it */
 }
 
 static void *hook(void *ud, void *p, size_t osize, size_t nsize) {
@@ -163,6 +164,7 @@ lw_store *lw_store_open(lua_State *L) {
   s->vref = s->recref = LUA_NOREF;
   lw_map_init(&s->map, f, ud);
   lw_map_init(&s->wide, f, ud);
+  lw_map_init(&s->cvals, f, ud);
   if ((e = lw_cpcall(L, open_protected, &o)) != LUA_OK) {
     if (e > 0) lua_pop(L, 1); /* the error object */
     lua_setallocf(L, f, ud);
@@ -211,6 +213,7 @@ static int store_gc(lua_State *L) {
   s->onclose = NULL;
   lw_map_free(&s->map);
   lw_map_free(&s->wide);
+  lwst_cv_free_all(s);
   lw_handle_free_all(s);
   s->tracked = s->ntasks = 0;
   s->cell = NULL;

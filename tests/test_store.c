@@ -252,6 +252,76 @@ static void test_recycle(void **state) {
 #endif
 }
 
+/* Returned values have two homes: C memory for those that cannot refer
+   to their thread (nil, booleans, numbers, short strings), the values
+   table for the rest.  Each reads back as returned, and a later life of
+   the same thread never reads an earlier life's values from the other
+   home. */
+static void test_values_homes(void **state) {
+  lw_store *s;
+  lua_State *L = open_state(&s), *co;
+  int nres;
+  size_t len;
+  (void)state;
+  co = lua_newthread(L);
+  lw_track(s, co);
+  luaL_loadstring(co, "return nil, false, true, 7, 2.5, 'a\\0b'");
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(0, lua_gettop(co)); /* kept off its stack */
+  assert_int_equal(7, lw_result(s, co, L));
+  assert_true(lua_toboolean(L, -7));
+  assert_true(lua_isnil(L, -6));
+  assert_true(lua_isboolean(L, -5) && !lua_toboolean(L, -5));
+  assert_true(lua_isboolean(L, -4) && lua_toboolean(L, -4));
+#if LUA_VERSION_NUM >= 503 && !defined(LW_LUAJIT)
+  assert_true(lua_isinteger(L, -3));
+  assert_false(lua_isinteger(L, -2));
+#endif
+  assert_int_equal(7, (int)lua_tointeger(L, -3));
+  assert_true(lua_tonumber(L, -2) == 2.5);
+  assert_memory_equal("a\0b", lua_tolstring(L, -1, &len), 3);
+  assert_int_equal(3, (int)len);
+  lua_settop(L, 1);
+  /* too many, too long, or a table: the values table, read the same */
+  lua_settop(co, 0);
+  luaL_loadstring(co, "return 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17");
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(18, lw_result(s, co, L));
+  assert_int_equal(17, (int)lua_tointeger(L, -1));
+  lua_settop(L, 1);
+  luaL_loadstring(co, "return ('x'):rep(300), 'y'");
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(3, lw_result(s, co, L));
+  assert_int_equal(300, (int)lw_rawlen(L, -2));
+  lua_settop(L, 1);
+  /* life 1 kept in C; work pushed behind luaweave's back makes its record
+     stale, so untracking it drops nothing; life 2 returns a table: read
+     from the table, not life 1's values */
+  luaL_loadstring(co, "return 1, 2, 3");
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  luaL_loadstring(co, "return {'life 2'}, 'x'");
+  assert_int_equal(LW_OK, lw_untrack(s, co));
+  lw_track(s, co);
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(3, lw_result(s, co, L));
+  assert_true(lua_istable(L, -2));
+  assert_string_equal("x", lua_tostring(L, -1));
+  lua_settop(L, 1);
+  /* and the other way: life 2's table entry, then life 3 in C */
+  luaL_loadstring(co, "return 'life 3'");
+  assert_int_equal(LUA_OK, lw_resume(s, co, L, 0, &nres));
+  assert_int_equal(2, lw_result(s, co, L));
+  assert_string_equal("life 3", lua_tostring(L, -1));
+  assert_int_equal(0, lw_store_check(s));
+  /* collected: its values go with it (a block of a thread the store no
+     longer knows fails the check) */
+  lua_settop(L, 0);
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  assert_int_equal(0, (int)lw_store_count(s));
+  assert_int_equal(0, lw_store_check(s));
+  close_state(L);
+}
+
 static void test_cancel(void **state) {
   lw_store *s;
   lua_State *L = open_state(&s), *co;
@@ -651,7 +721,10 @@ static void test_gc_error_while_filing(void **state) {
             "  collectgarbage('setstepmul', 100 + (i % 10) * 100)\n"
             "  bomb(); bomb(); bomb()\n"
             "end\n"
-            "function body(i) return 'a', i, nil, 'd' end\n"
+            "-- 17 values: filed in the values table (allocating), not kept\n"
+            "-- in C (at most 16)\n"
+            "function body(i) return 'a', i, nil, 'd', nil, nil, nil, nil, nil,\n"
+            "  nil, nil, nil, nil, nil, nil, nil, nil end\n"
             "collectgarbage('setpause', 0)");
   for (i = 1; i <= 20000; i++) {
     unsigned long g0 = s->gcerrs;
@@ -676,14 +749,15 @@ static void test_gc_error_while_filing(void **state) {
       assert_non_null(strstr(lua_tostring(L, -1), "gc boom"));
       continue;
     }
-    assert_int_equal(4, nres);
+    assert_int_equal(17, nres);
     assert_int_equal(0, lua_gettop(co));
     assert_int_equal(LW_RETURNED, lw_status(s, co));
-    assert_int_equal(5, lw_result(s, co, L));
-    assert_string_equal("a", lua_tostring(L, -4));
-    assert_int_equal(i, lua_tointeger(L, -3));
-    assert_true(lua_isnil(L, -2));
-    assert_string_equal("d", lua_tostring(L, -1));
+    assert_int_equal(18, lw_result(s, co, L));
+    assert_string_equal("a", lua_tostring(L, -17));
+    assert_int_equal(i, lua_tointeger(L, -16));
+    assert_true(lua_isnil(L, -15));
+    assert_string_equal("d", lua_tostring(L, -14));
+    assert_true(lua_isnil(L, -1));
     if (s->gcerrs != g0) {
       caught++;
       assert_int_equal(1, lw_store_gcerror(s, L));
@@ -858,6 +932,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_handles),
     cmocka_unit_test(test_reuse_churn),
     cmocka_unit_test(test_recycle),
+    cmocka_unit_test(test_values_homes),
     cmocka_unit_test(test_cancel),
     cmocka_unit_test(test_cancel_then_reuse),
     cmocka_unit_test(test_dropped_threads_freed),
