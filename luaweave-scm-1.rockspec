@@ -29,7 +29,8 @@ build = {
     luaweave = {
       sources = {
         "src/lw_compat.c", "src/lw_error.c", "src/lw_map.c", "src/lw_store.c",
-        "src/lw_store_life.c", "src/lw_store_end.c", "src/lw_handle.c",
+        "src/lw_store_life.c", "src/lw_store_end.c", "src/lw_store_cvals.c",
+        "src/lw_handle.c",
         "src/lw_timerq.c",
         "src/lw_sched.c", "src/lw_sched_spawn.c",
         "src/lw_sched_end.c", "src/lw_sched_await.c",
