@@ -29,6 +29,7 @@
 #include "lw_sched.h"
 #include "lw_compat.h"
 
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -534,6 +535,16 @@ int lws_suspend(lua_State *L) {
 #endif
 }
 
+/* A wait's deadline, rounded up so that due - t0 is at least what was
+   asked: K_WAIT reports stepnow - t0 once due <= stepnow, and rounding
+   is monotonic, so the task never sees less than it asked for (now + s
+   may round down: 13437.29004699601 + 0.007 is 0.0069999999996 later) */
+static double wait_due(double now, double seconds) {
+  double due = now + seconds;
+  while (due - now < seconds) due = nextafter(due, HUGE_VAL);
+  return due;
+}
+
 int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
   lw_rec *r;
   lw_ent e;
@@ -558,7 +569,7 @@ int lw_sched_wait(lw_sched *S, lua_State *L, double seconds) {
   e.ticket = r->ticket;
   e.kind = K_WAIT;
   e.t0 = now;
-  if (lws_tpush(S, now + seconds, &e, seconds == 0) != LW_OK) {
+  if (lws_tpush(S, wait_due(now, seconds), &e, seconds == 0) != LW_OK) {
     lws_unanchor(S, L, e.ref);
     lws_task_put(S, r, T_RUNNING); /* t_push allocates outside Lua: r holds */
     lws_raise_mem(L);

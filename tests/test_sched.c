@@ -93,6 +93,31 @@ static void test_wait0_next_step(void **state) {
   close_all();
 }
 
+/* a wait never reports less than it asked for, even where now + s
+   rounds below it: at 13437.29004699601, 0.007 later is 0.0069999999996
+   later in doubles (the soak saw 0.0069999999977881 on LuaJIT) */
+static void test_wait_rounding(void **state) {
+  static const double t0 = 13437.29004699601, s = 0.007;
+  double t;
+  int i, n = 0;
+  (void)state;
+  lwt_open();
+  assert_true((t0 + s) - t0 < s); /* the case this test is about */
+  clk = t0;
+  lwt_do(L, "task.spawn(function()\n"
+            "  local got = task.wait(0.007)\n"
+            "  L(got >= 0.007 and 'ok' or ('short %.17g'):format(got))\n"
+            "end)");
+  /* the clock reaches the deadline one representable time at a time */
+  for (t = t0 + s, i = 0; i < 8 && n == 0; i++, t = nextafter(t, HUGE_VAL)) {
+    clk = t;
+    n = step();
+  }
+  assert_int_equal(1, n);
+  expect_log("ok");
+  close_all();
+}
+
 /* the fake clock moves by the argument (work that takes time) */
 static int c_tick(lua_State *co) {
   clk += luaL_checknumber(co, 1);
@@ -1145,6 +1170,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_order),
     cmocka_unit_test(test_wait0_next_step),
     cmocka_unit_test(test_wait_step_clock),
+    cmocka_unit_test(test_wait_rounding),
     cmocka_unit_test(test_next),
     cmocka_unit_test(test_cancel_queued_and_timer),
     cmocka_unit_test(test_cancel_awaiting),
