@@ -223,14 +223,22 @@ int lw_pushyield(lua_State *L) {
 }
 
 #if !defined(LW_LUAJIT)
-static int suspender(lua_State *L) { return lua_yield(L, 0); }
+/* two functions alike, one per kind of wrapper: the function a task is
+   suspended in says which wrapper suspended it (lw_sched.c, in_wrapper) */
+static int suspend_task(lua_State *L) { return lua_yield(L, 0); }
+static int suspend_async(lua_State *L) { return lua_yield(L, 0); }
+
+lua_CFunction lw_suspender(int async) {
+  return async ? suspend_async : suspend_task;
+}
 #endif
 
-int lw_pushsuspender(lua_State *L) {
+int lw_pushsuspender(lua_State *L, int async) {
 #if defined(LW_LUAJIT)
+  (void)async;
   return lw_pushyield(L);
 #else
-  lua_pushcfunction(L, suspender);
+  lua_pushcfunction(L, lw_suspender(async));
   return 1;
 #endif
 }

@@ -114,10 +114,16 @@ int lw_yieldable(lua_State *L);
 #endif
 
 /* push the function the wrappers suspend with: coroutine.yield on LuaJIT
-   (see above), elsewhere a C function of luaweave's own (so that a
-   suspension is never mistaken for a plain coroutine.yield); 0 if the
-   coroutine library is missing (LuaJIT) */
-int lw_pushsuspender(lua_State *L);
+   (see above), elsewhere a C function of luaweave's own, one for the task
+   functions' wrapper (async 0) and one for async functions' (async 1), so
+   that a suspension is never mistaken for a plain coroutine.yield and
+   tells which wrapper made it; 0 if the coroutine library is missing
+   (LuaJIT) */
+int lw_pushsuspender(lua_State *L, int async);
+#if !defined(LW_LUAJIT)
+/* the function lw_pushsuspender pushes */
+lua_CFunction lw_suspender(int async);
+#endif
 
 /* the C function at level 0 of co (of a suspended co: the one that
    yielded), or NULL */

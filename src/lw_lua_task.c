@@ -371,7 +371,7 @@ static const luaL_Reg task_funcs[] = {
    traceback by the local it was called through ('exit', not 'f'). */
 static void wrap_suspending(lua_State *L, int t) {
   static const char code[] =
-    "local mark, yield, cancelled, t, cmark = ...\n"
+    "local mark, yield, cancelled, t, cmark, error = ...\n"
     "local function again(...)\n"
     "  if ... == cmark then error('cancelled', 0) elseif cancelled() then return again(yield()) end\n"
     "  return ...\n"
@@ -389,14 +389,16 @@ static void wrap_suspending(lua_State *L, int t) {
   t = lw_absindex(L, t);
   if (luaL_loadbuffer(L, code, sizeof code - 1, "=luaweave.task") != 0)
     lua_error(L);
+  lws_setwrapperenv(L, 0); /* hence error as a local */
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK); /* interns it */
-  if (!lw_pushsuspender(L))
+  if (!lw_pushsuspender(L, 0))
     luaL_error(L, "luaweave.task: LuaJIT needs the coroutine library");
   lw_sched_pushbox(L);
   lws_pushcancelled(L);
   lua_pushvalue(L, t);
   lua_pushlightuserdata(L, (void *)&LW_CANCEL_MARK); /* interns it */
-  lua_call(L, 5, 0);
+  lua_getglobal(L, "error");
+  lua_call(L, 6, 0);
 }
 #endif
 

@@ -213,32 +213,79 @@ static int yielded_plainly(lw_sched *S, lua_State *co) {
    resumed behind luaweave's back (a raw coroutine.resume) ended its wait
    there; when it has yielded again at a yield of its own, luaweave's
    values (a number, the async mark) must not reach that yield.  Where
-   LW_SUSPEND_WRAPPED, the suspension is a yield made by a wrapper's
-   `again` (line 2) or `after` (line 6) (lw_lua_task.c, lw_sched_async.c;
-   on LuaJIT with coroutine.yield, so the wrapper frame is what tells);
-   elsewhere the task functions yield from their own C functions, never
-   from coroutine.yield.  May allocate (a stack slot). */
+   LW_SUSPEND_WRAPPED, the suspension is a yield made by a wrapper
+   (lw_lua_task.c, lw_sched_async.c); elsewhere the task functions yield
+   from their own C functions, never from coroutine.yield.  May allocate
+   (a stack slot).
+
+   It runs at every resumption, so it reads no names or line numbers
+   (lua_getinfo "S" copies the chunk name).  5.1-5.3: the wrappers yield
+   through a C function of their own (lw_compat.c, one per kind), the
+   one co yielded from.  LuaJIT: they yield with coroutine.yield, so the
+   wrapper's frame (level 1, below the yield; level 0 is looked at too)
+   is what tells:
+   its environment is a table of its kind that only the wrappers have
+   (lws_setwrapperenv), found at no cost through S->wenv. */
 #if LW_SUSPEND_WRAPPED
-/* co is suspended in a wrapper: the task functions' ("=luaweave.task"),
-   or with async 1 also an async function's */
-static int in_wrapper(lua_State *co, int async) {
+#if defined(LW_LUAJIT)
+static const char wenv_key[2] = {'t', 'a'};
+
+/* push the environment of wrappers of kind async, made if missing.
+   May raise (memory). */
+static void push_wenv(lua_State *L, int async) {
+  lw_rawgetp(L, LUA_REGISTRYINDEX, &wenv_key[async]);
+  if (lua_istable(L, -1)) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 0);
+  lua_pushvalue(L, -1);
+  lw_rawsetp(L, LUA_REGISTRYINDEX, &wenv_key[async]);
+}
+
+void lws_wrapper_envs(lw_sched *S, lua_State *L) {
+  int i;
+  for (i = 0; i <= 1; i++) {
+    push_wenv(L, i);
+    S->wenv[i] = lua_topointer(L, -1);
+    lua_pop(L, 1);
+  }
+}
+
+static int in_wrapper(lw_sched *S, lua_State *co, int async) {
   lua_Debug ar;
+  const void *env;
   int level;
-  for (level = 0; level <= 1; level++) {
-    if (!lua_getstack(co, level, &ar) || !lua_getinfo(co, "S", &ar)) return 0;
-    if ((ar.linedefined == 2 || ar.linedefined == 6) &&
-        (strcmp(ar.source, "=luaweave.task") == 0 ||
-         (async && strcmp(ar.source, "=luaweave.async") == 0)))
-      return 1;
+  if (!lua_checkstack(co, 2)) return 0;
+  for (level = 1; level >= 0; level--) {
+    if (!lua_getstack(co, level, &ar) || !lua_getinfo(co, "f", &ar)) continue;
+    lua_getfenv(co, -1);
+    env = lua_topointer(co, -1);
+    lua_pop(co, 2);
+    if (env == S->wenv[0] || (async && env == S->wenv[1])) return 1;
   }
   return 0;
+}
+#else
+static int in_wrapper(lw_sched *S, lua_State *co, int async) {
+  lua_CFunction f = lw_co_cfunc(co);
+  (void)S;
+  return f != NULL && (f == lw_suspender(0) || (async && f == lw_suspender(1)));
+}
+#endif
+
+void lws_setwrapperenv(lua_State *L, int async) {
+#if defined(LW_LUAJIT)
+  push_wenv(L, async);
+  lua_setfenv(L, -2);
+#else
+  (void)L;
+  (void)async;
+#endif
 }
 #endif
 
 static int own_suspension(lw_sched *S, lua_State *co) {
 #if LW_SUSPEND_WRAPPED
-  (void)S;
-  return in_wrapper(co, 1);
+  return in_wrapper(S, co, 1);
 #else
   lua_CFunction f = lw_co_cfunc(co);
   return f != NULL && f != S->yieldfn;
@@ -495,7 +542,7 @@ void lws_unwind(lw_sched *S, lua_State *co, lua_State *W) {
   lw_rec *r;
   int n = 0, st;
   if (LWS_GONE(S) || co == W || lua_status(co) != LUA_YIELD ||
-      !in_wrapper(co, 0) || !lua_checkstack(co, 1))
+      !in_wrapper(S, co, 0) || !lua_checkstack(co, 1))
     return; /* not in task.wait/await/any/exit */
   lua_settop(co, 0);
   lua_pushlightuserdata(co, (void *)&LW_CANCEL_MARK);

@@ -67,6 +67,8 @@ struct lw_sched {
   lua_State *main;      /* lw.run's main task, awaited by run */
   lua_CFunction yieldfn; /* coroutine.yield's, where LW_YIELD_UNSURE or
                            not LW_SUSPEND_WRAPPED */
+  const void *wenv[2];  /* LuaJIT: the environments of the task functions'
+                           and of async functions' wrappers (in_wrapper) */
   lua_State *runco;     /* the task resume_rec runs (innermost) ... */
   lw_rec *runrec;       /* ... its record ... */
   unsigned long rungen; /* ... good while the store's map is at this gen */
@@ -133,6 +135,17 @@ extern const char LW_SUSPEND_MARK;
    to-be-closed variable does); its end stays recorded as cancelled */
 extern const char LW_CANCEL_MARK;
 void lws_unwind(lw_sched *S, lua_State *co, lua_State *W);
+#if LW_SUSPEND_WRAPPED
+/* set the environment of the wrapper chunk on top (loaded, not yet
+   called): that of the task functions' wrappers (async 0) or of async
+   functions' (1), by which lw_sched.c tells their suspensions on LuaJIT;
+   such a chunk reads no globals.  May raise (memory). */
+void lws_setwrapperenv(lua_State *L, int async);
+#if defined(LW_LUAJIT)
+/* note the two environments in S (made if missing).  May raise. */
+void lws_wrapper_envs(lw_sched *S, lua_State *L);
+#endif
+#endif
 /* the level of their caller for error positions, past that wrapper */
 #if LW_SUSPEND_WRAPPED
 #define LW_TASK_LEVEL 2

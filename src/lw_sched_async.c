@@ -666,8 +666,8 @@ static void push_pcall(lua_State *L) {
 }
 
 #if LW_SUSPEND_WRAPPED
-/* the wrapper's suspension, lines 2 and 6 of its chunk (lw_sched.c's
-   in_wrapper tells its own suspensions by them) */
+/* the wrapper's suspension (lw_sched.c's in_wrapper tells it by the
+   suspender, or on LuaJIT the chunk's environment) */
 #define SUSPEND_LINES \
   "local function again(...)\n" \
   "  if cancelled() then return again(yield()) end\n" \
@@ -682,7 +682,7 @@ static void push_pcall(lua_State *L) {
 static void push_suspend_args(lua_State *L) {
   lua_pushcfunction(L, async_finish);
   lua_pushlightuserdata(L, (void *)&LW_SUSPEND_MARK);
-  if (!lw_pushsuspender(L))
+  if (!lw_pushsuspender(L, 1))
     luaL_error(L, "lw_async_wrap: LuaJIT needs the coroutine library");
   lw_sched_check(L);
   lw_sched_pushbox(L);
@@ -695,6 +695,7 @@ void lws_async_suspending(lua_State *L) {
     "return function(...) return after(call(...)) end\n";
   if (luaL_loadbuffer(L, code, sizeof code - 1, INNER_CHUNK) != 0)
     lua_error(L);
+  lws_setwrapperenv(L, 1);
   lua_insert(L, -2);
   push_suspend_args(L);
   lua_call(L, 5, 1);
@@ -733,6 +734,9 @@ void lw_async_wrap(lua_State *L, lua_CFunction f) {
 #endif
   if (luaL_loadbuffer(L, code, sizeof code - 1, INNER_CHUNK) != 0)
     lua_error(L);
+#if LW_SUSPEND_WRAPPED
+  lws_setwrapperenv(L, 1);
+#endif
   push_pcall(L);
   if (luaL_loadbuffer(L, inner, sizeof inner - 1, INNER_CHUNK) != 0)
     lua_error(L);

@@ -93,6 +93,9 @@ static int open_protected(lua_State *L) {
     if (lw_pushyield(L)) S->yieldfn = lua_tocfunction(L, -1);
     lua_pop(L, 1);
   }
+#if LW_SUSPEND_WRAPPED && defined(LW_LUAJIT)
+  lws_wrapper_envs(S, L);
+#endif
   lw_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY); /* pops the box */
   *b = *S; /* nothing fails from here on: the box is the scheduler */
   b->self = b;
