@@ -30,7 +30,6 @@
 #include "lw_compat.h"
 
 #include <math.h>
-#include <string.h>
 #include <time.h>
 
 const char lws_async_mark = 'A';
@@ -223,9 +222,8 @@ static int yielded_plainly(lw_sched *S, lua_State *co) {
    through a C function of their own (lw_compat.c, one per kind), the
    one co yielded from.  LuaJIT: they yield with coroutine.yield, so the
    wrapper's frame (level 1, below the yield; level 0 is looked at too)
-   is what tells:
-   its environment is a table of its kind that only the wrappers have
-   (lws_setwrapperenv), found at no cost through S->wenv. */
+   is what tells: its environment is a table of its kind that only the
+   wrappers have (lws_setwrapperenv), found at no cost through S->wenv. */
 #if LW_SUSPEND_WRAPPED
 #if defined(LW_LUAJIT)
 static const char wenv_key[2] = {'t', 'a'};
